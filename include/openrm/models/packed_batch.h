@@ -1,0 +1,29 @@
+// A packed batch: B sequences laid end to end with no padding.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace openrm {
+
+struct PackedBatch {
+  at::Tensor input_ids;     // (T) int64, the B sequences concatenated
+  at::Tensor cu_seqlens;    // (B+1) int64, sequence b is [cu[b], cu[b+1])
+  at::Tensor position_ids;  // (T) int64, 0..len-1 within each sequence
+  std::int64_t max_seqlen = 0;
+  std::vector<std::int64_t> lengths;  // (B) host copy of the lengths
+
+  // Packs token sequences; each must be non-empty. Throws openrm::Error
+  // otherwise (naming the sequence index).
+  static PackedBatch from_sequences(const std::vector<std::vector<std::int64_t>>& sequences);
+
+  std::int64_t num_sequences() const { return static_cast<std::int64_t>(lengths.size()); }
+  std::int64_t num_tokens() const { return input_ids.defined() ? input_ids.size(0) : 0; }
+  // The tensors moved to `device` (lengths stay on the host).
+  PackedBatch to(c10::Device device, bool non_blocking = false) const;
+};
+
+}  // namespace openrm

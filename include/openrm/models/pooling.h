@@ -1,0 +1,38 @@
+// Which token of a sequence the reward is read from.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "openrm/models/packed_batch.h"
+
+namespace openrm {
+
+enum class Pooling {
+  // transformers' rule for *ForSequenceClassification: the rightmost token
+  // that is not pad_token_id (the first token if all are pad). Without a pad
+  // token it takes the last token and, as transformers does, refuses batches
+  // of more than one sequence.
+  kRightmostNonPad,
+  // The last token of each sequence, by length.
+  kLastToken,
+  // Older transformers (< 4.45): the token before the first pad_token_id, or
+  // the last token when there is none (the index wraps around).
+  kBeforeFirstPad,
+};
+
+// Names used in openrm.json and on the command line:
+// "rightmost_non_pad", "last_token", "before_first_pad".
+const char* pooling_name(Pooling pooling);
+// Throws openrm::Error listing the accepted names.
+Pooling parse_pooling(const std::string& name);
+
+// Row index into the packed (T, H) hidden states for each sequence: (B) int64
+// on the batch's device.
+at::Tensor pooled_token_indices(const PackedBatch& batch, Pooling pooling,
+                                std::optional<std::int64_t> pad_token_id);
+
+}  // namespace openrm

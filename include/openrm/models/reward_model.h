@@ -1,0 +1,88 @@
+// A transformer with a scalar (or num_labels-wide) head: the reward model.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+#include <torch/nn/module.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "openrm/io/config.h"
+#include "openrm/models/packed_batch.h"
+#include "openrm/models/pooling.h"
+
+namespace openrm {
+
+// Base class of every architecture. named_parameters() yields the tensor
+// names of the Hugging Face checkpoint ("model.layers.0.self_attn.q_proj.weight",
+// "score.weight"), so loading and saving need no name mapping.
+class RewardModel : public torch::nn::Module {
+ public:
+  RewardModel(ModelConfig config, Pooling pooling)
+      : config_(std::move(config)), pooling_(pooling) {}
+
+  // Final hidden states of the backbone, (T, H), for a packed batch on the
+  // model's device.
+  virtual at::Tensor hidden_states(const PackedBatch& batch) = 0;
+  // The head applied to pooled hidden states: (B, H) -> (B, num_labels).
+  virtual at::Tensor head(const at::Tensor& pooled) = 0;
+
+  // Rewards (B, num_labels) for a packed batch; the batch is moved to the
+  // model's device if needed.
+  at::Tensor forward(const PackedBatch& batch);
+  // Convenience: one reward per token sequence (requires num_labels == 1).
+  std::vector<float> score(const std::vector<std::vector<std::int64_t>>& sequences);
+
+  const ModelConfig& config() const { return config_; }
+  Pooling pooling() const { return pooling_; }
+  void set_pooling(Pooling pooling) { pooling_ = pooling; }
+  c10::Device device() const;
+  c10::ScalarType dtype() const;
+
+  // Fills the weights with a fresh initialisation (normal(0, std) for
+  // matrices and embeddings, ones for norms, zeros for biases), reproducibly
+  // for a given seed.
+  virtual void init_weights(std::uint64_t seed, double std = 0.02);
+
+ private:
+  ModelConfig config_;
+  Pooling pooling_;
+};
+
+struct LoadOptions {
+  // Where the weights live, e.g. "cpu" or "cuda:0".
+  c10::Device device = c10::Device(c10::kCPU);
+  // The dtype the model computes in; stored tensors are converted.
+  c10::ScalarType dtype = c10::kFloat;
+  // Overrides the pooling rule stored in openrm.json (transformers' rule when
+  // neither is set).
+  std::optional<Pooling> pooling;
+};
+
+// Builds a model with uninitialised weights from a config (the registry picks
+// the architecture from config.architecture, falling back to model_type).
+std::shared_ptr<RewardModel> create_reward_model(const ModelConfig& config,
+                                                 const LoadOptions& options = {});
+
+// Loads a Hugging Face folder (config.json + model.safetensors or shards,
+// optional openrm.json). Loading is strict: every expected tensor must be
+// present with the right shape and a floating dtype, and any tensor the model
+// does not use is an error unless it is a known ignorable buffer.
+std::shared_ptr<RewardModel> load_reward_model(const std::string& dir,
+                                               const LoadOptions& options = {});
+
+// Writes config.json, model.safetensors (sharded past max_shard_bytes) and
+// openrm.json into dir (created if missing), each file atomically. Weights
+// are written in the model's dtype, so a load into the same dtype gives back
+// identical bits.
+void save_reward_model(RewardModel& model, const std::string& dir,
+                       std::uint64_t max_shard_bytes = 5'000'000'000ULL);
+
+// Architecture names the registry knows, e.g. "LlamaForSequenceClassification".
+std::vector<std::string> supported_architectures();
+
+}  // namespace openrm

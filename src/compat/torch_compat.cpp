@@ -1,0 +1,56 @@
+#include "compat/torch_compat.h"
+
+#include <ATen/ATen.h>
+#include <torch/version.h>
+
+#include <limits>
+
+namespace openrm::compat {
+
+namespace {
+
+// The reference path: explicit matmuls and an fp32 softmax, the same
+// operations transformers' "eager" attention performs. Used on CPU in every
+// LibTorch version so CPU scores do not change with the LibTorch in use.
+at::Tensor eager_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                           const at::Tensor& mask, double scale) {
+  const auto B = q.size(0), Hq = q.size(1), L = q.size(2), D = q.size(3);
+  const auto Hkv = k.size(1);
+  const auto groups = Hq / Hkv;
+  // Group the query heads that share a kv head: (B, Hkv, groups, L, D), so the
+  // kv heads broadcast instead of being copied `groups` times.
+  auto qg = q.reshape({B, Hkv, groups, L, D});
+  auto scores = at::matmul(qg, k.unsqueeze(2).transpose(-1, -2)) * scale;  // (B, Hkv, G, L, L)
+  scores = scores.masked_fill(mask.unsqueeze(1).logical_not(),
+                              -std::numeric_limits<float>::infinity());
+  auto probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
+  auto out = at::matmul(probs, v.unsqueeze(2));  // (B, Hkv, G, L, D)
+  return out.reshape({B, Hq, L, D});
+}
+
+}  // namespace
+
+at::Tensor masked_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const at::Tensor& mask, double scale) {
+  TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "attention expects 4-d q, k, v");
+  TORCH_CHECK(q.size(1) % k.size(1) == 0, "query heads ", q.size(1),
+              " not a multiple of kv heads ", k.size(1));
+#if (TORCH_VERSION_MAJOR > 2) || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+  if (q.is_cuda()) {
+    const auto groups = q.size(1) / k.size(1);
+    auto expand_kv = [&](const at::Tensor& t) {
+      if (groups == 1) return t;
+      return t.unsqueeze(2)
+          .expand({t.size(0), t.size(1), groups, t.size(2), t.size(3)})
+          .reshape({t.size(0), t.size(1) * groups, t.size(2), t.size(3)});
+    };
+    return at::scaled_dot_product_attention(q, expand_kv(k), expand_kv(v), mask,
+                                            /*dropout_p=*/0.0, /*is_causal=*/false, scale);
+  }
+#endif
+  return eager_attention(q, k, v, mask, scale);
+}
+
+std::string torch_version() { return TORCH_VERSION; }
+
+}  // namespace openrm::compat

@@ -1,0 +1,23 @@
+// Everything that depends on the LibTorch version lives behind this header:
+// CI builds against Debian's LibTorch 1.13 (CPU), the GPU machine against
+// PyTorch 2.x's. The rest of openrm is version-free.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+
+namespace openrm::compat {
+
+// softmax(q k^T * scale, masked) v with grouped-query heads.
+//   q: (B, Hq, L, D), k and v: (B, Hkv, L, D) with Hq % Hkv == 0 (query head h
+//   reads kv head h / (Hq / Hkv), as transformers' repeat_kv does),
+//   mask: (B, 1, L, L) bool, true where a query may attend a key.
+// Returns (B, Hq, L, D). Softmax is computed in fp32 whatever the input dtype.
+at::Tensor masked_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const at::Tensor& mask, double scale);
+
+// "1.13.1", "2.11.0", ...
+std::string torch_version();
+
+}  // namespace openrm::compat

@@ -1,0 +1,304 @@
+#include "models/decoder.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <map>
+#include <string>
+
+#include "compat/torch_compat.h"
+#include "models/rope.h"
+#include "openrm/error.h"
+
+namespace openrm {
+
+std::vector<std::int64_t> layer_windows_from_config(const ModelConfig& config, std::int64_t window,
+                                                    bool (*default_sliding)(const ModelConfig&,
+                                                                            std::int64_t layer)) {
+  const auto n = config.num_hidden_layers;
+  std::vector<std::int64_t> windows(static_cast<std::size_t>(n), 0);
+  if (window <= 0) return windows;
+  if (!config.layer_types.empty() && static_cast<std::int64_t>(config.layer_types.size()) != n) {
+    throw Error("config: layer_types has " + std::to_string(config.layer_types.size()) +
+                " entries but num_hidden_layers is " + std::to_string(n));
+  }
+  for (std::int64_t i = 0; i < n; ++i) {
+    bool sliding;
+    if (!config.layer_types.empty()) {
+      const auto& type = config.layer_types[static_cast<std::size_t>(i)];
+      if (type != "sliding_attention" && type != "full_attention") {
+        throw Error("config: layer_types[" + std::to_string(i) + "] is '" + type +
+                    "' (expected full_attention or sliding_attention)");
+      }
+      sliding = type == "sliding_attention";
+    } else {
+      sliding = default_sliding(config, i);
+    }
+    windows[static_cast<std::size_t>(i)] = sliding ? window : 0;
+  }
+  return windows;
+}
+
+LinearImpl::LinearImpl(std::int64_t in, std::int64_t out, bool has_bias,
+                       const at::TensorOptions& options) {
+  weight = register_parameter("weight", at::empty({out, in}, options));
+  if (has_bias) bias = register_parameter("bias", at::empty({out}, options));
+}
+
+at::Tensor LinearImpl::forward(const at::Tensor& x) { return at::linear(x, weight, bias); }
+
+RMSNormImpl::RMSNormImpl(std::int64_t dim, double eps_, const at::TensorOptions& options)
+    : eps(eps_) {
+  weight = register_parameter("weight", at::empty({dim}, options));
+}
+
+at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
+  auto x32 = x.to(at::kFloat);
+  auto variance = x32.pow(2).mean(-1, /*keepdim=*/true);
+  return weight * (x32 * at::rsqrt(variance + eps)).to(x.scalar_type());
+}
+
+namespace {
+
+using Linear = std::shared_ptr<LinearImpl>;
+using RMSNorm = std::shared_ptr<RMSNormImpl>;
+
+// How the packed tokens of a batch map onto a padded (B, L) grid for
+// attention, plus the masks each window size needs. Built once per forward
+// and shared by all layers.
+struct AttentionLayout {
+  std::int64_t batch = 0, max_len = 0;
+  at::Tensor pad_index;  // (T) row of each packed token in the (B * L) grid
+  bool identity = false;  // one sequence: the packed rows already are the grid
+  at::Tensor key_valid;   // (B, L) bool, key slot holds a real token
+  std::map<std::int64_t, at::Tensor> masks;  // window -> (B, 1, L, L) bool
+
+  const at::Tensor& mask(std::int64_t window) {
+    auto it = masks.find(window);
+    if (it != masks.end()) return it->second;
+    auto pos = at::arange(max_len, key_valid.options().dtype(at::kLong));
+    auto q = pos.unsqueeze(1), k = pos.unsqueeze(0);
+    auto allowed = k.le(q);
+    if (window > 0) allowed = allowed.logical_and((q - k).lt(window));
+    auto m = allowed.unsqueeze(0).logical_and(key_valid.unsqueeze(1)).unsqueeze(1);
+    return masks.emplace(window, m).first->second;
+  }
+
+  // (T, F) packed rows -> (B, L, F) grid, zeros in the padding.
+  at::Tensor to_grid(const at::Tensor& packed) const {
+    const auto features = packed.size(-1);
+    if (identity) return packed.reshape({1, max_len, features});
+    auto grid = at::zeros({batch * max_len, features}, packed.options());
+    return grid.index_copy(0, pad_index, packed).reshape({batch, max_len, features});
+  }
+
+  // (B, L, F) grid -> (T, F) packed rows.
+  at::Tensor to_packed(const at::Tensor& grid) const {
+    auto rows = grid.reshape({batch * max_len, grid.size(-1)});
+    return identity ? rows : rows.index_select(0, pad_index);
+  }
+};
+
+AttentionLayout make_layout(const PackedBatch& batch) {
+  AttentionLayout layout;
+  layout.batch = batch.num_sequences();
+  layout.max_len = batch.max_seqlen;
+  const auto& cu = batch.cu_seqlens;
+  layout.identity = layout.batch == 1;
+  auto lengths = at::diff(cu);
+  if (!layout.identity) {
+    auto seq = at::repeat_interleave(at::arange(layout.batch, cu.options()), lengths, 0,
+                                     batch.num_tokens());
+    layout.pad_index = seq * layout.max_len + batch.position_ids;
+  }
+  layout.key_valid =
+      at::arange(layout.max_len, cu.options()).unsqueeze(0).lt(lengths.unsqueeze(1));
+  return layout;
+}
+
+class AttentionImpl : public torch::nn::Module {
+ public:
+  AttentionImpl(const ModelConfig& c, const DecoderSpec& spec, std::int64_t window,
+                const at::TensorOptions& options)
+      : heads_(c.num_attention_heads),
+        kv_heads_(c.num_key_value_heads),
+        head_dim_(c.head_dim),
+        window_(window),
+        scale_(1.0 / std::sqrt(static_cast<double>(c.head_dim))) {
+    const auto H = c.hidden_size;
+    q_proj = register_module("q_proj", std::make_shared<LinearImpl>(H, heads_ * head_dim_,
+                                                                     spec.qkv_bias, options));
+    k_proj = register_module("k_proj", std::make_shared<LinearImpl>(H, kv_heads_ * head_dim_,
+                                                                     spec.qkv_bias, options));
+    v_proj = register_module("v_proj", std::make_shared<LinearImpl>(H, kv_heads_ * head_dim_,
+                                                                     spec.qkv_bias, options));
+    o_proj = register_module("o_proj", std::make_shared<LinearImpl>(heads_ * head_dim_, H,
+                                                                     spec.o_bias, options));
+    if (spec.qk_norm) {
+      q_norm = register_module("q_norm",
+                               std::make_shared<RMSNormImpl>(head_dim_, c.rms_norm_eps, options));
+      k_norm = register_module("k_norm",
+                               std::make_shared<RMSNormImpl>(head_dim_, c.rms_norm_eps, options));
+    }
+  }
+
+  // x: (T, H) -> (T, H)
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                     AttentionLayout& layout) {
+    const auto T = x.size(0);
+    auto q = q_proj->forward(x).view({T, heads_, head_dim_});
+    auto k = k_proj->forward(x).view({T, kv_heads_, head_dim_});
+    auto v = v_proj->forward(x);  // (T, kv_heads * head_dim)
+    if (q_norm) {
+      q = q_norm->forward(q);
+      k = k_norm->forward(k);
+    }
+    q = apply_rope(q, cos, sin).reshape({T, heads_ * head_dim_});
+    k = apply_rope(k, cos, sin).reshape({T, kv_heads_ * head_dim_});
+
+    const auto B = layout.batch, L = layout.max_len;
+    auto to_heads = [&](const at::Tensor& packed, std::int64_t n) {
+      return layout.to_grid(packed).view({B, L, n, head_dim_}).transpose(1, 2);  // (B, n, L, D)
+    };
+    auto out = compat::masked_attention(to_heads(q, heads_), to_heads(k, kv_heads_),
+                                        to_heads(v, kv_heads_), layout.mask(window_), scale_);
+    out = layout.to_packed(out.transpose(1, 2).reshape({B, L, heads_ * head_dim_}));
+    return o_proj->forward(out);
+  }
+
+  Linear q_proj, k_proj, v_proj, o_proj;
+  RMSNorm q_norm, k_norm;
+
+ private:
+  std::int64_t heads_, kv_heads_, head_dim_, window_;
+  double scale_;
+};
+
+class EmbeddingImpl : public torch::nn::Module {
+ public:
+  EmbeddingImpl(std::int64_t vocab, std::int64_t dim, const at::TensorOptions& options) {
+    weight = register_parameter("weight", at::empty({vocab, dim}, options));
+  }
+  at::Tensor weight;  // (vocab, H)
+};
+
+class MlpImpl : public torch::nn::Module {
+ public:
+  MlpImpl(const ModelConfig& c, bool bias, const at::TensorOptions& options) {
+    gate_proj = register_module(
+        "gate_proj", std::make_shared<LinearImpl>(c.hidden_size, c.intermediate_size, bias, options));
+    up_proj = register_module(
+        "up_proj", std::make_shared<LinearImpl>(c.hidden_size, c.intermediate_size, bias, options));
+    down_proj = register_module(
+        "down_proj", std::make_shared<LinearImpl>(c.intermediate_size, c.hidden_size, bias, options));
+  }
+  at::Tensor forward(const at::Tensor& x) {
+    return down_proj->forward(at::silu(gate_proj->forward(x)) * up_proj->forward(x));
+  }
+  Linear gate_proj, up_proj, down_proj;
+};
+
+class DecoderLayerImpl : public torch::nn::Module {
+ public:
+  DecoderLayerImpl(const ModelConfig& c, const DecoderSpec& spec, std::int64_t window,
+                   const at::TensorOptions& options) {
+    self_attn = register_module("self_attn",
+                                std::make_shared<AttentionImpl>(c, spec, window, options));
+    mlp = register_module("mlp", std::make_shared<MlpImpl>(c, spec.mlp_bias, options));
+    input_layernorm = register_module(
+        "input_layernorm", std::make_shared<RMSNormImpl>(c.hidden_size, c.rms_norm_eps, options));
+    post_attention_layernorm = register_module(
+        "post_attention_layernorm",
+        std::make_shared<RMSNormImpl>(c.hidden_size, c.rms_norm_eps, options));
+  }
+  at::Tensor forward(at::Tensor x, const at::Tensor& cos, const at::Tensor& sin,
+                     AttentionLayout& layout) {
+    x = x + self_attn->forward(input_layernorm->forward(x), cos, sin, layout);
+    return x + mlp->forward(post_attention_layernorm->forward(x));
+  }
+  std::shared_ptr<AttentionImpl> self_attn;
+  std::shared_ptr<MlpImpl> mlp;
+  RMSNorm input_layernorm, post_attention_layernorm;
+};
+
+// The backbone, registered as "model" so parameter names match the checkpoint.
+class DecoderModelImpl : public torch::nn::Module {
+ public:
+  DecoderModelImpl(const ModelConfig& c, const DecoderSpec& spec, const at::TensorOptions& options) {
+    embed_tokens = register_module("embed_tokens",
+                                   std::make_shared<EmbeddingImpl>(c.vocab_size, c.hidden_size, options));
+    layers = register_module("layers", torch::nn::ModuleList());
+    for (std::int64_t i = 0; i < c.num_hidden_layers; ++i) {
+      layers->push_back(std::make_shared<DecoderLayerImpl>(
+          c, spec, spec.layer_windows[static_cast<std::size_t>(i)], options));
+      typed_layers.push_back(layers->ptr<DecoderLayerImpl>(static_cast<std::size_t>(i)));
+    }
+    norm = register_module("norm", std::make_shared<RMSNormImpl>(c.hidden_size, c.rms_norm_eps,
+                                                                 options));
+  }
+
+  std::shared_ptr<EmbeddingImpl> embed_tokens;
+  torch::nn::ModuleList layers;
+  std::vector<std::shared_ptr<DecoderLayerImpl>> typed_layers;
+  RMSNorm norm;
+};
+
+class DecoderRewardModel : public RewardModel {
+ public:
+  DecoderRewardModel(const ModelConfig& c, const DecoderSpec& spec, Pooling pooling,
+                     const at::TensorOptions& options)
+      : RewardModel(c, pooling) {
+    model = register_module("model", std::make_shared<DecoderModelImpl>(c, spec, options));
+    score_head = register_module(
+        "score", std::make_shared<LinearImpl>(c.hidden_size, c.num_labels, false, options));
+    inv_freq_ = rope_inverse_frequencies(c.head_dim, c.rope_theta, c.rope_scaling)
+                    .to(options.device());
+  }
+
+  at::Tensor hidden_states(const PackedBatch& batch) override {
+    const auto vocab = config().vocab_size;
+    // A bad id would otherwise be an out-of-range read inside the embedding.
+    if (batch.num_tokens() > 0) {
+      auto bad = batch.input_ids.lt(0).logical_or(batch.input_ids.ge(vocab));
+      if (bad.any().item<bool>()) {
+        auto at_index = bad.nonzero().flatten()[0].item<std::int64_t>();
+        throw Error("token id " + std::to_string(batch.input_ids[at_index].item<std::int64_t>()) +
+                    " at packed position " + std::to_string(at_index) +
+                    " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
+      }
+    }
+    auto layout = make_layout(batch);
+    auto [cos, sin] = rope_cos_sin(inv_freq_, batch.position_ids, dtype());
+    auto x = model->embed_tokens->weight.index_select(0, batch.input_ids);  // (T, H)
+    for (auto& layer : model->typed_layers) x = layer->forward(x, cos, sin, layout);
+    return model->norm->forward(x);
+  }
+
+  at::Tensor head(const at::Tensor& pooled) override { return score_head->forward(pooled); }
+
+  std::shared_ptr<DecoderModelImpl> model;
+  Linear score_head;
+
+ private:
+  at::Tensor inv_freq_;  // (head_dim / 2) fp32, derived from the config, not saved
+};
+
+}  // namespace
+
+std::shared_ptr<RewardModel> create_decoder_reward_model(const ModelConfig& config,
+                                                         const DecoderSpec& spec,
+                                                         const LoadOptions& options) {
+  validate_decoder_config(config, "config");
+  if (config.hidden_act != "silu" && config.hidden_act != "swish") {
+    throw Error("config: hidden_act '" + config.hidden_act +
+                "' is not supported (this architecture supports silu)");
+  }
+  if (static_cast<std::int64_t>(spec.layer_windows.size()) != config.num_hidden_layers) {
+    throw Error("internal: layer_windows has the wrong size");
+  }
+  auto tensor_options = at::TensorOptions().dtype(options.dtype).device(options.device);
+  return std::make_shared<DecoderRewardModel>(
+      config, spec, options.pooling.value_or(Pooling::kRightmostNonPad), tensor_options);
+}
+
+}  // namespace openrm

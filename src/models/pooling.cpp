@@ -1,0 +1,72 @@
+#include "openrm/models/pooling.h"
+
+#include <ATen/ATen.h>
+
+#include <string>
+
+#include "openrm/error.h"
+
+namespace openrm {
+
+const char* pooling_name(Pooling pooling) {
+  switch (pooling) {
+    case Pooling::kRightmostNonPad: return "rightmost_non_pad";
+    case Pooling::kLastToken: return "last_token";
+    case Pooling::kBeforeFirstPad: return "before_first_pad";
+  }
+  return "?";
+}
+
+Pooling parse_pooling(const std::string& name) {
+  for (auto p : {Pooling::kRightmostNonPad, Pooling::kLastToken, Pooling::kBeforeFirstPad}) {
+    if (name == pooling_name(p)) return p;
+  }
+  throw Error("unknown pooling rule '" + name +
+              "' (expected rightmost_non_pad, last_token or before_first_pad)");
+}
+
+namespace {
+
+// (T) index of the sequence each packed token belongs to.
+at::Tensor sequence_ids(const PackedBatch& batch) {
+  auto lengths = at::diff(batch.cu_seqlens);
+  return at::repeat_interleave(at::arange(batch.num_sequences(), batch.cu_seqlens.options()),
+                               lengths, /*dim=*/0, /*output_size=*/batch.num_tokens());
+}
+
+}  // namespace
+
+at::Tensor pooled_token_indices(const PackedBatch& batch, Pooling pooling,
+                                std::optional<std::int64_t> pad_token_id) {
+  const auto& cu = batch.cu_seqlens;
+  auto starts = cu.slice(0, 0, -1);
+  auto last = cu.slice(0, 1) - 1;
+  if (pooling == Pooling::kLastToken) return last;
+
+  if (!pad_token_id) {
+    if (pooling == Pooling::kRightmostNonPad && batch.num_sequences() > 1) {
+      throw Error("cannot pool a batch of " + std::to_string(batch.num_sequences()) +
+                  " sequences: the model has no pad_token_id, and transformers refuses batches "
+                  "without one (set pad_token_id in config.json, or use pooling 'last_token')");
+    }
+    return last;
+  }
+
+  auto seq = sequence_ids(batch);
+  auto is_pad = batch.input_ids.eq(*pad_token_id);
+  auto token_index = at::arange(batch.num_tokens(), cu.options());
+  if (pooling == Pooling::kRightmostNonPad) {
+    // A sequence that is all pad reads its first token, as transformers'
+    // argmax over an all-zero row does.
+    auto candidate = at::where(is_pad, starts.index_select(0, seq), token_index);
+    return starts.scatter_reduce(0, seq, candidate, "amax", /*include_self=*/true);
+  }
+  // kBeforeFirstPad: p = position of the first pad (length when none), and the
+  // token read is (p - 1) mod length, as the older rule's modulo does.
+  auto lengths = last - starts + 1;
+  auto candidate = at::where(is_pad, batch.position_ids, lengths.index_select(0, seq));
+  auto first_pad = lengths.scatter_reduce(0, seq, candidate, "amin", /*include_self=*/true);
+  return starts + at::remainder(first_pad - 1 + lengths, lengths);
+}
+
+}  // namespace openrm

@@ -1,0 +1,215 @@
+#include "openrm/models/reward_model.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/csrc/autograd/grad_mode.h>
+
+#include <filesystem>
+#include <set>
+#include <sstream>
+
+#include "logging.h"
+#include "models/registry.h"
+#include "openrm/error.h"
+#include "openrm/io/file.h"
+#include "openrm/io/safetensors.h"
+
+namespace openrm {
+
+namespace {
+
+std::string shape_string(at::IntArrayRef shape) {
+  std::ostringstream out;
+  out << "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
+  out << "]";
+  return out.str();
+}
+
+const char* hf_dtype_name(c10::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "float32";
+    case at::kBFloat16: return "bfloat16";
+    case at::kHalf: return "float16";
+    case at::kDouble: return "float64";
+    default: return "float32";
+  }
+}
+
+bool is_norm_weight(const std::string& name) {
+  auto ends_with = [&](const std::string& s) {
+    return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+  };
+  return ends_with("norm.weight");
+}
+
+// Tensors some checkpoints carry that hold nothing a model needs: rotary
+// inverse frequencies saved by older transformers versions (openrm derives
+// them from the config).
+bool is_ignorable_tensor(const std::string& name) {
+  return name.find("rotary_emb.inv_freq") != std::string::npos;
+}
+
+constexpr const char* kOpenrmJson = "openrm.json";
+
+}  // namespace
+
+at::Tensor RewardModel::forward(const PackedBatch& batch) {
+  const auto dev = device();
+  const PackedBatch& on_device = batch.input_ids.device() == dev ? batch : batch.to(dev);
+  auto hidden = hidden_states(on_device);  // (T, H)
+  auto index = pooled_token_indices(on_device, pooling_, config_.pad_token_id);  // (B)
+  return head(hidden.index_select(0, index));  // (B, num_labels)
+}
+
+std::vector<float> RewardModel::score(const std::vector<std::vector<std::int64_t>>& sequences) {
+  if (config_.num_labels != 1) {
+    throw Error("score() needs a single-output head; this model has num_labels = " +
+                std::to_string(config_.num_labels) + " (use forward())");
+  }
+  torch::NoGradGuard no_grad;
+  auto rewards = forward(PackedBatch::from_sequences(sequences)).to(at::kCPU, at::kFloat);
+  rewards = rewards.reshape({-1}).contiguous();
+  const float* p = rewards.data_ptr<float>();
+  return std::vector<float>(p, p + rewards.numel());
+}
+
+c10::Device RewardModel::device() const {
+  for (const auto& p : parameters()) return p.device();
+  return c10::Device(c10::kCPU);
+}
+
+c10::ScalarType RewardModel::dtype() const {
+  for (const auto& p : parameters()) return p.scalar_type();
+  return at::kFloat;
+}
+
+void RewardModel::init_weights(std::uint64_t seed, double std) {
+  torch::NoGradGuard no_grad;
+  // Draw on the CPU with a private generator so the weights depend only on the
+  // seed and the parameter order, not on the device or on global RNG state.
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (auto& item : named_parameters()) {
+    auto& param = item.value();
+    at::Tensor values;
+    if (param.dim() == 1) {
+      values = is_norm_weight(item.key()) ? at::ones(param.sizes(), at::kFloat)
+                                          : at::zeros(param.sizes(), at::kFloat);
+    } else {
+      values = at::empty(param.sizes(), at::kFloat).normal_(0.0, std, generator);
+    }
+    param.copy_(values);
+  }
+}
+
+std::shared_ptr<RewardModel> create_reward_model(const ModelConfig& config,
+                                                 const LoadOptions& options) {
+  if (!at::isFloatingType(options.dtype)) throw Error("model dtype must be a floating type");
+  return find_model_factory(config)(config, options);
+}
+
+namespace {
+
+// Copies every parameter from the store after checking presence, shape and
+// dtype; collects all problems so one error lists them.
+void load_weights(RewardModel& model, const WeightStore& store, const std::string& dir) {
+  torch::NoGradGuard no_grad;
+  std::vector<std::string> problems;
+  std::set<std::string> used;
+  for (auto& item : model.named_parameters()) {
+    const std::string& name = item.key();
+    auto& param = item.value();
+    if (!store.contains(name)) {
+      problems.push_back("missing tensor " + name + " (expected shape " +
+                         shape_string(param.sizes()) + ")");
+      continue;
+    }
+    used.insert(name);
+    const auto& entry = store.entry(name);
+    if (entry.shape != std::vector<std::int64_t>(param.sizes().begin(), param.sizes().end())) {
+      problems.push_back(store.file_of(name) + ": tensor " + name + ": expected " +
+                         shape_string(param.sizes()) + ", got " + shape_string(entry.shape));
+      continue;
+    }
+    if (entry.dtype != DType::F32 && entry.dtype != DType::F16 && entry.dtype != DType::BF16 &&
+        entry.dtype != DType::F64) {
+      problems.push_back(store.file_of(name) + ": tensor " + name + ": dtype " +
+                         dtype_name(entry.dtype) + " is not a floating type");
+      continue;
+    }
+    param.copy_(store.tensor(name));
+  }
+  std::vector<std::string> unused;
+  for (const auto& name : store.names()) {
+    if (!used.count(name) && !is_ignorable_tensor(name)) unused.push_back(name);
+  }
+  if (!unused.empty()) {
+    std::string list;
+    for (std::size_t i = 0; i < unused.size() && i < 8; ++i) list += (i ? ", " : "") + unused[i];
+    if (unused.size() > 8) list += ", ... (" + std::to_string(unused.size()) + " in all)";
+    problems.push_back("unexpected tensor(s) the model does not use: " + list);
+  }
+  if (!problems.empty()) {
+    std::string message = "loading " + dir + ": ";
+    for (std::size_t i = 0; i < problems.size() && i < 10; ++i) {
+      message += (i ? "; " : "") + problems[i];
+    }
+    if (problems.size() > 10) message += "; and " + std::to_string(problems.size() - 10) + " more";
+    throw Error(message);
+  }
+}
+
+std::optional<Pooling> read_stored_pooling(const std::string& dir) {
+  const auto path = join_path(dir, kOpenrmJson);
+  if (!path_exists(path)) return std::nullopt;
+  return with_context(path, [&]() -> std::optional<Pooling> {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(read_text_file(path));
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(std::string("malformed JSON: ") + e.what());
+    }
+    if (!j.is_object()) throw Error("expected a JSON object");
+    if (!j.contains("pooling")) return std::nullopt;
+    if (!j["pooling"].is_string()) throw Error("field 'pooling': expected a string");
+    return parse_pooling(j["pooling"].get<std::string>());
+  });
+}
+
+}  // namespace
+
+std::shared_ptr<RewardModel> load_reward_model(const std::string& dir, const LoadOptions& options) {
+  if (!is_directory(dir)) throw Error("model folder " + dir + " does not exist");
+  const auto config_path = join_path(dir, "config.json");
+  ModelConfig config = load_model_config(config_path);
+  LoadOptions effective = options;
+  if (!effective.pooling) effective.pooling = read_stored_pooling(dir);
+  auto model = with_context(config_path, [&] { return create_reward_model(config, effective); });
+  auto store = WeightStore::open_folder(dir);
+  load_weights(*model, store, dir);
+  model->eval();
+  log().debug("loaded {} ({}, {} layers) from {}", config.architecture, hf_dtype_name(options.dtype),
+              config.num_hidden_layers, dir);
+  return model;
+}
+
+void save_reward_model(RewardModel& model, const std::string& dir, std::uint64_t max_shard_bytes) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec || !is_directory(dir)) throw Error("cannot create model folder " + dir + ": " + ec.message());
+  NamedTensors tensors;
+  for (const auto& item : model.named_parameters()) {
+    tensors.emplace_back(item.key(), item.value().detach());
+  }
+  save_safetensors_folder(dir, tensors, max_shard_bytes);
+
+  auto config = model.config().to_json();
+  config["torch_dtype"] = hf_dtype_name(model.dtype());
+  if (config.contains("dtype")) config["dtype"] = hf_dtype_name(model.dtype());
+  write_file_atomic(join_path(dir, "config.json"), config.dump(2) + "\n");
+
+  nlohmann::json openrm_json = {{"format_version", 1}, {"pooling", pooling_name(model.pooling())}};
+  write_file_atomic(join_path(dir, kOpenrmJson), openrm_json.dump(2) + "\n");
+}
+
+}  // namespace openrm

@@ -1,0 +1,402 @@
+// The decoder reward models: numerics of the building blocks against closed
+// forms, checkpoint names, save/load, batching invariance, sliding windows,
+// GQA, and strict loading.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "compat/torch_compat.h"
+#include "models/decoder.h"
+#include "openrm/error.h"
+#include "openrm/io/safetensors.h"
+#include "openrm/models/reward_model.h"
+#include "test_util.h"
+
+namespace openrm {
+namespace {
+
+using test::TempDir;
+using test::tiny_config;
+
+const std::vector<std::string> kArchitectures = {
+    "LlamaForSequenceClassification", "MistralForSequenceClassification",
+    "Qwen2ForSequenceClassification", "Qwen3ForSequenceClassification"};
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// std 0.2 by default: large enough that every layer visibly moves the score.
+std::shared_ptr<RewardModel> random_model(const ModelConfig& config, uint64_t seed = 1,
+                                          c10::ScalarType dtype = at::kFloat, double std = 0.2) {
+  LoadOptions options;
+  options.dtype = dtype;
+  auto model = create_reward_model(config, options);
+  model->init_weights(seed, std);
+  return model;
+}
+
+// Mixed lengths, none containing the pad id 0.
+const std::vector<std::vector<int64_t>> kSequences = {
+    {5, 9, 13},
+    {7, 1, 22, 31, 40, 2, 8, 9, 10, 11, 12, 63},
+    {17},
+    {3, 4, 5, 6, 7, 8, 9},
+};
+
+// ---------------------------------------------------------------- blocks
+
+TEST(RMSNorm, MatchesClosedFormInFloat32) {
+  RMSNormImpl norm(2, 1e-6, at::TensorOptions().dtype(at::kFloat));
+  torch::NoGradGuard no_grad;
+  norm.weight.copy_(torch::tensor({2.0f, 0.5f}));
+  auto y = norm.forward(torch::tensor({{3.0f, 4.0f}}));
+  const double rms = std::sqrt((9.0 + 16.0) / 2.0 + 1e-6);
+  EXPECT_NEAR(y[0][0].item<double>(), 2.0 * 3.0 / rms, 1e-6);
+  EXPECT_NEAR(y[0][1].item<double>(), 0.5 * 4.0 / rms, 1e-6);
+}
+
+TEST(RMSNorm, Bfloat16RoundsBeforeTheWeightLikeTransformers) {
+  // transformers normalises in fp32, casts to the input dtype, then
+  // multiplies by the weight (a second rounding). For these inputs that
+  // differs from a single rounding of the fp32 product in element 3.
+  const float x[] = {-1.1328125f, 0.74609375f, -1.78125f, -3.015625f};
+  const float w[] = {1.109375f, 4.375f, 2.8125f, 2.328125f};
+  RMSNormImpl norm(4, 1e-6, at::TensorOptions().dtype(at::kBFloat16));
+  torch::NoGradGuard no_grad;
+  norm.weight.copy_(torch::tensor({w[0], w[1], w[2], w[3]}));
+  auto y = norm.forward(torch::tensor({x[0], x[1], x[2], x[3]}).to(at::kBFloat16)).to(at::kFloat);
+  float mean_sq = 0;
+  for (float v : x) mean_sq += v * v / 4.0f;
+  const float inv_rms = 1.0f / std::sqrt(mean_sq + 1e-6f);
+  int differs_from_single_rounding = 0;
+  for (int i = 0; i < 4; ++i) {
+    const float normalised = x[i] * inv_rms;
+    const float two_roundings =
+        static_cast<float>(c10::BFloat16(static_cast<float>(c10::BFloat16(normalised)) * w[i]));
+    const float one_rounding = static_cast<float>(c10::BFloat16(normalised * w[i]));
+    EXPECT_EQ(y[i].item<float>(), two_roundings) << "element " << i;
+    differs_from_single_rounding += two_roundings != one_rounding;
+  }
+  EXPECT_GT(differs_from_single_rounding, 0) << "inputs no longer tell the two orders apart";
+}
+
+TEST(Attention, GroupedQueryHeadsShareKeyValueHeadsInOrder) {
+  // B=1, L=2, D=1, 4 query heads over 2 kv heads: query heads 0,1 read kv
+  // head 0 and heads 2,3 read kv head 1. Causal mask. Position 0 sees only
+  // key 0, so its output is that head's v[0]; position 1 mixes v[0], v[1]
+  // with softmax weights of q*k*scale.
+  const double scale = 0.5;
+  auto q = torch::tensor({1.0f, 2.0f, -1.0f, 3.0f, 0.5f, 0.5f, 2.0f, -2.0f}).view({1, 4, 2, 1});
+  auto k = torch::tensor({0.0f, 1.0f, 1.0f, -1.0f}).view({1, 2, 2, 1});
+  auto v = torch::tensor({10.0f, 20.0f, -5.0f, 5.0f}).view({1, 2, 2, 1});
+  auto mask = torch::tensor({true, false, true, true}).view({1, 1, 2, 2});
+  auto out = compat::masked_attention(q, k, v, mask, scale);
+  const float qv[4][2] = {{1, 2}, {-1, 3}, {0.5f, 0.5f}, {2, -2}};
+  const float kv_k[2][2] = {{0, 1}, {1, -1}}, kv_v[2][2] = {{10, 20}, {-5, 5}};
+  for (int h = 0; h < 4; ++h) {
+    const int g = h / 2;
+    EXPECT_NEAR(out[0][h][0][0].item<double>(), kv_v[g][0], 1e-5) << "head " << h;
+    const double s0 = qv[h][1] * kv_k[g][0] * scale, s1 = qv[h][1] * kv_k[g][1] * scale;
+    const double w1 = std::exp(s1) / (std::exp(s0) + std::exp(s1));
+    EXPECT_NEAR(out[0][h][1][0].item<double>(), (1 - w1) * kv_v[g][0] + w1 * kv_v[g][1], 1e-5)
+        << "head " << h;
+  }
+}
+
+// ------------------------------------------------------ per architecture
+
+class EachArchitecture : public ::testing::TestWithParam<std::string> {};
+
+INSTANTIATE_TEST_SUITE_P(Models, EachArchitecture, ::testing::ValuesIn(kArchitectures),
+                         [](const auto& info) { return info.param.substr(0, info.param.find("For")); });
+
+TEST_P(EachArchitecture, ParameterNamesAreTheCheckpointNames) {
+  auto model = random_model(tiny_config(GetParam()));
+  std::set<std::string> names;
+  for (const auto& p : model->named_parameters()) names.insert(p.key());
+  for (const char* name :
+       {"model.embed_tokens.weight", "model.norm.weight", "score.weight",
+        "model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.weight",
+        "model.layers.0.self_attn.v_proj.weight", "model.layers.1.self_attn.o_proj.weight",
+        "model.layers.1.mlp.gate_proj.weight", "model.layers.1.mlp.up_proj.weight",
+        "model.layers.1.mlp.down_proj.weight", "model.layers.1.input_layernorm.weight",
+        "model.layers.1.post_attention_layernorm.weight"}) {
+    EXPECT_TRUE(names.count(name)) << name;
+  }
+  const bool qwen2 = GetParam().rfind("Qwen2", 0) == 0, qwen3 = GetParam().rfind("Qwen3", 0) == 0;
+  EXPECT_EQ(names.count("model.layers.0.self_attn.q_proj.bias"), qwen2 ? 1u : 0u);
+  EXPECT_EQ(names.count("model.layers.0.self_attn.o_proj.bias"), 0u);
+  EXPECT_EQ(names.count("model.layers.0.self_attn.q_norm.weight"), qwen3 ? 1u : 0u);
+  EXPECT_EQ(names.count("model.layers.0.self_attn.k_norm.weight"), qwen3 ? 1u : 0u);
+  // Llama/Mistral/Qwen2: 9 tensors per layer (+3 q/k/v biases for Qwen2);
+  // Qwen3: 11 (q_norm, k_norm); plus embeddings, final norm and score.
+  const size_t per_layer = qwen2 ? 12 : (qwen3 ? 11 : 9);
+  EXPECT_EQ(names.size(), 2 * per_layer + 3);
+  auto score = model->named_parameters()["score.weight"];
+  EXPECT_EQ(score.sizes(), (std::vector<int64_t>{1, 32}));
+}
+
+TEST_P(EachArchitecture, SaveLoadRoundTripIsBitIdentical) {
+  for (auto dtype : {at::kFloat, at::kBFloat16}) {
+    auto model = random_model(tiny_config(GetParam()), 7, dtype);
+    TempDir dir;
+    save_reward_model(*model, dir.path());
+    LoadOptions options;
+    options.dtype = dtype;
+    auto loaded = load_reward_model(dir.path(), options);
+    auto a = model->named_parameters(), b = loaded->named_parameters();
+    ASSERT_EQ(a.size(), b.size());
+    for (const auto& p : a) {
+      ASSERT_TRUE(b.contains(p.key())) << p.key();
+      EXPECT_TRUE(torch::equal(p.value(), b[p.key()])) << p.key();
+    }
+    EXPECT_EQ(model->score(kSequences), loaded->score(kSequences));
+    EXPECT_EQ(loaded->config().architecture, GetParam());
+  }
+}
+
+TEST_P(EachArchitecture, ScoreAloneEqualsScoreInMixedBatch) {
+  auto config = tiny_config(GetParam());
+  if (GetParam().rfind("Mistral", 0) == 0) {
+    config.sliding_window = 4;  // shorter than the longest sequence
+  }
+  // The standard initialisation (transformers' initializer_range 0.02). The
+  // math is exactly batch-independent; what remains is rounding from BLAS
+  // kernels chosen by matrix shape, a few units in the last place of each
+  // activation, which the 10x larger weights of random_model's default
+  // amplify to ~1e-6 in the score.
+  auto model = random_model(config, 11, at::kFloat, /*std=*/0.02);
+  auto batched = model->score(kSequences);
+  ASSERT_EQ(batched.size(), kSequences.size());
+  for (size_t i = 0; i < kSequences.size(); ++i) {
+    auto alone = model->score({kSequences[i]});
+    EXPECT_LE(std::abs(alone[0] - batched[i]), 1e-6) << "sequence " << i;
+    EXPECT_TRUE(std::isfinite(batched[i]));
+  }
+  // Different order, same scores.
+  auto reversed = std::vector<std::vector<int64_t>>(kSequences.rbegin(), kSequences.rend());
+  auto rev_scores = model->score(reversed);
+  for (size_t i = 0; i < kSequences.size(); ++i) {
+    EXPECT_LE(std::abs(rev_scores[kSequences.size() - 1 - i] - batched[i]), 1e-6);
+  }
+}
+
+TEST_P(EachArchitecture, TrailingPadTokensAreSkippedByTheDefaultPooling) {
+  // With the rightmost-non-pad rule, [a b c pad pad] is read at c, and causal
+  // attention means c's state is unaffected by what follows.
+  auto model = random_model(tiny_config(GetParam()), 5);
+  auto plain = model->score({{4, 8, 15, 16}});
+  auto padded = model->score({{4, 8, 15, 16, 0, 0}});
+  EXPECT_LE(std::abs(plain[0] - padded[0]), 1e-6);
+  model->set_pooling(Pooling::kLastToken);
+  auto last = model->score({{4, 8, 15, 16, 0, 0}});
+  EXPECT_GT(std::abs(last[0] - plain[0]), 1e-4);
+}
+
+TEST_P(EachArchitecture, InitialisationDependsOnlyOnTheSeed) {
+  auto a = random_model(tiny_config(GetParam()), 3);
+  auto b = random_model(tiny_config(GetParam()), 3);
+  auto c = random_model(tiny_config(GetParam()), 4);
+  EXPECT_EQ(a->score(kSequences), b->score(kSequences));
+  EXPECT_NE(a->score(kSequences), c->score(kSequences));
+}
+
+// --------------------------------------------------- attention variants
+
+TEST(SlidingWindow, TokensOutsideTheReceptiveFieldDoNotMatter) {
+  // Two layers with a window of 3: after layer 1 position i has seen
+  // i-2..i, after layer 2 i-4..i. So the last token of a length-8 sequence
+  // (position 7) cannot see position 0 or 1 through any path, and changing
+  // token 0 leaves its reward unchanged; with full attention it changes.
+  auto config = tiny_config("MistralForSequenceClassification");
+  config.sliding_window = 3;
+  auto windowed = random_model(config, 21);
+  std::vector<int64_t> a = {1, 2, 3, 4, 5, 6, 7, 8}, b = a;
+  b[0] = 40;
+  auto s = windowed->score({a, b});
+  EXPECT_NEAR(s[0], s[1], 1e-6);
+  // Position 4 still sees position 0 (via 2 hops), so a length-5 prefix differs.
+  auto prefix = windowed->score({{a.begin(), a.begin() + 5}, {b.begin(), b.begin() + 5}});
+  EXPECT_GT(std::abs(prefix[0] - prefix[1]), 1e-5);
+
+  config.sliding_window = 0;
+  auto full = random_model(config, 21);
+  auto f = full->score({a, b});
+  EXPECT_GT(std::abs(f[0] - f[1]), 1e-5);
+}
+
+TEST(SlidingWindow, QwenUsesItOnlyWhenEnabledAndFromMaxWindowLayersOn) {
+  auto config = tiny_config("Qwen2ForSequenceClassification");
+  config.sliding_window = 2;
+  config.max_window_layers = 1;  // layer 0 full, layer 1 windowed
+  std::vector<int64_t> a = {1, 2, 3, 4, 5, 6}, b = a;
+  b[0] = 50;
+  config.use_sliding_window = false;
+  auto off = random_model(config, 2)->score({a, b});
+  EXPECT_GT(std::abs(off[0] - off[1]), 1e-5);
+  config.use_sliding_window = true;
+  config.max_window_layers = 0;  // both layers windowed: receptive field 3
+  auto on = random_model(config, 2)->score({a, b});
+  EXPECT_NEAR(on[0], on[1], 1e-6);
+  config.max_window_layers = 1;  // layer 0 full attention reaches token 0
+  auto mixed = random_model(config, 2)->score({a, b});
+  EXPECT_GT(std::abs(mixed[0] - mixed[1]), 1e-5);
+}
+
+TEST(GroupedQueryAttention, EqualsMultiHeadWithRepeatedKeyValueWeights) {
+  // A model with 2 kv heads for 4 query heads must equal a 4-kv-head model
+  // whose k/v projections repeat each kv head's rows for its two query heads.
+  auto gqa_config = tiny_config("LlamaForSequenceClassification");
+  auto gqa = random_model(gqa_config, 8);
+  auto mha_config = gqa_config;
+  mha_config.num_key_value_heads = 4;
+  auto mha = random_model(mha_config, 99);
+  torch::NoGradGuard no_grad;
+  auto mha_params = mha->named_parameters();
+  const int64_t head_dim = gqa_config.head_dim;
+  for (const auto& p : gqa->named_parameters()) {
+    auto target = mha_params[p.key()];
+    const bool kv = p.key().find("k_proj") != std::string::npos ||
+                    p.key().find("v_proj") != std::string::npos;
+    if (kv) {
+      auto heads = p.value().view({2, head_dim, -1});
+      target.copy_(heads.repeat_interleave(2, 0).reshape(target.sizes()));
+    } else {
+      target.copy_(p.value());
+    }
+  }
+  auto a = gqa->score(kSequences), b = mha->score(kSequences);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5) << i;
+}
+
+// ------------------------------------------------------- strict loading
+
+class StrictLoading : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_ = random_model(tiny_config("LlamaForSequenceClassification"));
+    save_reward_model(*model_, dir_.path());
+    auto store = WeightStore::open_folder(dir_.path());
+    for (const auto& name : store.names()) tensors_.emplace_back(name, store.tensor(name).clone());
+  }
+  void rewrite(const NamedTensors& tensors) {
+    save_safetensors(dir_.file("model.safetensors"), tensors);
+  }
+  std::string load_error() {
+    return error_of([&] { load_reward_model(dir_.path()); });
+  }
+  std::shared_ptr<RewardModel> model_;
+  TempDir dir_;
+  NamedTensors tensors_;
+};
+
+TEST_F(StrictLoading, MissingTensorIsNamed) {
+  NamedTensors t;
+  for (auto& p : tensors_) {
+    if (p.first != "model.layers.1.mlp.up_proj.weight") t.push_back(p);
+  }
+  rewrite(t);
+  auto msg = load_error();
+  EXPECT_NE(msg.find("missing tensor model.layers.1.mlp.up_proj.weight"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("[48, 32]"), std::string::npos) << msg;
+}
+
+TEST_F(StrictLoading, WrongShapeNamesExpectedAndActual) {
+  for (auto& p : tensors_) {
+    if (p.first == "model.layers.1.mlp.up_proj.weight") p.second = p.second.t().contiguous();
+  }
+  rewrite(tensors_);
+  auto msg = load_error();
+  EXPECT_NE(msg.find("tensor model.layers.1.mlp.up_proj.weight: expected [48, 32], got [32, 48]"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("model.safetensors"), std::string::npos) << msg;
+}
+
+TEST_F(StrictLoading, UnusedTensorIsAnError) {
+  tensors_.emplace_back("lm_head.weight", torch::zeros({64, 32}));
+  rewrite(tensors_);
+  auto msg = load_error();
+  EXPECT_NE(msg.find("unexpected tensor(s)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("lm_head.weight"), std::string::npos) << msg;
+}
+
+TEST_F(StrictLoading, RotaryInverseFrequencyBuffersAreIgnored) {
+  tensors_.emplace_back("model.layers.0.self_attn.rotary_emb.inv_freq", torch::ones({4}));
+  rewrite(tensors_);
+  auto loaded = load_reward_model(dir_.path());
+  EXPECT_EQ(loaded->score(kSequences), model_->score(kSequences));
+}
+
+TEST_F(StrictLoading, IntegerWeightsAreRejected) {
+  for (auto& p : tensors_) {
+    if (p.first == "model.norm.weight") p.second = torch::ones({32}, at::kInt);
+  }
+  rewrite(tensors_);
+  auto msg = load_error();
+  EXPECT_NE(msg.find("model.norm.weight: dtype I32 is not a floating type"), std::string::npos)
+      << msg;
+}
+
+TEST_F(StrictLoading, Float16WeightsConvertToTheRequestedDtype) {
+  for (auto& p : tensors_) p.second = p.second.to(at::kHalf);
+  rewrite(tensors_);
+  auto loaded = load_reward_model(dir_.path());
+  EXPECT_EQ(loaded->dtype(), at::kFloat);
+  auto a = model_->score(kSequences), b = loaded->score(kSequences);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 5e-2);
+}
+
+TEST_F(StrictLoading, UnknownArchitectureListsSupportedOnes) {
+  auto config = nlohmann::json::parse(test::read_bytes(dir_.file("config.json")));
+  config["architectures"] = {"GPT2ForSequenceClassification"};
+  config["model_type"] = "gpt2";
+  test::write_bytes(dir_.file("config.json"), config.dump());
+  auto msg = load_error();
+  EXPECT_NE(msg.find("unsupported architecture 'GPT2ForSequenceClassification'"),
+            std::string::npos)
+      << msg;
+  for (const auto& arch : kArchitectures) EXPECT_NE(msg.find(arch), std::string::npos) << msg;
+}
+
+TEST_F(StrictLoading, MissingFolderAndTokenOutsideVocabulary) {
+  EXPECT_NE(error_of([&] { load_reward_model(dir_.file("nope")); }).find("does not exist"),
+            std::string::npos);
+  auto msg = error_of([&] { model_->score({{1, 2, 64}}); });
+  EXPECT_NE(msg.find("token id 64"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("outside the vocabulary [0, 64)"), std::string::npos) << msg;
+}
+
+TEST_F(StrictLoading, PoolingIsStoredInOpenrmJson) {
+  model_->set_pooling(Pooling::kLastToken);
+  save_reward_model(*model_, dir_.path());
+  EXPECT_EQ(load_reward_model(dir_.path())->pooling(), Pooling::kLastToken);
+  LoadOptions options;
+  options.pooling = Pooling::kBeforeFirstPad;
+  EXPECT_EQ(load_reward_model(dir_.path(), options)->pooling(), Pooling::kBeforeFirstPad);
+  test::write_bytes(dir_.file("openrm.json"), "{\"pooling\": \"cls\"}");
+  auto msg = load_error();
+  EXPECT_NE(msg.find("openrm.json"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unknown pooling rule 'cls'"), std::string::npos) << msg;
+}
+
+TEST(ShardedCheckpoint, LoadsBackIdentically) {
+  auto model = random_model(tiny_config("Qwen3ForSequenceClassification"), 13);
+  TempDir dir;
+  save_reward_model(*model, dir.path(), /*max_shard_bytes=*/200'000);
+  EXPECT_TRUE(std::filesystem::exists(dir.file("model.safetensors.index.json")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("model.safetensors")));
+  auto loaded = load_reward_model(dir.path());
+  EXPECT_EQ(model->score(kSequences), loaded->score(kSequences));
+}
+
+}  // namespace
+}  // namespace openrm
