@@ -209,6 +209,20 @@ TEST_P(EachArchitecture, InitialisationDependsOnlyOnTheSeed) {
   EXPECT_NE(a->score(kSequences), c->score(kSequences));
 }
 
+TEST(Qwen3, HeadDimDefaultsTo128WhenConfigOmitsIt) {
+  // Qwen3Config's own default, not hidden_size / num_attention_heads (8 here).
+  auto model = random_model(tiny_config("Qwen3ForSequenceClassification"));
+  EXPECT_EQ(model->named_parameters()["model.layers.0.self_attn.q_proj.weight"].sizes(),
+            (std::vector<int64_t>{4 * 128, 32}));
+  EXPECT_EQ(model->config().head_dim, 128);
+  auto explicit_config = tiny_config("Qwen3ForSequenceClassification");
+  explicit_config.raw["head_dim"] = 16;
+  explicit_config.head_dim = 16;
+  auto explicit_model = random_model(explicit_config);
+  EXPECT_EQ(explicit_model->named_parameters()["model.layers.0.self_attn.k_proj.weight"].sizes(),
+            (std::vector<int64_t>{2 * 16, 32}));
+}
+
 // --------------------------------------------------- attention variants
 
 TEST(SlidingWindow, TokensOutsideTheReceptiveFieldDoNotMatter) {

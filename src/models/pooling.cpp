@@ -52,6 +52,11 @@ at::Tensor pooled_token_indices(const PackedBatch& batch, Pooling pooling,
     return last;
   }
 
+  // Segment maxima and minima without scatter_reduce (a beta op that logs a
+  // warning in LibTorch 1.13): every candidate lies inside its own sequence's
+  // row range, and the ranges are in order, so a running maximum read at a
+  // sequence's last row is that sequence's maximum, and a running minimum
+  // taken from the end and read at its first row is its minimum.
   auto seq = sequence_ids(batch);
   auto is_pad = batch.input_ids.eq(*pad_token_id);
   auto token_index = at::arange(batch.num_tokens(), cu.options());
@@ -59,13 +64,15 @@ at::Tensor pooled_token_indices(const PackedBatch& batch, Pooling pooling,
     // A sequence that is all pad reads its first token, as transformers'
     // argmax over an all-zero row does.
     auto candidate = at::where(is_pad, starts.index_select(0, seq), token_index);
-    return starts.scatter_reduce(0, seq, candidate, "amax", /*include_self=*/true);
+    return std::get<0>(at::cummax(candidate, 0)).index_select(0, last);
   }
   // kBeforeFirstPad: p = position of the first pad (length when none), and the
   // token read is (p - 1) mod length, as the older rule's modulo does.
   auto lengths = last - starts + 1;
-  auto candidate = at::where(is_pad, batch.position_ids, lengths.index_select(0, seq));
-  auto first_pad = lengths.scatter_reduce(0, seq, candidate, "amin", /*include_self=*/true);
+  auto ends = cu.slice(0, 1);
+  auto candidate = at::where(is_pad, token_index, ends.index_select(0, seq));
+  auto suffix_min = std::get<0>(at::cummin(candidate.flip(0), 0)).flip(0);
+  auto first_pad = suffix_min.index_select(0, starts) - starts;
   return starts + at::remainder(first_pad - 1 + lengths, lengths);
 }
 

@@ -13,6 +13,7 @@
 #include "openrm/error.h"
 #include "openrm/io/file.h"
 #include "openrm/io/safetensors.h"
+#include "openrm/runtime.h"
 
 namespace openrm {
 
@@ -105,6 +106,7 @@ void RewardModel::init_weights(std::uint64_t seed, double std) {
 std::shared_ptr<RewardModel> create_reward_model(const ModelConfig& config,
                                                  const LoadOptions& options) {
   if (!at::isFloatingType(options.dtype)) throw Error("model dtype must be a floating type");
+  if (options.device.is_cpu()) warn_if_reference_blas();
   return find_model_factory(config)(config, options);
 }
 

@@ -37,7 +37,7 @@ struct ModelConfig {
   std::int64_t num_hidden_layers = 0;        // e.g. 32
   std::int64_t num_attention_heads = 0;      // e.g. 32
   std::int64_t num_key_value_heads = 0;      // e.g. 8; absent: num_attention_heads
-  std::int64_t head_dim = 0;                 // absent or null: hidden_size / num_attention_heads
+  std::int64_t head_dim = 0;  // absent or null: hidden_size / num_attention_heads (Qwen3: 128)
   std::int64_t max_position_embeddings = 0;  // e.g. 131072; 0 when absent
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;

@@ -1,0 +1,55 @@
+# Entry points for people and CI. The build itself is CMake; this file only
+# strings the steps together.
+#
+#   make test    install missing Debian packages, build, run every test
+#   make demo    ... then install, build examples/score_tokens against the
+#                installed package and score the bundled sequences
+#   make install PREFIX=/opt/openrm
+#   make fuzz    run the fuzzers (fuzz/run.sh; installs clang first)
+#   make clean
+
+BUILD_DIR ?= build
+PREFIX    ?= /usr/local
+JOBS      ?= $(shell nproc)
+DEMO_PREFIX := $(BUILD_DIR)/prefix
+DEMO_BUILD  := $(BUILD_DIR)/example
+
+CMAKE_ARGS := -G Ninja -DCMAKE_BUILD_TYPE=Release
+# Decided when the recipe runs, not when make reads this file: on a fresh
+# machine ccache only exists once `deps` has run.
+CCACHE_ARG = $$(command -v ccache >/dev/null && echo -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+# Needed for ccache to cache the TUs that use the precompiled headers;
+# base_dir makes hits survive a checkout in another folder (a fresh CI clone).
+export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
+export CCACHE_BASEDIR := $(CURDIR)
+
+.PHONY: all deps build test demo install fuzz clean
+
+all: build
+
+deps:
+	bash scripts/install-deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD_DIR) $(CMAKE_ARGS) $(CCACHE_ARG)
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+test: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+demo: build
+	cmake --install $(BUILD_DIR) --prefix $(DEMO_PREFIX)
+	cmake -S examples/score_tokens -B $(DEMO_BUILD) $(CMAKE_ARGS) $(CCACHE_ARG) \
+	  -DCMAKE_PREFIX_PATH=$(abspath $(DEMO_PREFIX))
+	cmake --build $(DEMO_BUILD)
+	$(DEMO_BUILD)/score_tokens data/tiny-llama-rm data/demo-sequences.txt
+
+install: build
+	cmake --install $(BUILD_DIR) --prefix $(PREFIX)
+
+fuzz:
+	bash scripts/install-deps.sh --fuzz
+	bash fuzz/run.sh
+
+clean:
+	rm -rf $(BUILD_DIR)

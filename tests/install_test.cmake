@@ -1,0 +1,87 @@
+# Installs openrm, builds examples/score_tokens against the installed package
+# as an outside project would, runs it on the bundled tiny model and checks
+# its output. Run with cmake -P and:
+#   OPENRM_BINARY_DIR  the configured and built openrm build folder
+#   OPENRM_SOURCE_DIR  the openrm source folder
+#   WORK_DIR           scratch folder (emptied first)
+cmake_minimum_required(VERSION 3.18)
+
+foreach(var OPENRM_BINARY_DIR OPENRM_SOURCE_DIR WORK_DIR)
+  if(NOT DEFINED ${var})
+    message(FATAL_ERROR "install_test.cmake: -D${var}=... is required")
+  endif()
+endforeach()
+
+set(prefix ${WORK_DIR}/prefix)
+set(example_build ${WORK_DIR}/build)
+set(model_dir ${OPENRM_SOURCE_DIR}/data/tiny-llama-rm)
+set(sequences_file ${OPENRM_SOURCE_DIR}/data/demo-sequences.txt)
+file(REMOVE_RECURSE ${WORK_DIR})
+file(MAKE_DIRECTORY ${WORK_DIR})
+
+# run_step(<description> <command...>): runs a command and fails the test on
+# a non-zero exit, showing what it printed; leaves its stdout in step_output.
+function(run_step description)
+  message(STATUS "install_test: ${description}")
+  execute_process(COMMAND ${ARGN}
+    RESULT_VARIABLE result
+    OUTPUT_VARIABLE out
+    ERROR_VARIABLE err)
+  if(NOT result EQUAL 0)
+    message(FATAL_ERROR "install_test: ${description} failed (${result}):\n${out}${err}")
+  endif()
+  set(step_output "${out}" PARENT_SCOPE)
+endfunction()
+
+run_step("install into ${prefix}"
+  ${CMAKE_COMMAND} --install ${OPENRM_BINARY_DIR} --prefix ${prefix})
+
+# The example is one translation unit: Ninja and ccache when present keep
+# this step short; nothing else of the parent build leaks in.
+set(configure_args -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release)
+find_program(NINJA_PROGRAM ninja)
+if(NINJA_PROGRAM)
+  list(APPEND configure_args -G Ninja)
+endif()
+find_program(CCACHE_PROGRAM ccache)
+if(CCACHE_PROGRAM)
+  list(APPEND configure_args -DCMAKE_CXX_COMPILER_LAUNCHER=${CCACHE_PROGRAM})
+endif()
+run_step("configure examples/score_tokens against the installed package"
+  ${CMAKE_COMMAND} -S ${OPENRM_SOURCE_DIR}/examples/score_tokens -B ${example_build}
+  ${configure_args})
+run_step("build examples/score_tokens"
+  ${CMAKE_COMMAND} --build ${example_build})
+
+run_step("score ${sequences_file}"
+  ${example_build}/score_tokens ${model_dir} ${sequences_file})
+set(output "${step_output}")
+message(STATUS "install_test: score_tokens printed:\n${output}")
+
+# One finite reward line per non-blank input line: "index length reward".
+# NaN or inf print as letters and do not match.
+file(STRINGS ${sequences_file} input_lines REGEX "[0-9]")
+list(LENGTH input_lines expected_count)
+# Each match starts at its line's newline and stops before the next one.
+string(REGEX MATCHALL "\n *[0-9]+ +[0-9]+ +[-+]?[0-9]+\\.[0-9]+"
+  reward_lines "\n${output}")
+list(LENGTH reward_lines reward_count)
+if(NOT reward_count EQUAL expected_count)
+  message(FATAL_ERROR "install_test: expected ${expected_count} finite reward lines "
+    "(one per sequence in ${sequences_file}), found ${reward_count}")
+endif()
+
+# The example prints the difference as "%.3e" (d.ddde[+-]XX); CMake has no
+# floats, so compare mantissa digits and exponent as integers: <= 1e-6.
+if(NOT output MATCHES "max \\|alone - batched\\| = ([0-9])\\.([0-9][0-9][0-9])e([-+][0-9]+)")
+  message(FATAL_ERROR "install_test: no finite 'max |alone - batched|' line in the output")
+endif()
+set(max_diff "${CMAKE_MATCH_1}.${CMAKE_MATCH_2}e${CMAKE_MATCH_3}")
+math(EXPR mantissa "${CMAKE_MATCH_1}${CMAKE_MATCH_2}")  # 1.234 -> 1234
+math(EXPR exponent "${CMAKE_MATCH_3}")
+if(NOT (mantissa EQUAL 0 OR exponent LESS -6 OR
+        (exponent EQUAL -6 AND mantissa LESS_EQUAL 1000)))
+  message(FATAL_ERROR "install_test: a sequence scored alone differs from the same "
+    "sequence in the batch by ${max_diff} (allowed: 1e-6)")
+endif()
+message(STATUS "install_test: ${reward_count} rewards, max |alone - batched| = ${max_diff}: OK")

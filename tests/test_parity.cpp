@@ -1,0 +1,235 @@
+// Parity with transformers: openrm's scores for tiny random-weight checkpoints
+// that transformers itself wrote, against the scores transformers gave for
+// them (tests/fixtures/parity/<name>/expected.json, written by
+// tests/fixtures/make_parity_fixtures.py; see docs/parity.md).
+//
+// A fixture folder that is absent makes its test skip with a message saying
+// how to generate it; the test never passes without transformers' numbers.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "openrm/models/packed_batch.h"
+#include "openrm/models/pooling.h"
+#include "openrm/models/reward_model.h"
+#include "test_paths.h"
+
+namespace openrm {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct ParityFixture {
+  const char* name;          // folder under tests/fixtures/parity/
+  const char* architecture;  // config.json's architectures[0]
+};
+
+// Test names print the fixture's name, not its bytes.
+void PrintTo(const ParityFixture& fixture, std::ostream* os) { *os << fixture.name; }
+
+// Every fixture the generator writes (FIXTURES in make_parity_fixtures.py).
+const ParityFixture kFixtures[] = {
+    {"llama_llama3_rope", "LlamaForSequenceClassification"},
+    {"llama_linear_rope_bias", "LlamaForSequenceClassification"},
+    {"mistral", "MistralForSequenceClassification"},
+    {"qwen2_bias", "Qwen2ForSequenceClassification"},
+    {"qwen3_head_dim", "Qwen3ForSequenceClassification"},
+    {"qwen2_pad_is_eos", "Qwen2ForSequenceClassification"},
+};
+
+// fp32 on both sides; tiny models whose scores are O(1). What is left is
+// summation order (batched vs. unbatched matmuls, packed vs. padded
+// attention), a few 1e-6 at most; a real mismatch (rope, mask, pooling, a
+// missing bias or norm weight) moves scores by 1e-2 or more.
+constexpr double kTolerance = 1e-4;
+
+// The references the generator records, each (B, num_labels).
+const char* const kReferences[] = {"unbatched", "right_padded", "left_padded"};
+
+using Scores = std::vector<std::vector<double>>;  // (B, num_labels)
+
+// OPENRM_PARITY_FIXTURES, when set, points at another fixtures folder (e.g. a
+// freshly generated one before it is copied into the tree).
+fs::path fixtures_root() {
+  const char* env = std::getenv("OPENRM_PARITY_FIXTURES");
+  if (env != nullptr && *env != '\0') return fs::path(env);
+  return fs::path(OPENRM_SOURCE_DIR) / "tests" / "fixtures" / "parity";
+}
+
+json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot open " + path.string());
+  return json::parse(in);
+}
+
+Scores scores_from_json(const json& j) { return j.get<Scores>(); }
+
+Scores scores_from_tensor(const at::Tensor& t) {
+  at::Tensor cpu = t.detach().to(torch::kCPU, torch::kDouble).contiguous();
+  TORCH_CHECK(cpu.dim() == 2, "expected scores of shape (B, num_labels), got ", cpu.sizes());
+  Scores out(static_cast<std::size_t>(cpu.size(0)));
+  auto a = cpu.accessor<double, 2>();
+  for (std::int64_t b = 0; b < cpu.size(0); ++b) {
+    for (std::int64_t l = 0; l < cpu.size(1); ++l) out[b].push_back(a[b][l]);
+  }
+  return out;
+}
+
+struct Worst {
+  double diff = 0.0;
+  std::size_t sequence = 0;
+  std::size_t label = 0;
+};
+
+// Largest |got - want|; NaN counts as infinitely far.
+Worst worst_difference(const Scores& got, const Scores& want) {
+  Worst worst;
+  for (std::size_t b = 0; b < got.size(); ++b) {
+    for (std::size_t l = 0; l < got[b].size(); ++l) {
+      double d = std::abs(got[b][l] - want[b][l]);
+      if (std::isnan(d)) d = INFINITY;
+      if (d > worst.diff || (b == 0 && l == 0)) worst = {d, b, l};
+    }
+  }
+  return worst;
+}
+
+// The padded references must be the recorded sequences, padded with
+// pad_token_id and masked: otherwise they would not be references for them.
+void check_padded_reference(const json& ref, const std::string& side,
+                            const std::vector<std::vector<std::int64_t>>& sequences,
+                            std::int64_t pad_token_id) {
+  auto ids = ref.at("input_ids").get<std::vector<std::vector<std::int64_t>>>();
+  auto mask = ref.at("attention_mask").get<std::vector<std::vector<std::int64_t>>>();
+  ASSERT_EQ(ids.size(), sequences.size()) << side;
+  ASSERT_EQ(mask.size(), sequences.size()) << side;
+  for (std::size_t b = 0; b < sequences.size(); ++b) {
+    const auto& s = sequences[b];
+    ASSERT_EQ(ids[b].size(), mask[b].size()) << side << " row " << b;
+    std::size_t pad = ids[b].size() - s.size();
+    std::size_t first = side == "left" ? pad : 0;
+    std::vector<std::int64_t> real(ids[b].begin() + first, ids[b].begin() + first + s.size());
+    EXPECT_EQ(real, s) << side << " row " << b << " is not sequence " << b;
+    for (std::size_t t = 0; t < ids[b].size(); ++t) {
+      bool is_real = t >= first && t < first + s.size();
+      EXPECT_EQ(mask[b][t], is_real ? 1 : 0) << side << " row " << b << " position " << t;
+      if (!is_real) {
+        EXPECT_EQ(ids[b][t], pad_token_id) << side << " row " << b << " position " << t;
+      }
+    }
+  }
+}
+
+class ParityTest : public ::testing::TestWithParam<ParityFixture> {};
+
+TEST_P(ParityTest, ScoresMatchTransformers) {
+  const ParityFixture& fixture = GetParam();
+  const fs::path dir = fixtures_root() / fixture.name;
+  if (!fs::is_directory(dir)) {
+    GTEST_SKIP() << "parity fixture " << fixture.name << " is missing (" << dir.string()
+                 << "). Generate it on a machine with transformers (the GPU machine): "
+                 << "python3 tests/fixtures/make_parity_fixtures.py --out $OUT/parity, "
+                 << "then copy $OUT/parity/" << fixture.name
+                 << " to tests/fixtures/parity/ and commit it (docs/parity.md).";
+  }
+  for (const char* file : {"config.json", "model.safetensors", "expected.json"}) {
+    ASSERT_TRUE(fs::is_regular_file(dir / file))
+        << "parity fixture " << dir.string() << " is incomplete: no " << file
+        << " (regenerate it with tests/fixtures/make_parity_fixtures.py)";
+  }
+
+  const json expected = read_json(dir / "expected.json");
+  ASSERT_EQ(expected.at("format_version").get<int>(), 1);
+  ASSERT_EQ(expected.at("architecture").get<std::string>(), fixture.architecture);
+  const std::string transformers_version =
+      expected.at("generator").at("transformers").get<std::string>();
+  ASSERT_FALSE(transformers_version.empty()) << "expected.json names no transformers version";
+  const auto sequences = expected.at("sequences").get<std::vector<std::vector<std::int64_t>>>();
+  const auto pad_token_id = expected.at("pad_token_id").get<std::int64_t>();
+  const auto num_labels = expected.at("num_labels").get<std::int64_t>();
+  ASSERT_FALSE(sequences.empty());
+  for (const char* side : {"right", "left"}) {
+    ASSERT_NO_FATAL_FAILURE(check_padded_reference(expected.at(std::string(side) + "_padded"), side,
+                                                   sequences, pad_token_id));
+  }
+
+  LoadOptions options;
+  options.device = c10::Device(c10::kCPU);
+  options.dtype = c10::kFloat;
+  std::shared_ptr<RewardModel> model;
+  try {
+    model = load_reward_model(dir.string(), options);
+  } catch (const std::exception& e) {
+    FAIL() << "loading " << dir.string() << ": " << e.what();
+  }
+  EXPECT_EQ(model->config().architecture, fixture.architecture);
+  EXPECT_EQ(model->config().pad_token_id, std::optional<std::int64_t>(pad_token_id));
+  EXPECT_EQ(model->config().num_labels, num_labels);
+  EXPECT_STREQ(pooling_name(model->pooling()), pooling_name(Pooling::kRightmostNonPad))
+      << "imported checkpoints must default to transformers' pooling rule";
+  EXPECT_EQ(model->dtype(), c10::kFloat);
+
+  // openrm's scores, three ways: each sequence alone, all in one packed
+  // batch, and through the score() convenience.
+  std::vector<std::pair<std::string, Scores>> ours;
+  {
+    torch::NoGradGuard no_grad;
+    Scores alone;
+    for (const auto& s : sequences) {
+      alone.push_back(scores_from_tensor(model->forward(PackedBatch::from_sequences({s})))[0]);
+    }
+    ours.emplace_back("alone", alone);
+    ours.emplace_back("packed batch",
+                      scores_from_tensor(model->forward(PackedBatch::from_sequences(sequences))));
+    if (num_labels == 1) {
+      Scores via_score;
+      for (float x : model->score(sequences)) via_score.push_back({static_cast<double>(x)});
+      ours.emplace_back("score()", via_score);
+    }
+  }
+
+  for (const char* reference : kReferences) {
+    const Scores want = scores_from_json(expected.at(reference).at("scores"));
+    ASSERT_EQ(want.size(), sequences.size()) << reference;
+    for (const auto& [how, got] : ours) {
+      ASSERT_EQ(got.size(), want.size()) << how;
+      for (std::size_t b = 0; b < got.size(); ++b) {
+        ASSERT_EQ(got[b].size(), want[b].size()) << how << " sequence " << b;
+      }
+      const Worst w = worst_difference(got, want);
+      std::printf(
+          "[ parity   ] %s: openrm %s vs transformers %s: max |diff| %.3g "
+          "(sequence %zu, length %zu)\n",
+          fixture.name, how.c_str(), reference, w.diff, w.sequence, sequences[w.sequence].size());
+      EXPECT_LE(w.diff, kTolerance)
+          << fixture.name << ": openrm " << how << " vs transformers " << reference
+          << " (transformers " << transformers_version << "): worst at sequence " << w.sequence
+          << " (length " << sequences[w.sequence].size() << "), label " << w.label << ": openrm "
+          << got[w.sequence][w.label] << ", transformers " << want[w.sequence][w.label];
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Transformers, ParityTest, ::testing::ValuesIn(kFixtures),
+                         [](const ::testing::TestParamInfo<ParityFixture>& info) {
+                           return std::string(info.param.name);
+                         });
+
+}  // namespace
+}  // namespace openrm
