@@ -24,8 +24,7 @@ bool same_rope(const openrm::RopeScaling& a, const openrm::RopeScaling& b) {
 bool same_fields(const openrm::ModelConfig& a, const openrm::ModelConfig& b) {
   return a.architecture == b.architecture && a.model_type == b.model_type &&
          a.vocab_size == b.vocab_size && a.hidden_size == b.hidden_size &&
-         a.intermediate_size == b.intermediate_size &&
-         a.num_hidden_layers == b.num_hidden_layers &&
+         a.intermediate_size == b.intermediate_size && a.num_hidden_layers == b.num_hidden_layers &&
          a.num_attention_heads == b.num_attention_heads &&
          a.num_key_value_heads == b.num_key_value_heads && a.head_dim == b.head_dim &&
          a.max_position_embeddings == b.max_position_embeddings &&

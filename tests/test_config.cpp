@@ -54,7 +54,9 @@ json llama_json() {
   })");
 }
 
-ModelConfig parse(const json& j) { return parse_model_config(j.dump(), kSource); }
+ModelConfig parse(const json& j) {
+  return parse_model_config(j.dump(), kSource);
+}
 
 // The error parsing j gives; it must start with the source.
 std::string parse_error(const json& j) {
@@ -136,12 +138,10 @@ TEST(ConfigRope, ScalingAndParametersSpellingsAgree) {
   json new_style = llama_json();
   new_style.erase("rope_scaling");
   new_style.erase("rope_theta");
-  new_style["rope_parameters"] = {{"rope_type", "llama3"},
-                                  {"rope_theta", 500000.0},
-                                  {"factor", 8.0},
-                                  {"low_freq_factor", 1.0},
-                                  {"high_freq_factor", 4.0},
-                                  {"original_max_position_embeddings", 8192}};
+  new_style["rope_parameters"] = {
+      {"rope_type", "llama3"},   {"rope_theta", 500000.0},
+      {"factor", 8.0},           {"low_freq_factor", 1.0},
+      {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}};
   ModelConfig a = parse(old_style);
   ModelConfig b = parse(new_style);
   expect_same_rope(a.rope_scaling, b.rope_scaling);
@@ -192,8 +192,9 @@ TEST(ConfigRope, UnsupportedTypeListsSupported) {
   EXPECT_TRUE(contains(message, "supported: default, linear, llama3"));
   j.erase("rope_scaling");
   j["rope_parameters"] = {{"rope_type", "dynamic"}, {"factor", 4.0}};
-  EXPECT_TRUE(contains(parse_error(j), "field 'rope_parameters.rope_type': unsupported rope "
-                                       "type 'dynamic'"));
+  EXPECT_TRUE(contains(parse_error(j),
+                       "field 'rope_parameters.rope_type': unsupported rope "
+                       "type 'dynamic'"));
 }
 
 TEST(ConfigRope, Llama3RequiresAllFields) {
@@ -203,26 +204,30 @@ TEST(ConfigRope, Llama3RequiresAllFields) {
     json j = llama_json();
     j["rope_scaling"].erase(key);
     std::string message = parse_error(j);
-    EXPECT_TRUE(contains(message, std::string("field 'rope_scaling.") + key + "': required for "
-                                                                                "rope type 'llama3'"));
+    EXPECT_TRUE(contains(message, std::string("field 'rope_scaling.") + key +
+                                      "': required for "
+                                      "rope type 'llama3'"));
   }
 }
 
 TEST(ConfigRope, Llama3FrequencyFactorsMustBeOrdered) {
   json j = llama_json();
   j["rope_scaling"]["high_freq_factor"] = 1.0;
-  EXPECT_TRUE(contains(parse_error(j), "field 'rope_scaling.high_freq_factor': must be greater "
-                                       "than low_freq_factor"));
+  EXPECT_TRUE(contains(parse_error(j),
+                       "field 'rope_scaling.high_freq_factor': must be greater "
+                       "than low_freq_factor"));
 }
 
 TEST(ConfigRope, LinearRequiresFactor) {
   json j = llama_json();
   j["rope_scaling"] = {{"type", "linear"}};
-  EXPECT_TRUE(contains(parse_error(j), "field 'rope_scaling.factor': required for rope type "
-                                       "'linear'"));
+  EXPECT_TRUE(contains(parse_error(j),
+                       "field 'rope_scaling.factor': required for rope type "
+                       "'linear'"));
   j["rope_scaling"] = {{"type", "linear"}, {"factor", -2}};
-  EXPECT_TRUE(contains(parse_error(j), "field 'rope_scaling.factor': expected a positive number, "
-                                       "got -2"));
+  EXPECT_TRUE(contains(parse_error(j),
+                       "field 'rope_scaling.factor': expected a positive number, "
+                       "got -2"));
 }
 
 TEST(ConfigRope, MissingTypeIsAnError) {
@@ -342,16 +347,15 @@ TEST(Config, LoadErrorNamesFile) {
   test::TempDir dir;
   write_file_atomic(dir.file("config.json"), R"({"hidden_size": -4})");
   std::string message = error_of([&] { load_model_config(dir.file("config.json")); });
-  EXPECT_EQ(message, dir.file("config.json") +
-                         ": field 'hidden_size': expected a positive integer, got -4");
+  EXPECT_EQ(message,
+            dir.file("config.json") + ": field 'hidden_size': expected a positive integer, got -4");
 }
 
 // ---- malformed configs ---------------------------------------------------------------
 
 TEST(ConfigErrors, MalformedJsonGivesLineAndColumn) {
-  std::string message = error_of([] {
-    parse_model_config("{\n  \"hidden_size\": 8,\n  \"vocab_size\": ,\n}", kSource);
-  });
+  std::string message = error_of(
+      [] { parse_model_config("{\n  \"hidden_size\": 8,\n  \"vocab_size\": ,\n}", kSource); });
   EXPECT_TRUE(starts_with(message, std::string(kSource) + ": malformed JSON"));
   EXPECT_TRUE(contains(message, "line 3, column"));
 }
@@ -405,8 +409,9 @@ TEST(ConfigErrors, NumberFieldAsString) {
 }
 
 TEST(ConfigErrors, NumberFieldNotPositive) {
-  EXPECT_TRUE(contains(with_field("rope_theta", 0), "field 'rope_theta': expected a positive "
-                                                    "number, got 0"));
+  EXPECT_TRUE(contains(with_field("rope_theta", 0),
+                       "field 'rope_theta': expected a positive "
+                       "number, got 0"));
 }
 
 TEST(ConfigErrors, BoolFieldAsInteger) {
@@ -415,7 +420,8 @@ TEST(ConfigErrors, BoolFieldAsInteger) {
 }
 
 TEST(ConfigErrors, StringFieldAsNumber) {
-  EXPECT_TRUE(contains(with_field("hidden_act", 3), "field 'hidden_act': expected a string, got 3"));
+  EXPECT_TRUE(
+      contains(with_field("hidden_act", 3), "field 'hidden_act': expected a string, got 3"));
 }
 
 TEST(ConfigErrors, ArchitecturesNotAList) {
@@ -460,8 +466,9 @@ TEST(ConfigErrors, NumLabelsImplausiblyLarge) {
   json j = llama_json();
   j.erase("id2label");
   j["num_labels"] = 1354566326;
-  EXPECT_TRUE(contains(parse_error(j), "field 'num_labels': 1354566326 labels is more than the "
-                                       "65536 openrm supports"));
+  EXPECT_TRUE(contains(parse_error(j),
+                       "field 'num_labels': 1354566326 labels is more than the "
+                       "65536 openrm supports"));
   j["num_labels"] = 65536;
   EXPECT_EQ(parse(j).num_labels, 65536);
 }
@@ -494,15 +501,17 @@ TEST(ValidateDecoder, RequiresSizes) {
 TEST(ValidateDecoder, HeadsMustDivideHiddenWithoutHeadDim) {
   json j = llama_json();
   j["hidden_size"] = 1000;
-  EXPECT_TRUE(contains(validate_error(j), "hidden_size 1000 is not divisible by "
-                                          "num_attention_heads 32 and head_dim is not given"));
+  EXPECT_TRUE(contains(validate_error(j),
+                       "hidden_size 1000 is not divisible by "
+                       "num_attention_heads 32 and head_dim is not given"));
 }
 
 TEST(ValidateDecoder, KeyValueHeadsMustDivideHeads) {
   json j = llama_json();
   j["num_key_value_heads"] = 5;
-  EXPECT_TRUE(contains(validate_error(j), "num_attention_heads 32 is not divisible by "
-                                          "num_key_value_heads 5"));
+  EXPECT_TRUE(contains(validate_error(j),
+                       "num_attention_heads 32 is not divisible by "
+                       "num_key_value_heads 5"));
 }
 
 TEST(ValidateDecoder, HeadDimMustBeEven) {
@@ -514,8 +523,9 @@ TEST(ValidateDecoder, HeadDimMustBeEven) {
 TEST(ValidateDecoder, LayerTypesMustMatchLayerCount) {
   json j = llama_json();
   j["layer_types"] = {"full_attention"};
-  EXPECT_TRUE(contains(validate_error(j), "field 'layer_types' has 1 entries but "
-                                          "num_hidden_layers is 32"));
+  EXPECT_TRUE(contains(validate_error(j),
+                       "field 'layer_types' has 1 entries but "
+                       "num_hidden_layers is 32"));
 }
 
 TEST(ValidateDecoder, UnknownLayerType) {

@@ -1,7 +1,6 @@
 // File utilities: memory maps, text reads, atomic writes, path helpers.
-#include <sys/stat.h>
-
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <string>
@@ -22,7 +21,8 @@ using test::TempDir;
 using test::write_bytes;
 
 // Everything in dir except the names listed, to catch stray temporary files.
-std::vector<std::string> other_files(const std::string& dir, const std::vector<std::string>& known) {
+std::vector<std::string> other_files(const std::string& dir,
+                                     const std::vector<std::string>& known) {
   std::vector<std::string> others;
   for (const auto& item : std::filesystem::directory_iterator(dir)) {
     std::string name = item.path().filename().string();

@@ -32,8 +32,8 @@ inline ::testing::AssertionResult contains(const std::string& text, const std::s
 
 inline ::testing::AssertionResult starts_with(const std::string& text, const std::string& prefix) {
   if (text.rfind(prefix, 0) == 0) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\"" << text << "\" does not start with \"" << prefix
-                                       << "\"";
+  return ::testing::AssertionFailure()
+         << "\"" << text << "\" does not start with \"" << prefix << "\"";
 }
 
 }  // namespace openrm::test

@@ -56,9 +56,7 @@ std::vector<std::string> files_in(const std::string& dir) {
 // scalar and an empty tensor: a round trip must return them bit for bit.
 NamedTensors every_dtype() {
   torch::manual_seed(7);
-  auto bits16 = [](at::IntArrayRef shape) {
-    return at::randint(-32768, 32768, shape, at::kShort);
-  };
+  auto bits16 = [](at::IntArrayRef shape) { return at::randint(-32768, 32768, shape, at::kShort); };
   return {
       {"f64", at::randint(-(1LL << 40), 1LL << 40, {3, 2}, at::kLong).view(at::kDouble)},
       {"f32", at::randint(-(1 << 30), 1 << 30, {5, 3}, at::kInt).view(at::kFloat)},
@@ -160,8 +158,8 @@ TEST(Safetensors, WritingToTensorLeavesFileUnchanged) {
   at::Tensor w = file->tensor("w");
   w.fill_(5.0);
   EXPECT_EQ(read_bytes(dir.file("m.safetensors")), before);
-  EXPECT_TRUE(at::equal(SafetensorsFile::open(dir.file("m.safetensors"))->tensor("w"),
-                        at::zeros({4})));
+  EXPECT_TRUE(
+      at::equal(SafetensorsFile::open(dir.file("m.safetensors"))->tensor("w"), at::zeros({4})));
 }
 
 TEST(Safetensors, CopiesMisalignedData) {
@@ -183,10 +181,9 @@ TEST(Safetensors, CopiesMisalignedData) {
 
 TEST(Safetensors, ZeroElementTensorsAreLegal) {
   TempDir dir;
-  std::string header =
-      R"({"e":{"dtype":"F32","shape":[0,5],"data_offsets":[0,0]},)"
-      R"("w":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},)"
-      R"("z":{"dtype":"I64","shape":[3,0],"data_offsets":[2,2]}})";
+  std::string header = R"({"e":{"dtype":"F32","shape":[0,5],"data_offsets":[0,0]},)"
+                       R"("w":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},)"
+                       R"("z":{"dtype":"I64","shape":[3,0],"data_offsets":[2,2]}})";
   write_bytes(dir.file("m.safetensors"), st_bytes(header, "ab"));
   auto file = SafetensorsFile::open(dir.file("m.safetensors"));
   EXPECT_EQ(file->tensor("e").sizes(), (std::vector<std::int64_t>{0, 5}));
@@ -220,12 +217,17 @@ TEST(Safetensors, DtypeOfRejectsTypesSafetensorsLacks) {
 TEST(Safetensors, SaveRejectsBadNames) {
   TempDir dir;
   std::string path = dir.file("m.safetensors");
-  EXPECT_TRUE(contains(error_of([&] { save_safetensors(path, {{"", at::ones({1})}}); }),
+  EXPECT_TRUE(contains(error_of([&] {
+                         save_safetensors(path, {{"", at::ones({1})}});
+                       }),
                        "empty name"));
-  EXPECT_TRUE(contains(
-      error_of([&] { save_safetensors(path, {{"w", at::ones({1})}, {"w", at::ones({1})}}); }),
-      "tensor name 'w' given twice"));
-  EXPECT_TRUE(contains(error_of([&] { save_safetensors(path, {{"__metadata__", at::ones({1})}}); }),
+  EXPECT_TRUE(contains(error_of([&] {
+                         save_safetensors(path, {{"w", at::ones({1})}, {"w", at::ones({1})}});
+                       }),
+                       "tensor name 'w' given twice"));
+  EXPECT_TRUE(contains(error_of([&] {
+                         save_safetensors(path, {{"__metadata__", at::ones({1})}});
+                       }),
                        "reserved"));
   EXPECT_FALSE(path_exists(path));
 }
@@ -360,8 +362,9 @@ TEST_F(CorruptSafetensors, TruncatedData) {
   // A download cut short: the header is intact, the data is not.
   std::string message = header_error(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})",
                                      std::string(10, '\0'));
-  EXPECT_TRUE(contains(message, "tensor 'w': data_offsets [0, 16] run past the end of the data "
-                                "section (10 bytes)"));
+  EXPECT_TRUE(contains(message,
+                       "tensor 'w': data_offsets [0, 16] run past the end of the data "
+                       "section (10 bytes)"));
 }
 
 TEST_F(CorruptSafetensors, HeaderNotJson) {
@@ -413,33 +416,33 @@ TEST_F(CorruptSafetensors, ExtraKey) {
 }
 
 TEST_F(CorruptSafetensors, DtypeNotAString) {
-  EXPECT_TRUE(contains(header_error(R"({"w":{"dtype":4,"shape":[1],"data_offsets":[0,4]}})",
-                                    "abcd"),
-                       "tensor 'w': 'dtype' must be a string, got 4"));
+  EXPECT_TRUE(
+      contains(header_error(R"({"w":{"dtype":4,"shape":[1],"data_offsets":[0,4]}})", "abcd"),
+               "tensor 'w': 'dtype' must be a string, got 4"));
 }
 
 TEST_F(CorruptSafetensors, UnknownDtype) {
-  std::string message = header_error(
-      R"({"w":{"dtype":"F8_E4M3","shape":[4],"data_offsets":[0,4]}})", "abcd");
+  std::string message =
+      header_error(R"({"w":{"dtype":"F8_E4M3","shape":[4],"data_offsets":[0,4]}})", "abcd");
   EXPECT_TRUE(contains(message, "tensor 'w': unknown dtype 'F8_E4M3'"));
   EXPECT_TRUE(contains(message, "supported: F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL"));
 }
 
 TEST_F(CorruptSafetensors, ShapeNotAnArray) {
-  EXPECT_TRUE(contains(header_error(R"({"w":{"dtype":"U8","shape":"4","data_offsets":[0,4]}})",
-                                    "abcd"),
-                       "tensor 'w': 'shape' must be an array of non-negative integers"));
+  EXPECT_TRUE(
+      contains(header_error(R"({"w":{"dtype":"U8","shape":"4","data_offsets":[0,4]}})", "abcd"),
+               "tensor 'w': 'shape' must be an array of non-negative integers"));
 }
 
 TEST_F(CorruptSafetensors, NegativeShapeDimension) {
-  std::string message = header_error(
-      R"({"w":{"dtype":"U8","shape":[2,-2],"data_offsets":[0,4]}})", "abcd");
+  std::string message =
+      header_error(R"({"w":{"dtype":"U8","shape":[2,-2],"data_offsets":[0,4]}})", "abcd");
   EXPECT_TRUE(contains(message, "tensor 'w': shape dimension 1 is -2"));
 }
 
 TEST_F(CorruptSafetensors, NonIntegerShapeDimension) {
-  std::string message = header_error(
-      R"({"w":{"dtype":"U8","shape":[4.0],"data_offsets":[0,4]}})", "abcd");
+  std::string message =
+      header_error(R"({"w":{"dtype":"U8","shape":[4.0],"data_offsets":[0,4]}})", "abcd");
   EXPECT_TRUE(contains(message, "tensor 'w': shape dimension 0 is 4.0"));
 }
 
@@ -447,15 +450,17 @@ TEST_F(CorruptSafetensors, ShapeDimensionTooLargeForTorch) {
   // Zero elements, so the byte count is fine, but 2^63 is no int64 size.
   std::string message = header_error(
       R"({"w":{"dtype":"U8","shape":[0,9223372036854775808],"data_offsets":[0,0]}})", "");
-  EXPECT_TRUE(contains(message, "tensor 'w': shape dimension 1 (9223372036854775808) is too large"));
+  EXPECT_TRUE(
+      contains(message, "tensor 'w': shape dimension 1 (9223372036854775808) is too large"));
 }
 
 TEST_F(CorruptSafetensors, ByteCountOverflows) {
   // 2^32 * 2^32 elements wrap to 0 in 64 bits; unchecked, this would pass.
   std::string message = header_error(
       R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", "");
-  EXPECT_TRUE(contains(message, "tensor 'w': shape [4294967296, 4294967296] of F32 has a byte "
-                                "count that overflows 64 bits"));
+  EXPECT_TRUE(contains(message,
+                       "tensor 'w': shape [4294967296, 4294967296] of F32 has a byte "
+                       "count that overflows 64 bits"));
 }
 
 TEST_F(CorruptSafetensors, ByteCountOverflowsOnlyWithElementSize) {
@@ -466,65 +471,64 @@ TEST_F(CorruptSafetensors, ByteCountOverflowsOnlyWithElementSize) {
 }
 
 TEST_F(CorruptSafetensors, DataOffsetsWrongLength) {
-  EXPECT_TRUE(contains(header_error(R"({"w":{"dtype":"U8","shape":[4],"data_offsets":[4]}})",
-                                    "abcd"),
-                       "tensor 'w': 'data_offsets' must be [begin, end]"));
+  EXPECT_TRUE(
+      contains(header_error(R"({"w":{"dtype":"U8","shape":[4],"data_offsets":[4]}})", "abcd"),
+               "tensor 'w': 'data_offsets' must be [begin, end]"));
 }
 
 TEST_F(CorruptSafetensors, DataOffsetsNegative) {
-  EXPECT_TRUE(contains(header_error(R"({"w":{"dtype":"U8","shape":[4],"data_offsets":[-1,3]}})",
-                                    "abcd"),
-                       "tensor 'w': 'data_offsets' must be [begin, end] with non-negative"));
+  EXPECT_TRUE(
+      contains(header_error(R"({"w":{"dtype":"U8","shape":[4],"data_offsets":[-1,3]}})", "abcd"),
+               "tensor 'w': 'data_offsets' must be [begin, end] with non-negative"));
 }
 
 TEST_F(CorruptSafetensors, DataOffsetsNotIntegers) {
-  EXPECT_TRUE(contains(header_error(R"({"w":{"dtype":"U8","shape":[4],"data_offsets":["0",4]}})",
-                                    "abcd"),
-                       "'data_offsets' must be [begin, end]"));
+  EXPECT_TRUE(
+      contains(header_error(R"({"w":{"dtype":"U8","shape":[4],"data_offsets":["0",4]}})", "abcd"),
+               "'data_offsets' must be [begin, end]"));
 }
 
 TEST_F(CorruptSafetensors, DataOffsetsBeginAfterEnd) {
-  EXPECT_TRUE(contains(header_error(R"({"w":{"dtype":"U8","shape":[0],"data_offsets":[4,0]}})",
-                                    "abcd"),
-                       "tensor 'w': data_offsets [4, 0] begin after they end"));
+  EXPECT_TRUE(
+      contains(header_error(R"({"w":{"dtype":"U8","shape":[0],"data_offsets":[4,0]}})", "abcd"),
+               "tensor 'w': data_offsets [4, 0] begin after they end"));
 }
 
 TEST_F(CorruptSafetensors, DataOffsetsPastDataSection) {
   std::string message = header_error(
-      R"({"w":{"dtype":"U8","shape":[4],"data_offsets":[18446744073709551611,18446744073709551615]}})",
+      R"({"w":{"dtype":"U8","shape":[4],)"
+      R"("data_offsets":[18446744073709551611,18446744073709551615]}})",
       "abcd");
   EXPECT_TRUE(contains(message, "run past the end of the data section (4 bytes)"));
 }
 
 TEST_F(CorruptSafetensors, ShapeDisagreesWithByteCount) {
-  std::string message = header_error(
-      R"({"w":{"dtype":"F32","shape":[4,2],"data_offsets":[0,16]}})", std::string(16, '\0'));
-  EXPECT_TRUE(contains(message, "tensor 'w': shape [4, 2] of F32 needs 32 bytes but data_offsets "
-                                "[0, 16] hold 16"));
+  std::string message = header_error(R"({"w":{"dtype":"F32","shape":[4,2],"data_offsets":[0,16]}})",
+                                     std::string(16, '\0'));
+  EXPECT_TRUE(contains(message,
+                       "tensor 'w': shape [4, 2] of F32 needs 32 bytes but data_offsets "
+                       "[0, 16] hold 16"));
 }
 
 TEST_F(CorruptSafetensors, OverlappingTensors) {
-  std::string message = header_error(
-      R"({"a":{"dtype":"U8","shape":[8],"data_offsets":[0,8]},)"
-      R"("b":{"dtype":"U8","shape":[8],"data_offsets":[4,12]}})",
-      std::string(12, '\0'));
+  std::string message = header_error(R"({"a":{"dtype":"U8","shape":[8],"data_offsets":[0,8]},)"
+                                     R"("b":{"dtype":"U8","shape":[8],"data_offsets":[4,12]}})",
+                                     std::string(12, '\0'));
   EXPECT_TRUE(contains(message, "tensor 'b': data_offsets [4, 12] overlap tensor 'a' [0, 8]"));
 }
 
 TEST_F(CorruptSafetensors, IdenticalRangesOverlap) {
   // Two names for the same bytes (aliasing) is an overlap too.
-  std::string message = header_error(
-      R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
-      R"("b":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})",
-      "abcd");
+  std::string message = header_error(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
+                                     R"("b":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})",
+                                     "abcd");
   EXPECT_TRUE(contains(message, "overlap tensor"));
 }
 
 TEST_F(CorruptSafetensors, GapBetweenTensors) {
-  std::string message = header_error(
-      R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
-      R"("b":{"dtype":"U8","shape":[4],"data_offsets":[8,12]}})",
-      std::string(12, '\0'));
+  std::string message = header_error(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
+                                     R"("b":{"dtype":"U8","shape":[4],"data_offsets":[8,12]}})",
+                                     std::string(12, '\0'));
   EXPECT_TRUE(contains(message, "tensor 'b': data_offsets [8, 12] leave a gap: bytes [4, 8]"));
 }
 
@@ -535,16 +539,15 @@ TEST_F(CorruptSafetensors, GapAtStartOfData) {
 }
 
 TEST_F(CorruptSafetensors, TrailingBytesAfterLastTensor) {
-  std::string message = header_error(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})",
-                                     "abcdEXTRA");
+  std::string message =
+      header_error(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})", "abcdEXTRA");
   EXPECT_TRUE(contains(message, "the data section has 9 bytes but the tensors cover only 4"));
 }
 
 TEST_F(CorruptSafetensors, DuplicateTensorName) {
-  std::string message = header_error(
-      R"({"w":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
-      R"("w":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}})",
-      std::string(8, '\0'));
+  std::string message = header_error(R"({"w":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
+                                     R"("w":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}})",
+                                     std::string(8, '\0'));
   EXPECT_TRUE(contains(message, "duplicate tensor name 'w'"));
 }
 
@@ -555,9 +558,9 @@ TEST_F(CorruptSafetensors, DuplicateKeyInsideEntry) {
 }
 
 TEST_F(CorruptSafetensors, EmptyTensorName) {
-  EXPECT_TRUE(contains(header_error(R"({"":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})",
-                                    "abcd"),
-                       "empty tensor name"));
+  EXPECT_TRUE(
+      contains(header_error(R"({"":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})", "abcd"),
+               "empty tensor name"));
 }
 
 TEST_F(CorruptSafetensors, MetadataNotAnObject) {
@@ -571,8 +574,8 @@ TEST_F(CorruptSafetensors, MetadataValueNotAString) {
 }
 
 TEST_F(CorruptSafetensors, BoolDataOtherThanZeroOrOne) {
-  std::string message = header_error(
-      R"({"m":{"dtype":"BOOL","shape":[3],"data_offsets":[0,3]}})", std::string("\x01\x00\x02", 3));
+  std::string message = header_error(R"({"m":{"dtype":"BOOL","shape":[3],"data_offsets":[0,3]}})",
+                                     std::string("\x01\x00\x02", 3));
   EXPECT_TRUE(contains(message, "tensor 'm': BOOL data holds byte 2 at element 2"));
 }
 
@@ -616,8 +619,8 @@ TEST(SafetensorsWriter, FailedFolderSaveKeepsEarlierSave) {
   save_safetensors_folder(dir.path(), {{"a", at::ones({64})}, {"b", at::ones({64})}}, 300);
   std::vector<std::string> before = files_in(dir.path());
   std::string message = error_of([&] {
-    save_safetensors_folder(dir.path(), {{"a", at::ones({64})}, {"c", at::ones({1}, at::kComplexDouble)}},
-                            300);
+    save_safetensors_folder(dir.path(),
+                            {{"a", at::ones({64})}, {"c", at::ones({1}, at::kComplexDouble)}}, 300);
   });
   EXPECT_TRUE(contains(message, "tensor 'c'"));
   EXPECT_EQ(files_in(dir.path()), before);
@@ -656,10 +659,9 @@ TEST(SafetensorsFolder, ShardedRoundTrip) {
   // filling ([400, 400, 200]); the last 40 bytes then start a third.
   save_safetensors_folder(dir.path(), tensors, 1000);
   EXPECT_EQ(files_in(dir.path()),
-            (std::vector<std::string>{"model-00001-of-00003.safetensors",
-                                      "model-00002-of-00003.safetensors",
-                                      "model-00003-of-00003.safetensors",
-                                      "model.safetensors.index.json"}));
+            (std::vector<std::string>{
+                "model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors",
+                "model-00003-of-00003.safetensors", "model.safetensors.index.json"}));
   // The index as transformers writes it: sorted keys, two-space indent.
   EXPECT_EQ(read_bytes(dir.file("model.safetensors.index.json")),
             "{\n"
@@ -704,8 +706,8 @@ TEST(SafetensorsFolder, ResavingRemovesStaleWeightFilesOnly) {
   expect_same_tensors(smaller, WeightStore::open_folder(dir.path()));
   // Back to a single file: shards and index go.
   save_safetensors_folder(dir.path(), smaller);
-  EXPECT_EQ(files_in(dir.path()), (std::vector<std::string>{"config.json", "model-notes.txt",
-                                                            "model.safetensors"}));
+  EXPECT_EQ(files_in(dir.path()),
+            (std::vector<std::string>{"config.json", "model-notes.txt", "model.safetensors"}));
   expect_same_tensors(smaller, WeightStore::open_folder(dir.path()));
   // And sharded again: model.safetensors goes, or loaders would prefer it.
   save_safetensors_folder(dir.path(), smaller, 800);
@@ -725,8 +727,8 @@ TEST(SafetensorsFolder, EmptyFolderIsAnError) {
   std::string message = error_of([&] { WeightStore::open_folder(dir.path()); });
   EXPECT_TRUE(starts_with(message, dir.path()));
   EXPECT_TRUE(contains(message, "no model.safetensors or model.safetensors.index.json"));
-  EXPECT_TRUE(contains(error_of([&] { WeightStore::open_folder(dir.file("missing")); }),
-                       "not a folder"));
+  EXPECT_TRUE(
+      contains(error_of([&] { WeightStore::open_folder(dir.file("missing")); }), "not a folder"));
 }
 
 TEST(SafetensorsFolder, MissingTensorNamesTheStore) {
@@ -765,16 +767,17 @@ TEST_F(BadIndex, ConsistentIndexOpens) {
 }
 
 TEST_F(BadIndex, NameMissingInShard) {
-  std::string message = open_error(
-      R"({"weight_map":{"x":"a.safetensors","y":"a.safetensors","z":"b.safetensors",)"
-      R"("w":"b.safetensors"}})");
-  EXPECT_TRUE(contains(message, "tensor 'w' is listed in shard b.safetensors, which has no tensor "
-                                "of that name"));
+  std::string message =
+      open_error(R"({"weight_map":{"x":"a.safetensors","y":"a.safetensors","z":"b.safetensors",)"
+                 R"("w":"b.safetensors"}})");
+  EXPECT_TRUE(contains(message,
+                       "tensor 'w' is listed in shard b.safetensors, which has no tensor "
+                       "of that name"));
 }
 
 TEST_F(BadIndex, NameListedInWrongShard) {
-  std::string message = open_error(
-      R"({"weight_map":{"x":"a.safetensors","y":"a.safetensors","z":"a.safetensors"}})");
+  std::string message =
+      open_error(R"({"weight_map":{"x":"a.safetensors","y":"a.safetensors","z":"a.safetensors"}})");
   EXPECT_TRUE(contains(message, "tensor 'z' is listed in shard a.safetensors"));
 }
 
@@ -788,25 +791,28 @@ TEST_F(BadIndex, TensorInTwoShards) {
   save_safetensors(dir_.file("b.safetensors"), {{"z", at::ones({2})}, {"x", at::ones({2})}});
   std::string message =
       open_error(R"({"weight_map":{"x":"a.safetensors","y":"a.safetensors","z":"b.safetensors"}})");
-  EXPECT_TRUE(contains(message, "tensor 'x' appears in two shards: a.safetensors and "
-                                "b.safetensors"));
+  EXPECT_TRUE(contains(message,
+                       "tensor 'x' appears in two shards: a.safetensors and "
+                       "b.safetensors"));
 }
 
 TEST_F(BadIndex, ShardTensorNotInIndex) {
   std::string message = open_error(R"({"weight_map":{"x":"a.safetensors","z":"b.safetensors"}})");
-  EXPECT_TRUE(contains(message, "shard a.safetensors holds tensor 'y', which weight_map does not "
-                                "list"));
+  EXPECT_TRUE(contains(message,
+                       "shard a.safetensors holds tensor 'y', which weight_map does not "
+                       "list"));
 }
 
 TEST_F(BadIndex, WeightMapMissing) {
-  EXPECT_TRUE(contains(open_error(R"({"metadata":{"total_size":24}})"),
-                       "'weight_map' must be an object"));
+  EXPECT_TRUE(
+      contains(open_error(R"({"metadata":{"total_size":24}})"), "'weight_map' must be an object"));
 }
 
 TEST_F(BadIndex, ShardOutsideFolder) {
   std::string message = open_error(R"({"weight_map":{"x":"../a.safetensors"}})");
-  EXPECT_TRUE(contains(message, "tensor 'x': shard '../a.safetensors' is not a file name in this "
-                                "folder"));
+  EXPECT_TRUE(contains(message,
+                       "tensor 'x': shard '../a.safetensors' is not a file name in this "
+                       "folder"));
 }
 
 TEST_F(BadIndex, MalformedJson) {

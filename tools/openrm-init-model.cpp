@@ -13,6 +13,7 @@
 #include <map>
 #include <string>
 
+#include "openrm/error.h"
 #include "openrm/io/config.h"
 #include "openrm/models/reward_model.h"
 
@@ -41,7 +42,8 @@ void init_model(const InitModelOptions& opts) {
   openrm::ModelConfig config = openrm::load_model_config(opts.config_path);
   openrm::LoadOptions load;
   load.dtype = kDtypes.at(opts.dtype);
-  auto model = openrm::create_reward_model(config, load);
+  auto model = openrm::with_context(
+      opts.config_path, [&] { return openrm::create_reward_model(config, load); });
   model->init_weights(opts.seed, opts.std);
   openrm::save_reward_model(*model, opts.output_dir);
   std::cout << kTool << ": wrote " << opts.output_dir << " ("

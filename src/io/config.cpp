@@ -5,8 +5,10 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <set>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "io/json_util.h"
 #include "openrm/error.h"
@@ -143,8 +145,8 @@ RopeScaling parse_rope(const json& object, const std::string& source, const std:
   auto rope_type = reader.string("rope_type");
   auto legacy_type = reader.string("type");
   if (rope_type && legacy_type && *rope_type != *legacy_type) {
-    reader.fail("type", "disagrees with rope_type ('" + *legacy_type + "' vs '" + *rope_type +
-                            "')");
+    reader.fail("type",
+                "disagrees with rope_type ('" + *legacy_type + "' vs '" + *rope_type + "')");
   }
   if (!rope_type && !legacy_type) {
     throw Error(source + ": field '" + field + "': missing 'rope_type' (or 'type')");
@@ -162,11 +164,8 @@ RopeScaling parse_rope(const json& object, const std::string& source, const std:
     return *value;
   };
   switch (rope.type) {
-    case RopeType::kDefault:
-      break;
-    case RopeType::kLinear:
-      rope.factor = require_number("factor");
-      break;
+    case RopeType::kDefault: break;
+    case RopeType::kLinear: rope.factor = require_number("factor"); break;
     case RopeType::kLlama3: {
       rope.factor = require_number("factor");
       rope.low_freq_factor = require_number("low_freq_factor");
@@ -289,8 +288,8 @@ ModelConfig parse_model_config(const std::string& text, const std::string& sourc
         config.eos_token_ids.push_back(id.get<std::int64_t>());
       }
     } else {
-      config.eos_token_ids.push_back(*reader.integer("eos_token_id",
-                                                     "an integer or a list of integers"));
+      config.eos_token_ids.push_back(
+          *reader.integer("eos_token_id", "an integer or a list of integers"));
     }
   }
 
@@ -364,8 +363,8 @@ void validate_decoder_config(const ModelConfig& config, const std::string& sourc
   // heads do not divide hidden_size.
   if (config.head_dim == 0 && config.hidden_size % config.num_attention_heads != 0) {
     fail("hidden_size " + std::to_string(config.hidden_size) +
-         " is not divisible by num_attention_heads " +
-         std::to_string(config.num_attention_heads) + " and head_dim is not given");
+         " is not divisible by num_attention_heads " + std::to_string(config.num_attention_heads) +
+         " and head_dim is not given");
   }
   require_positive("head_dim", config.head_dim);
   if (config.head_dim % 2 != 0) {
@@ -374,8 +373,7 @@ void validate_decoder_config(const ModelConfig& config, const std::string& sourc
   }
   if (config.num_attention_heads % config.num_key_value_heads != 0) {
     fail("num_attention_heads " + std::to_string(config.num_attention_heads) +
-         " is not divisible by num_key_value_heads " +
-         std::to_string(config.num_key_value_heads));
+         " is not divisible by num_key_value_heads " + std::to_string(config.num_key_value_heads));
   }
   if (!(config.rms_norm_eps > 0) || !std::isfinite(config.rms_norm_eps)) {
     fail("field 'rms_norm_eps' must be a positive number");
@@ -406,8 +404,8 @@ void validate_decoder_config(const ModelConfig& config, const std::string& sourc
       if (type == "sliding_attention") {
         any_sliding = true;
       } else if (type != "full_attention") {
-        fail("field 'layer_types': layer " + std::to_string(i) + " has unsupported type '" +
-             type + "'; supported: " + kSupportedLayerTypes);
+        fail("field 'layer_types': layer " + std::to_string(i) + " has unsupported type '" + type +
+             "'; supported: " + kSupportedLayerTypes);
       }
     }
     if (any_sliding && config.sliding_window <= 0) {
@@ -483,7 +481,8 @@ json ModelConfig::to_json() const {
   put_token("bos_token_id", bos_token_id);
   if (eos_token_ids.empty()) {
     if (had("eos_token_id")) out["eos_token_id"] = nullptr;
-  } else if (eos_token_ids.size() == 1 && !(had("eos_token_id") && raw["eos_token_id"].is_array())) {
+  } else if (eos_token_ids.size() == 1 &&
+             !(had("eos_token_id") && raw["eos_token_id"].is_array())) {
     out["eos_token_id"] = eos_token_ids[0];
   } else {
     out["eos_token_id"] = eos_token_ids;
@@ -523,7 +522,8 @@ json ModelConfig::to_json() const {
   if (has_parameters) {
     json parameters = raw["rope_parameters"];
     write_rope(rope_scaling, &parameters);
-    if (!parameters.contains("rope_type")) parameters["rope_type"] = rope_type_name(rope_scaling.type);
+    if (!parameters.contains("rope_type"))
+      parameters["rope_type"] = rope_type_name(rope_scaling.type);
     parameters["rope_theta"] = rope_theta;
     out["rope_parameters"] = parameters;
     if (had("rope_theta")) out["rope_theta"] = rope_theta;

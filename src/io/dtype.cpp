@@ -15,9 +15,9 @@ struct DTypeInfo {
 // Indexed by the enum's value; the order is also the order error messages
 // list them in.
 constexpr DTypeInfo kDTypes[] = {
-    {DType::F64, "F64", 8}, {DType::F32, "F32", 4}, {DType::F16, "F16", 2},
+    {DType::F64, "F64", 8},   {DType::F32, "F32", 4}, {DType::F16, "F16", 2},
     {DType::BF16, "BF16", 2}, {DType::I64, "I64", 8}, {DType::I32, "I32", 4},
-    {DType::I16, "I16", 2}, {DType::I8, "I8", 1}, {DType::U8, "U8", 1},
+    {DType::I16, "I16", 2},   {DType::I8, "I8", 1},   {DType::U8, "U8", 1},
     {DType::BOOL, "BOOL", 1},
 };
 
@@ -39,9 +39,13 @@ const DTypeInfo& info(DType dtype) {
 
 }  // namespace
 
-const char* dtype_name(DType dtype) { return info(dtype).name; }
+const char* dtype_name(DType dtype) {
+  return info(dtype).name;
+}
 
-std::size_t dtype_size(DType dtype) { return info(dtype).size; }
+std::size_t dtype_size(DType dtype) {
+  return info(dtype).size;
+}
 
 bool parse_dtype(const std::string& name, DType* out) {
   for (const DTypeInfo& entry : kDTypes) {

@@ -15,11 +15,15 @@ namespace openrm {
 
 namespace {
 
-std::string errno_text(int err) { return std::strerror(err); }
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
 
 // Never retried: on Linux the descriptor is released even when close()
 // reports EINTR, and a retry could close a descriptor another thread opened.
-int close_fd(int fd) { return ::close(fd); }
+int close_fd(int fd) {
+  return ::close(fd);
+}
 
 // The folder that holds path, for the directory fsync after a rename.
 std::string parent_dir(const std::string& path) {

@@ -5,9 +5,8 @@
 // resolve to the last one).
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstddef>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
@@ -61,8 +60,7 @@ Json parse_json_checked(const char* begin, const char* end, const std::string& p
       case Event::object_end:
       case Event::array_end:
         --depth;
-        if (limits.reject_duplicate_keys && event == Event::object_end &&
-            !keys_seen.empty()) {
+        if (limits.reject_duplicate_keys && event == Event::object_end && !keys_seen.empty()) {
           keys_seen.pop_back();
         }
         break;
@@ -75,8 +73,7 @@ Json parse_json_checked(const char* begin, const char* end, const std::string& p
           }
         }
         break;
-      case Event::value:
-        break;
+      case Event::value: break;
     }
     return true;
   };

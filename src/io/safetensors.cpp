@@ -1,7 +1,6 @@
 #include "openrm/io/safetensors.h"
 
 #include <ATen/ATen.h>
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -9,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "io/json_util.h"
@@ -17,8 +17,9 @@
 namespace openrm {
 
 // safetensors stores little-endian data, and tensors view it in place.
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "openrm reads safetensors on "
-                                                         "little-endian machines only");
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "openrm reads safetensors on "
+              "little-endian machines only");
 
 namespace {
 
@@ -77,7 +78,8 @@ std::vector<PlannedTensor> plan_tensors(const std::string& target, const NamedTe
     if (tensor.layout() != at::kStrided) {
       throw Error(target + ": tensor '" + name + "' is not dense (sparse tensors are not saved)");
     }
-    DType dtype = with_context(target + ": tensor '" + name + "'", [&] { return dtype_of(tensor); });
+    DType dtype =
+        with_context(target + ": tensor '" + name + "'", [&] { return dtype_of(tensor); });
     std::uint64_t nbytes = static_cast<std::uint64_t>(tensor.numel()) * dtype_size(dtype);
     plan.push_back({&name, &tensor, dtype, nbytes});
   }
@@ -155,7 +157,7 @@ std::size_t locate(const std::map<std::string, std::size_t>& where,
                    const std::string& name) {
   auto it = where.find(name);
   if (it != where.end()) return it->second;
-  std::string place = files.empty()      ? std::string("an empty weight store")
+  std::string place = files.empty()       ? std::string("an empty weight store")
                       : files.size() == 1 ? files[0]->path()
                                           : dir_of(files[0]->path()) + " (" +
                                                 std::to_string(files.size()) + " shards)";
@@ -276,9 +278,9 @@ WeightStore WeightStore::open_folder(const std::string& dir) {
     for (const SafetensorsEntry& entry : store.files_[i]->entries()) {
       auto [it, inserted] = store.where_.emplace(entry.name, i);
       if (!inserted) {
-        fail("tensor '" + entry.name + "' appears in two shards: " +
-             file_name_of(store.files_[it->second]->path()) + " and " +
-             file_name_of(store.files_[i]->path()));
+        fail("tensor '" + entry.name +
+             "' appears in two shards: " + file_name_of(store.files_[it->second]->path()) +
+             " and " + file_name_of(store.files_[i]->path()));
       }
       if (!weight_map.contains(entry.name)) {
         fail("shard " + file_name_of(store.files_[i]->path()) + " holds tensor '" + entry.name +
@@ -382,8 +384,7 @@ void save_safetensors_folder(const std::string& dir, const NamedTensors& tensors
     nlohmann::json weight_map = nlohmann::json::object();
     for (std::size_t i = 0; i < shards.size(); ++i) {
       char name[64];
-      std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", i + 1,
-                    shards.size());
+      std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", i + 1, shards.size());
       write_planned(join_path(dir, name), shards[i], metadata);
       written.insert(name);
       for (const PlannedTensor& item : shards[i]) weight_map[*item.name] = name;

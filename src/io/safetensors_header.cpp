@@ -5,18 +5,18 @@
 // crate): tensors, sorted by offset, must tile the data section exactly, from
 // byte 0 to the end of the file, with no overlap and no gap. See
 // docs/formats.md for the full list.
-#include <nlohmann/json.hpp>
+#include "openrm/io/safetensors_header.h"
 
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <string>
 #include <vector>
 
 #include "io/json_util.h"
 #include "openrm/error.h"
-#include "openrm/io/safetensors_header.h"
 
 namespace openrm {
 
@@ -46,8 +46,8 @@ std::string range_text(std::uint64_t begin, std::uint64_t end) {
 // A JSON value in an error message, cut short so that a 100 MB header cannot
 // produce a 100 MB message.
 std::string brief(const ordered_json& value) {
-  std::string text = value.dump(-1, ' ', /*ensure_ascii=*/true,
-                                ordered_json::error_handler_t::replace);
+  std::string text =
+      value.dump(-1, ' ', /*ensure_ascii=*/true, ordered_json::error_handler_t::replace);
   constexpr std::size_t kMax = 60;
   if (text.size() > kMax) text = text.substr(0, kMax) + "...";
   return text;
@@ -97,8 +97,8 @@ class HeaderParser {
   SafetensorsEntry parse_entry(const std::string& name, const ordered_json& value) const {
     if (name.empty()) fail("empty tensor name");
     if (!value.is_object()) {
-      fail_tensor(name, "entry must be an object with dtype, shape and data_offsets, got " +
-                            brief(value));
+      fail_tensor(
+          name, "entry must be an object with dtype, shape and data_offsets, got " + brief(value));
     }
     for (auto it = value.begin(); it != value.end(); ++it) {
       if (it.key() != "dtype" && it.key() != "shape" && it.key() != "data_offsets") {
@@ -153,13 +153,13 @@ class HeaderParser {
                             brief(offsets));
     }
     if (entry.begin > entry.end) {
-      fail_tensor(name, "data_offsets " + range_text(entry.begin, entry.end) +
-                            " begin after they end");
+      fail_tensor(name,
+                  "data_offsets " + range_text(entry.begin, entry.end) + " begin after they end");
     }
     if (entry.end > data_size_) {
       fail_tensor(name, "data_offsets " + range_text(entry.begin, entry.end) +
-                            " run past the end of the data section (" +
-                            std::to_string(data_size_) + " bytes); is the file truncated?");
+                            " run past the end of the data section (" + std::to_string(data_size_) +
+                            " bytes); is the file truncated?");
     }
     if (entry.end - entry.begin != nbytes) {
       fail_tensor(name, "shape " + u64_list(entry.shape) + " of " + dtype_name(entry.dtype) +
@@ -241,8 +241,8 @@ SafetensorsHeader parse_safetensors_header(const std::uint8_t* bytes, std::size_
   limits.max_depth = 8;
   limits.reject_duplicate_keys = true;
   limits.top_level_key_noun = "tensor name";
-  ordered_json root =
-      detail::parse_json_checked<ordered_json>(text, text + header_len, source + ": header", limits);
+  ordered_json root = detail::parse_json_checked<ordered_json>(text, text + header_len,
+                                                               source + ": header", limits);
   if (!root.is_object()) {
     throw Error(source + ": header must be a JSON object, got " + std::string(root.type_name()));
   }

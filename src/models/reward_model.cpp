@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "io/json_util.h"
 #include "logging.h"
 #include "models/registry.h"
 #include "openrm/error.h"
@@ -164,13 +165,10 @@ void load_weights(RewardModel& model, const WeightStore& store, const std::strin
 std::optional<Pooling> read_stored_pooling(const std::string& dir) {
   const auto path = join_path(dir, kOpenrmJson);
   if (!path_exists(path)) return std::nullopt;
+  const std::string text = read_text_file(path);
+  const auto j = detail::parse_json_checked<nlohmann::json>(text.data(), text.data() + text.size(),
+                                                            path, detail::JsonParseLimits{});
   return with_context(path, [&]() -> std::optional<Pooling> {
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(read_text_file(path));
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(std::string("malformed JSON: ") + e.what());
-    }
     if (!j.is_object()) throw Error("expected a JSON object");
     if (!j.contains("pooling")) return std::nullopt;
     if (!j["pooling"].is_string()) throw Error("field 'pooling': expected a string");

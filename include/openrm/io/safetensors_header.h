@@ -25,9 +25,9 @@ struct SafetensorsEntry {
 };
 
 struct SafetensorsHeader {
-  std::vector<SafetensorsEntry> entries;  // in header order
+  std::vector<SafetensorsEntry> entries;        // in header order
   std::map<std::string, std::string> metadata;  // the "__metadata__" object
-  std::uint64_t data_start = 0;  // file offset of the data section (8 + N)
+  std::uint64_t data_start = 0;                 // file offset of the data section (8 + N)
 };
 
 // Parses and validates the header of a safetensors file whose complete
