@@ -12,26 +12,19 @@
 #include "openrm/error.h"
 #include "openrm/io/safetensors.h"
 #include "openrm/models/reward_model.h"
+#include "test_io_util.h"
 #include "test_util.h"
 
 namespace openrm {
 namespace {
 
+using test::error_of;
 using test::TempDir;
 using test::tiny_config;
 
 const std::vector<std::string> kArchitectures = {
     "LlamaForSequenceClassification", "MistralForSequenceClassification",
     "Qwen2ForSequenceClassification", "Qwen3ForSequenceClassification"};
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 // std 0.2 by default: large enough that every layer visibly moves the score.
 std::shared_ptr<RewardModel> random_model(const ModelConfig& config, uint64_t seed = 1,
