@@ -30,15 +30,6 @@ bool checked_mul(std::uint64_t a, std::uint64_t b, std::uint64_t* out) {
   return !__builtin_mul_overflow(a, b, out);
 }
 
-std::string u64_list(const std::vector<std::int64_t>& values) {
-  std::string text = "[";
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) text += ", ";
-    text += std::to_string(values[i]);
-  }
-  return text + "]";
-}
-
 std::string range_text(std::uint64_t begin, std::uint64_t end) {
   return "[" + std::to_string(begin) + ", " + std::to_string(end) + "]";
 }
@@ -142,7 +133,7 @@ class HeaderParser {
     }
     std::uint64_t nbytes = 0;
     if (overflow || !checked_mul(numel, dtype_size(entry.dtype), &nbytes)) {
-      fail_tensor(name, "shape " + u64_list(entry.shape) + " of " + dtype_name(entry.dtype) +
+      fail_tensor(name, "shape " + shape_string(entry.shape) + " of " + dtype_name(entry.dtype) +
                             " has a byte count that overflows 64 bits");
     }
 
@@ -162,7 +153,7 @@ class HeaderParser {
                             " bytes); is the file truncated?");
     }
     if (entry.end - entry.begin != nbytes) {
-      fail_tensor(name, "shape " + u64_list(entry.shape) + " of " + dtype_name(entry.dtype) +
+      fail_tensor(name, "shape " + shape_string(entry.shape) + " of " + dtype_name(entry.dtype) +
                             " needs " + std::to_string(nbytes) + " bytes but data_offsets " +
                             range_text(entry.begin, entry.end) + " hold " +
                             std::to_string(entry.end - entry.begin));
@@ -211,6 +202,15 @@ class HeaderParser {
 };
 
 }  // namespace
+
+std::string shape_string(const std::vector<std::int64_t>& shape) {
+  std::string text = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (i > 0) text += ", ";
+    text += std::to_string(shape[i]);
+  }
+  return text + "]";
+}
 
 SafetensorsHeader parse_safetensors_header(const std::uint8_t* bytes, std::size_t size,
                                            const std::string& source) {

@@ -107,9 +107,7 @@ AttentionLayout make_layout(const PackedBatch& batch) {
   layout.identity = layout.batch == 1;
   auto lengths = at::diff(cu);
   if (!layout.identity) {
-    auto seq = at::repeat_interleave(at::arange(layout.batch, cu.options()), lengths, 0,
-                                     batch.num_tokens());
-    layout.pad_index = seq * layout.max_len + batch.position_ids;
+    layout.pad_index = batch.sequence_index() * layout.max_len + batch.position_ids;
   }
   layout.key_valid =
       at::arange(layout.max_len, cu.options()).unsqueeze(0).lt(lengths.unsqueeze(1));

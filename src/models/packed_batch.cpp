@@ -41,6 +41,11 @@ PackedBatch PackedBatch::from_sequences(const std::vector<std::vector<std::int64
   return batch;
 }
 
+at::Tensor PackedBatch::sequence_index() const {
+  return at::repeat_interleave(at::arange(num_sequences(), cu_seqlens.options()),
+                               at::diff(cu_seqlens), /*dim=*/0, /*output_size=*/num_tokens());
+}
+
 PackedBatch PackedBatch::to(c10::Device device, bool non_blocking) const {
   PackedBatch out = *this;
   out.input_ids = input_ids.to(device, non_blocking);

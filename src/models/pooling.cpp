@@ -25,22 +25,12 @@ Pooling parse_pooling(const std::string& name) {
               "' (expected rightmost_non_pad, last_token or before_first_pad)");
 }
 
-namespace {
-
-// (T) index of the sequence each packed token belongs to.
-at::Tensor sequence_ids(const PackedBatch& batch) {
-  auto lengths = at::diff(batch.cu_seqlens);
-  return at::repeat_interleave(at::arange(batch.num_sequences(), batch.cu_seqlens.options()),
-                               lengths, /*dim=*/0, /*output_size=*/batch.num_tokens());
-}
-
-}  // namespace
-
 at::Tensor pooled_token_indices(const PackedBatch& batch, Pooling pooling,
                                 std::optional<std::int64_t> pad_token_id) {
   const auto& cu = batch.cu_seqlens;
   auto starts = cu.slice(0, 0, -1);
-  auto last = cu.slice(0, 1) - 1;
+  auto ends = cu.slice(0, 1);
+  auto last = ends - 1;
   if (pooling == Pooling::kLastToken) return last;
 
   if (!pad_token_id) {
@@ -57,7 +47,7 @@ at::Tensor pooled_token_indices(const PackedBatch& batch, Pooling pooling,
   // row range, and the ranges are in order, so a running maximum read at a
   // sequence's last row is that sequence's maximum, and a running minimum
   // taken from the end and read at its first row is its minimum.
-  auto seq = sequence_ids(batch);
+  auto seq = batch.sequence_index();
   auto is_pad = batch.input_ids.eq(*pad_token_id);
   auto token_index = at::arange(batch.num_tokens(), cu.options());
   if (pooling == Pooling::kRightmostNonPad) {
@@ -68,8 +58,7 @@ at::Tensor pooled_token_indices(const PackedBatch& batch, Pooling pooling,
   }
   // kBeforeFirstPad: p = position of the first pad (length when none), and the
   // token read is (p - 1) mod length, as the older rule's modulo does.
-  auto lengths = last - starts + 1;
-  auto ends = cu.slice(0, 1);
+  auto lengths = ends - starts;
   auto candidate = at::where(is_pad, token_index, ends.index_select(0, seq));
   auto suffix_min = std::get<0>(at::cummin(candidate.flip(0), 0)).flip(0);
   auto first_pad = suffix_min.index_select(0, starts) - starts;

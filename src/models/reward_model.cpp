@@ -4,9 +4,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
-#include <filesystem>
 #include <set>
-#include <sstream>
 
 #include "io/json_util.h"
 #include "logging.h"
@@ -19,14 +17,6 @@
 namespace openrm {
 
 namespace {
-
-std::string shape_string(at::IntArrayRef shape) {
-  std::ostringstream out;
-  out << "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
-  out << "]";
-  return out.str();
-}
 
 const char* hf_dtype_name(c10::ScalarType t) {
   switch (t) {
@@ -124,14 +114,14 @@ void load_weights(RewardModel& model, const WeightStore& store, const std::strin
     auto& param = item.value();
     if (!store.contains(name)) {
       problems.push_back("missing tensor " + name + " (expected shape " +
-                         shape_string(param.sizes()) + ")");
+                         shape_string(param.sizes().vec()) + ")");
       continue;
     }
     used.insert(name);
     const auto& entry = store.entry(name);
-    if (entry.shape != std::vector<std::int64_t>(param.sizes().begin(), param.sizes().end())) {
+    if (entry.shape != param.sizes().vec()) {
       problems.push_back(store.file_of(name) + ": tensor " + name + ": expected " +
-                         shape_string(param.sizes()) + ", got " + shape_string(entry.shape));
+                         shape_string(param.sizes().vec()) + ", got " + shape_string(entry.shape));
       continue;
     }
     if (entry.dtype != DType::F32 && entry.dtype != DType::F16 && entry.dtype != DType::BF16 &&
@@ -194,14 +184,11 @@ std::shared_ptr<RewardModel> load_reward_model(const std::string& dir, const Loa
 }
 
 void save_reward_model(RewardModel& model, const std::string& dir, std::uint64_t max_shard_bytes) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec || !is_directory(dir)) throw Error("cannot create model folder " + dir + ": " + ec.message());
   NamedTensors tensors;
   for (const auto& item : model.named_parameters()) {
     tensors.emplace_back(item.key(), item.value().detach());
   }
-  save_safetensors_folder(dir, tensors, max_shard_bytes);
+  save_safetensors_folder(dir, tensors, max_shard_bytes);  // creates dir
 
   auto config = model.config().to_json();
   config["torch_dtype"] = hf_dtype_name(model.dtype());

@@ -39,6 +39,9 @@ struct SafetensorsHeader {
 // metadata. Rules in docs/formats.md. Throws openrm::Error
 // whose message starts with `source` (normally the file path). Never reads
 // outside [bytes, bytes + size).
+// A shape as error messages print it: "[4096, 4096]", "[]" for a scalar.
+std::string shape_string(const std::vector<std::int64_t>& shape);
+
 SafetensorsHeader parse_safetensors_header(const std::uint8_t* bytes, std::size_t size,
                                            const std::string& source);
 

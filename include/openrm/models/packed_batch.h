@@ -22,6 +22,8 @@ struct PackedBatch {
 
   std::int64_t num_sequences() const { return static_cast<std::int64_t>(lengths.size()); }
   std::int64_t num_tokens() const { return input_ids.defined() ? input_ids.size(0) : 0; }
+  // (T) int64 on the batch's device: the sequence each packed token belongs to.
+  at::Tensor sequence_index() const;
   // The tensors moved to `device` (lengths stay on the host).
   PackedBatch to(c10::Device device, bool non_blocking = false) const;
 };
