@@ -5,6 +5,7 @@
 #   make demo    ... then install, build examples/score_tokens against the
 #                installed package and score the bundled sequences
 #   make install PREFIX=/opt/openrm
+#   make bench   run the benchmark programs (they need ../shared/data)
 #   make fuzz    run the fuzzers (fuzz/run.sh; installs clang first)
 #   make clean
 
@@ -23,7 +24,7 @@ CCACHE_ARG = $$(command -v ccache >/dev/null && echo -DCMAKE_CXX_COMPILER_LAUNCH
 export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
 export CCACHE_BASEDIR := $(CURDIR)
 
-.PHONY: all deps build test demo install fuzz clean
+.PHONY: all deps build test demo install bench fuzz clean
 
 all: build
 
@@ -46,6 +47,9 @@ demo: build
 
 install: build
 	cmake --install $(BUILD_DIR) --prefix $(PREFIX)
+
+bench: build
+	$(BUILD_DIR)/bench/bench_tokenize --json $(BUILD_DIR)/bench_tokenize.json
 
 fuzz:
 	bash scripts/install-deps.sh --fuzz

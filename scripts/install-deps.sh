@@ -29,6 +29,8 @@ packages=(
   # that is the reference BLAS and CPU matmul is ~30x slower.
   libopenblas0-openmp
   zlib1g-dev python3
+  # The reference the tokenizer tests compare token ids against.
+  python3-sentencepiece
 )
 if [[ "$want_fuzz" == 1 ]]; then
   packages+=(clang libclang-rt-14-dev)

@@ -85,3 +85,26 @@ if(NOT (mantissa EQUAL 0 OR exponent LESS -6 OR
     "sequence in the batch by ${max_diff} (allowed: 1e-6)")
 endif()
 message(STATUS "install_test: ${reward_count} rewards, max |alone - batched| = ${max_diff}: OK")
+
+# The installed tools load sentencepiece through the bridge installed next to
+# libopenrm.so, with no environment variable: train a tiny tokenizer and
+# check that encode and decode give the text back.
+set(tool ${prefix}/bin/openrm-tokenizer)
+if(EXISTS ${tool})
+  run_step("train a tokenizer with the installed openrm-tokenizer"
+    ${tool} train --input ${OPENRM_SOURCE_DIR}/README.md --output ${WORK_DIR}/tok
+    --vocab-size 200 --no-byte-fallback)
+  run_step("encode with the installed openrm-tokenizer"
+    ${tool} encode --tokenizer ${WORK_DIR}/tok --text "reward models")
+  string(STRIP "${step_output}" ids)
+  if(NOT ids MATCHES "^[0-9]+( [0-9]+)+$")
+    message(FATAL_ERROR "install_test: openrm-tokenizer encode printed '${ids}', not ids")
+  endif()
+  run_step("decode with the installed openrm-tokenizer"
+    ${tool} decode --tokenizer ${WORK_DIR}/tok --ids "${ids}" --skip-special)
+  string(STRIP "${step_output}" text)
+  if(NOT text STREQUAL "reward models")
+    message(FATAL_ERROR "install_test: decode gave '${text}', expected 'reward models'")
+  endif()
+  message(STATUS "install_test: installed openrm-tokenizer round trip: OK")
+endif()

@@ -1,4 +1,5 @@
 #include "openrm/models/reward_model.h"
+#include "openrm/models/model_folder.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -42,7 +43,6 @@ bool is_ignorable_tensor(const std::string& name) {
   return name.find("rotary_emb.inv_freq") != std::string::npos;
 }
 
-constexpr const char* kOpenrmJson = "openrm.json";
 
 }  // namespace
 
@@ -152,20 +152,6 @@ void load_weights(RewardModel& model, const WeightStore& store, const std::strin
   }
 }
 
-std::optional<Pooling> read_stored_pooling(const std::string& dir) {
-  const auto path = join_path(dir, kOpenrmJson);
-  if (!path_exists(path)) return std::nullopt;
-  const std::string text = read_text_file(path);
-  const auto j = detail::parse_json_checked<nlohmann::json>(text.data(), text.data() + text.size(),
-                                                            path, detail::JsonParseLimits{});
-  return with_context(path, [&]() -> std::optional<Pooling> {
-    if (!j.is_object()) throw Error("expected a JSON object");
-    if (!j.contains("pooling")) return std::nullopt;
-    if (!j["pooling"].is_string()) throw Error("field 'pooling': expected a string");
-    return parse_pooling(j["pooling"].get<std::string>());
-  });
-}
-
 }  // namespace
 
 std::shared_ptr<RewardModel> load_reward_model(const std::string& dir, const LoadOptions& options) {
@@ -173,7 +159,7 @@ std::shared_ptr<RewardModel> load_reward_model(const std::string& dir, const Loa
   const auto config_path = join_path(dir, "config.json");
   ModelConfig config = load_model_config(config_path);
   LoadOptions effective = options;
-  if (!effective.pooling) effective.pooling = read_stored_pooling(dir);
+  if (!effective.pooling) effective.pooling = read_model_metadata(dir).pooling;
   auto model = with_context(config_path, [&] { return create_reward_model(config, effective); });
   auto store = WeightStore::open_folder(dir);
   load_weights(*model, store, dir);
@@ -195,8 +181,16 @@ void save_reward_model(RewardModel& model, const std::string& dir, std::uint64_t
   if (config.contains("dtype")) config["dtype"] = hf_dtype_name(model.dtype());
   write_file_atomic(join_path(dir, "config.json"), config.dump(2) + "\n");
 
-  nlohmann::json openrm_json = {{"format_version", 1}, {"pooling", pooling_name(model.pooling())}};
-  write_file_atomic(join_path(dir, kOpenrmJson), openrm_json.dump(2) + "\n");
+  // Keep what an existing openrm.json says besides the pooling rule (chat
+  // format, training provenance); a corrupt one is replaced.
+  ModelMetadata metadata;
+  try {
+    metadata = read_model_metadata(dir);
+  } catch (const std::exception& e) {
+    log().warn("replacing unreadable {}: {}", join_path(dir, "openrm.json"), e.what());
+  }
+  metadata.pooling = model.pooling();
+  write_model_metadata(dir, metadata);
 }
 
 }  // namespace openrm

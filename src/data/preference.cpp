@@ -1,0 +1,370 @@
+// Preference pairs and k-wise rankings from JSONL: the plain, conversational
+// (TRL), Anthropic HH and ranked layouts, decided per record or fixed.
+#include "openrm/data/preference.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "data/record_fields.h"
+#include "logging.h"
+#include "openrm/data/jsonl.h"
+#include "openrm/error.h"
+
+namespace openrm {
+
+namespace {
+
+using data_detail::json;
+using data_detail::RecordFields;
+
+// Bounds the quadratic expansion of one ranked record: at most
+// 1024 * 1023 / 2 pairs.
+constexpr std::size_t kMaxRankedResponses = 1024;
+constexpr std::size_t kMaxKeptErrors = 5;
+
+bool same_message(const Message& a, const Message& b) {
+  return a.role == b.role && a.content == b.content;
+}
+
+std::size_t common_prefix(const Conversation& a, const Conversation& b) {
+  std::size_t n = 0;
+  while (n < a.size() && n < b.size() && same_message(a[n], b[n])) ++n;
+  return n;
+}
+
+bool starts_with(const Conversation& conversation, const Conversation& prefix) {
+  return prefix.size() <= conversation.size() &&
+         common_prefix(conversation, prefix) == prefix.size();
+}
+
+bool same_conversation(const Conversation& a, const Conversation& b) {
+  return a.size() == b.size() && common_prefix(a, b) == a.size();
+}
+
+// Splits two full conversations into their longest common prefix (the
+// prompt) and the rest of each.
+void split_common_prompt(const RecordFields& fields, const PreferenceFields& names,
+                         Conversation chosen, Conversation rejected, PreferencePair& pair) {
+  std::size_t n = common_prefix(chosen, rejected);
+  if (n == chosen.size() && n == rejected.size()) {
+    fields.fail(names.chosen, "chosen and rejected are identical");
+  }
+  pair.prompt.assign(chosen.begin(), chosen.begin() + static_cast<std::ptrdiff_t>(n));
+  pair.chosen.assign(chosen.begin() + static_cast<std::ptrdiff_t>(n), chosen.end());
+  pair.rejected.assign(rejected.begin() + static_cast<std::ptrdiff_t>(n), rejected.end());
+}
+
+enum class Layout { kPlain, kConversational, kHH, kRanked };
+
+Layout decide_layout(const RecordFields& fields, const ReadOptions& options) {
+  const PreferenceFields& names = options.fields;
+  switch (options.format) {
+    case PreferenceFormat::kPlain: return Layout::kPlain;
+    case PreferenceFormat::kConversational: return Layout::kConversational;
+    case PreferenceFormat::kHH: return Layout::kHH;
+    case PreferenceFormat::kRanked: return Layout::kRanked;
+    case PreferenceFormat::kAuto: break;
+  }
+  if (fields.find(names.responses) != nullptr) return Layout::kRanked;
+  const json* chosen = fields.find(names.chosen);
+  if (chosen == nullptr) {
+    fields.fail_missing(names.chosen, " (or '" + names.responses + "' for a ranked record)");
+  }
+  if (chosen->is_array()) return Layout::kConversational;
+  if (!chosen->is_string()) {
+    fields.fail_expected(names.chosen, "a string or a list of messages", *chosen);
+  }
+  return fields.find(names.prompt) != nullptr ? Layout::kPlain : Layout::kHH;
+}
+
+void read_margin(const RecordFields& fields, const PreferenceFields& names, PreferencePair& pair) {
+  if (auto margin = fields.number(names.margin)) {
+    pair.margin = *margin;
+    pair.has_margin = true;
+  }
+}
+
+PreferencePair read_plain(const RecordFields& fields, const PreferenceFields& names) {
+  PreferencePair pair;
+  pair.prompt = fields.conversation(fields.require(names.prompt), names.prompt, "user");
+  std::string chosen = fields.string(names.chosen, /*non_empty=*/true);
+  std::string rejected = fields.string(names.rejected, /*non_empty=*/true);
+  if (chosen == rejected) fields.fail(names.chosen, "chosen and rejected are identical");
+  pair.chosen = {Message{"assistant", std::move(chosen)}};
+  pair.rejected = {Message{"assistant", std::move(rejected)}};
+  return pair;
+}
+
+PreferencePair read_conversational(const RecordFields& fields, const PreferenceFields& names) {
+  Conversation chosen = fields.messages(fields.require(names.chosen), names.chosen);
+  Conversation rejected = fields.messages(fields.require(names.rejected), names.rejected);
+  PreferencePair pair;
+  if (const json* prompt = fields.find(names.prompt)) {
+    pair.prompt = fields.conversation(*prompt, names.prompt, "user");
+    // Some datasets (ultrafeedback_binarized) repeat the prompt at the start
+    // of both lists; drop it there.
+    if (!pair.prompt.empty() && starts_with(chosen, pair.prompt) &&
+        starts_with(rejected, pair.prompt)) {
+      chosen.erase(chosen.begin(),
+                   chosen.begin() + static_cast<std::ptrdiff_t>(pair.prompt.size()));
+      rejected.erase(rejected.begin(),
+                     rejected.begin() + static_cast<std::ptrdiff_t>(pair.prompt.size()));
+    }
+    if (same_conversation(chosen, rejected)) {
+      fields.fail(names.chosen, "chosen and rejected are identical");
+    }
+    pair.chosen = std::move(chosen);
+    pair.rejected = std::move(rejected);
+  } else {
+    split_common_prompt(fields, names, std::move(chosen), std::move(rejected), pair);
+  }
+  fields.check_completion(pair.chosen, names.chosen);
+  fields.check_completion(pair.rejected, names.rejected);
+  return pair;
+}
+
+Conversation read_hh_field(const RecordFields& fields, const std::string& name) {
+  std::string transcript = fields.string(name, /*non_empty=*/false);
+  try {
+    return parse_hh_transcript(transcript);
+  } catch (const Error& e) {
+    fields.fail(name, e.what());
+  }
+}
+
+PreferencePair read_hh(const RecordFields& fields, const PreferenceFields& names) {
+  Conversation chosen = read_hh_field(fields, names.chosen);
+  Conversation rejected = read_hh_field(fields, names.rejected);
+  PreferencePair pair;
+  split_common_prompt(fields, names, std::move(chosen), std::move(rejected), pair);
+  fields.check_completion(pair.chosen, names.chosen);
+  fields.check_completion(pair.rejected, names.rejected);
+  return pair;
+}
+
+RankedRecord read_ranked(const RecordFields& fields, const PreferenceFields& names) {
+  RankedRecord record;
+  record.prompt = fields.conversation(fields.require(names.prompt), names.prompt, "user");
+  if (fields.find(names.margin) != nullptr) {
+    fields.fail(names.margin, "not supported in a ranked record (the scores give the order)");
+  }
+  const json& responses = fields.require(names.responses);
+  if (!responses.is_array()) {
+    fields.fail_expected(names.responses, "a list of responses", responses);
+  }
+  std::size_t k = responses.size();
+  if (k < 2) fields.fail(names.responses, "needs at least 2 responses, got " + std::to_string(k));
+  if (k > kMaxRankedResponses) {
+    fields.fail(names.responses, "has " + std::to_string(k) +
+                                     " responses, more than the limit of " +
+                                     std::to_string(kMaxRankedResponses));
+  }
+  for (std::size_t i = 0; i < k; ++i) {
+    std::string at = names.responses + "[" + std::to_string(i) + "]";
+    record.responses.push_back(fields.conversation(responses[i], at, "assistant"));
+    fields.check_completion(record.responses.back(), at);
+  }
+
+  const json* scores = fields.find(names.scores);
+  const json* ranking = fields.find(names.ranking);
+  if (scores != nullptr && ranking != nullptr) {
+    fields.fail(names.ranking, "give '" + names.scores + "' or '" + names.ranking + "', not both");
+  }
+  if (scores != nullptr) {
+    if (!scores->is_array()) fields.fail_expected(names.scores, "a list of numbers", *scores);
+    if (scores->size() != k) {
+      fields.fail(names.scores, "has " + std::to_string(scores->size()) + " entries for " +
+                                    std::to_string(k) + " responses");
+    }
+    for (std::size_t i = 0; i < k; ++i) {
+      const json& score = (*scores)[i];
+      std::string at = names.scores + "[" + std::to_string(i) + "]";
+      if (!score.is_number()) fields.fail_expected(at, "a number", score);
+      double value = score.get<double>();
+      if (!std::isfinite(value)) fields.fail_expected(at, "a finite number", score);
+      record.scores.push_back(value);
+    }
+  } else if (ranking != nullptr) {
+    if (!ranking->is_array()) {
+      fields.fail_expected(names.ranking, "a list of response indices", *ranking);
+    }
+    if (ranking->size() != k) {
+      fields.fail(names.ranking, "has " + std::to_string(ranking->size()) + " entries for " +
+                                     std::to_string(k) + " responses");
+    }
+    std::vector<bool> seen(k, false);
+    record.scores.assign(k, 0.0);
+    for (std::size_t position = 0; position < k; ++position) {
+      const json& index = (*ranking)[position];
+      std::string at = names.ranking + "[" + std::to_string(position) + "]";
+      if (!index.is_number_integer() || index.get<std::int64_t>() < 0 ||
+          static_cast<std::uint64_t>(index.get<std::int64_t>()) >= k) {
+        fields.fail_expected(at, "a response index in 0.." + std::to_string(k - 1), index);
+      }
+      auto i = static_cast<std::size_t>(index.get<std::int64_t>());
+      if (seen[i]) fields.fail(at, "index " + std::to_string(i) + " appears twice");
+      seen[i] = true;
+      record.scores[i] = static_cast<double>(k - 1 - position);
+    }
+  } else {
+    fields.fail_missing(names.scores, " (or '" + names.ranking + "')");
+  }
+  return record;
+}
+
+struct Collector {
+  const ReadOptions& options;
+  PreferenceData& data;
+
+  void add(const json& value, const std::string& where, std::int64_t line) {
+    RecordFields fields(value, where);
+    const PreferenceFields& names = options.fields;
+    std::string id = fields.id(names.id);
+    Layout layout = decide_layout(fields, options);
+    if (layout == Layout::kRanked) {
+      RankedRecord record = read_ranked(fields, names);
+      record.id = std::move(id);
+      record.line = line;
+      std::vector<PreferencePair> pairs = expand_ranking(record);
+      for (PreferencePair& pair : pairs) data.pairs.push_back(std::move(pair));
+      data.rankings.push_back(std::move(record));
+      ++data.stats.ranked_records;
+      data.stats.pairs += static_cast<std::int64_t>(pairs.size());
+    } else {
+      PreferencePair pair = layout == Layout::kPlain            ? read_plain(fields, names)
+                            : layout == Layout::kConversational ? read_conversational(fields, names)
+                                                                : read_hh(fields, names);
+      read_margin(fields, names, pair);
+      pair.id = std::move(id);
+      pair.line = line;
+      data.pairs.push_back(std::move(pair));
+      ++data.stats.pairs;
+    }
+    ++data.stats.records;
+  }
+};
+
+}  // namespace
+
+std::string preference_format_name(PreferenceFormat format) {
+  switch (format) {
+    case PreferenceFormat::kAuto: return "auto";
+    case PreferenceFormat::kPlain: return "plain";
+    case PreferenceFormat::kConversational: return "conversational";
+    case PreferenceFormat::kHH: return "hh";
+    case PreferenceFormat::kRanked: return "ranked";
+  }
+  return "unknown";
+}
+
+PreferenceFormat preference_format_from_name(const std::string& name) {
+  for (PreferenceFormat format :
+       {PreferenceFormat::kAuto, PreferenceFormat::kPlain, PreferenceFormat::kConversational,
+        PreferenceFormat::kHH, PreferenceFormat::kRanked}) {
+    if (preference_format_name(format) == name) return format;
+  }
+  throw Error("unknown preference format '" + name +
+              "' (expected auto, plain, conversational, hh or ranked)");
+}
+
+Conversation parse_hh_transcript(const std::string& transcript) {
+  static const std::string kHuman = "Human:";
+  static const std::string kAssistant = "Assistant:";
+  // The role marker at `at` ("Human:" / "Assistant:"), or "" when none.
+  auto marker_at = [&](std::size_t at) -> const std::string* {
+    if (transcript.compare(at, kHuman.size(), kHuman) == 0) return &kHuman;
+    if (transcript.compare(at, kAssistant.size(), kAssistant) == 0) return &kAssistant;
+    return nullptr;
+  };
+  std::size_t at;
+  if (transcript.compare(0, 2 + kHuman.size(), "\n\n" + kHuman) == 0) {
+    at = 2;
+  } else if (transcript.compare(0, kHuman.size(), kHuman) == 0) {
+    at = 0;  // the leading blank line stripped away
+  } else {
+    throw Error("not an HH transcript: it must start with \"\\n\\nHuman:\"");
+  }
+  Conversation conversation;
+  while (true) {
+    const std::string* marker = marker_at(at);
+    std::size_t begin = at + marker->size();
+    if (begin < transcript.size() && transcript[begin] == ' ') ++begin;
+    // The next "\n\n" followed by a marker ends this turn.
+    std::size_t end = begin;
+    std::size_t next = std::string::npos;
+    while ((end = transcript.find("\n\n", end)) != std::string::npos) {
+      if (marker_at(end + 2) != nullptr) {
+        next = end + 2;
+        break;
+      }
+      ++end;
+    }
+    conversation.push_back(Message{
+        marker == &kHuman ? "user" : "assistant",
+        transcript.substr(begin, end == std::string::npos ? std::string::npos : end - begin)});
+    if (next == std::string::npos) break;
+    at = next;
+  }
+  return conversation;
+}
+
+std::vector<PreferencePair> expand_ranking(const RankedRecord& record) {
+  std::vector<PreferencePair> pairs;
+  std::size_t k = std::min(record.responses.size(), record.scores.size());
+  for (std::size_t i = 0; i < k; ++i) {
+    for (std::size_t j = 0; j < k; ++j) {
+      if (!(record.scores[i] > record.scores[j])) continue;
+      PreferencePair pair;
+      pair.prompt = record.prompt;
+      pair.chosen = record.responses[i];
+      pair.rejected = record.responses[j];
+      pair.id = record.id;
+      pair.line = record.line;
+      pairs.push_back(std::move(pair));
+    }
+  }
+  return pairs;
+}
+
+PreferenceData read_preferences(const std::string& path, const ReadOptions& options) {
+  PreferenceData data;
+  JsonlReader reader(path);
+  Collector collector{options, data};
+  std::string line;
+  while (options.max_records <= 0 || data.stats.records < options.max_records) {
+    try {
+      if (!reader.next(line)) break;
+      json value = reader.parse(line);
+      collector.add(value, reader.location(), reader.line_number());
+    } catch (const RecordError& e) {
+      if (!options.skip_invalid) throw;
+      ++data.stats.skipped_invalid;
+      if (data.stats.first_errors.size() < kMaxKeptErrors) {
+        data.stats.first_errors.push_back(e.what());
+      }
+    }
+  }
+  data.stats.lines = reader.lines_read();
+  ReadStats& stats = data.stats;
+  if (stats.records == 0) {
+    if (stats.skipped_invalid == 0) throw Error(reader.name() + ": no records");
+    throw Error(reader.name() + ": no valid record (" + std::to_string(stats.skipped_invalid) +
+                " invalid skipped; first: " + stats.first_errors.front() + ")");
+  }
+  if (data.pairs.empty()) {
+    throw Error(reader.name() + ": no preference pairs (every ranking is a tie)");
+  }
+  if (stats.skipped_invalid > 0) {
+    log().warn("{}: skipped {} invalid record(s) of {}; first: {}", reader.name(),
+               stats.skipped_invalid, stats.records + stats.skipped_invalid,
+               stats.first_errors.front());
+  }
+  return data;
+}
+
+}  // namespace openrm
