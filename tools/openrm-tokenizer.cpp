@@ -1,7 +1,7 @@
 // openrm-tokenizer: trains sentencepiece tokenizers and encodes / decodes
 // with any tokenizer openrm loads.
 //
-//   openrm-tokenizer train --input FILE... --output DIR|FILE.model --vocab-size N
+//   openrm-tokenizer train --input FILE... --output DIR|FILE.model --vocab-size N [--skip-invalid]
 //                          [--model-type bpe|unigram] [--user-defined-symbols S,S...]
 //                          [--control-symbols S,S...] ...
 //   openrm-tokenizer encode --tokenizer PATH [--text T] [--no-bos] [--eos] [--pieces]
@@ -43,10 +43,11 @@ bool is_preference_file(const std::string& path) {
 
 // Message contents of every record: the prompt once per record, each
 // distinct response once per record (k-wise records expand to many pairs).
-// Invalid records are skipped (and counted in a warning): any text helps.
-void add_preference_texts(const std::string& path, std::vector<std::string>& texts) {
+// An invalid record is an error naming file and line, unless skip_invalid,
+// which skips and counts it (the library logs the count).
+void add_preference_texts(const std::string& path, bool skip_invalid, std::vector<std::string>& texts) {
   openrm::ReadOptions read;
-  read.skip_invalid = true;
+  read.skip_invalid = skip_invalid;
   openrm::PreferenceData data = openrm::read_preferences(path, read);
   std::int64_t record_line = -1;
   std::unordered_set<std::string> seen;
@@ -90,6 +91,7 @@ struct TrainCommand {
   openrm::TokenizerTrainOptions options;
   bool no_pad = false;
   bool no_byte_fallback = false;
+  bool skip_invalid = false;
 };
 
 void run_train(const TrainCommand& cmd) {
@@ -99,7 +101,7 @@ void run_train(const TrainCommand& cmd) {
   std::vector<std::string> texts;
   for (const auto& input : cmd.inputs) {
     if (is_preference_file(input)) {
-      add_preference_texts(input, texts);
+      add_preference_texts(input, cmd.skip_invalid, texts);
     } else {
       add_text_lines(input, texts);
     }
@@ -204,6 +206,8 @@ int main(int argc, char** argv) {
                    "FILE.model, or a folder that gets tokenizer.model and "
                    "tokenizer_config.json")
       ->required();
+  train_app->add_flag("--skip-invalid", train.skip_invalid,
+                      "skip and count invalid records of preference files instead of stopping");
   train_app->add_option("--vocab-size", o.vocab_size, "pieces in the model")->required();
   train_app->add_option("--model-type", o.model_type, "bpe or unigram")
       ->capture_default_str()

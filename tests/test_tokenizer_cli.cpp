@@ -1,0 +1,86 @@
+// openrm-tokenizer on bad preference files: a clear error naming file and
+// line, a non-zero exit, and --skip-invalid skipping and counting instead.
+#include <gtest/gtest.h>
+
+#include <openrm/io/file.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "test_io_util.h"
+#include "test_paths.h"
+#include "test_util.h"
+
+namespace openrm {
+namespace {
+
+struct ToolRun {
+  int status = -1;
+  std::string output;  // stdout and stderr
+};
+
+ToolRun run_tool(const std::string& args, const test::TempDir& tmp) {
+  const std::string tool = std::string(OPENRM_BINARY_DIR) + "/tools/openrm-tokenizer";
+  const std::string out = tmp.file("tool-output.txt");
+  const int status = std::system((tool + " " + args + " > '" + out + "' 2>&1").c_str());
+  ToolRun run;
+  run.status = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  run.output = test::read_bytes(out);
+  return run;
+}
+
+class TokenizerCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!path_exists(std::string(OPENRM_BINARY_DIR) + "/tools/openrm-tokenizer")) {
+      GTEST_SKIP() << "openrm-tokenizer was not built (OPENRM_BUILD_TOOLS=OFF)";
+    }
+  }
+  test::TempDir tmp;
+};
+
+std::string good_lines(int n) {
+  std::string text;
+  for (int i = 0; i < n; ++i) {
+    text += R"({"prompt": "Question )" + std::to_string(i) +
+            R"(: what is a reward model?", "chosen": "A model that scores answers.", "rejected": "No idea."})" "\n";
+  }
+  return text;
+}
+
+TEST_F(TokenizerCli, InvalidRecordStopsTrainingWithFileAndLine) {
+  const std::string data = tmp.file("prefs.jsonl");
+  test::write_bytes(data, good_lines(1) + R"({"prompt": "Q", "chosen": "", "rejected": "x"})" "\n" + good_lines(30));
+  ToolRun run = run_tool("train --input '" + data + "' --output '" + tmp.file("tok") + "' --vocab-size 60 --no-byte-fallback", tmp);
+  EXPECT_NE(run.status, 0) << run.output;
+  EXPECT_TRUE(test::contains(run.output, "openrm-tokenizer: error: " + data + ":2: field 'chosen': empty response"));
+  EXPECT_FALSE(path_exists(tmp.file("tok/tokenizer.model")));
+
+  run = run_tool("train --skip-invalid --input '" + data + "' --output '" + tmp.file("tok") +
+                 "' --vocab-size 60 --no-byte-fallback", tmp);
+  EXPECT_EQ(run.status, 0) << run.output;
+  EXPECT_TRUE(test::contains(run.output, "skipped 1 invalid record(s)")) << run.output;
+  EXPECT_TRUE(path_exists(tmp.file("tok/tokenizer.model")));
+}
+
+TEST_F(TokenizerCli, EmptyAndMalformedFilesAreClearErrors) {
+  const std::string empty = tmp.file("empty.jsonl");
+  test::write_bytes(empty, "");
+  ToolRun run = run_tool("train --input '" + empty + "' --output '" + tmp.file("t1") + "' --vocab-size 60", tmp);
+  EXPECT_NE(run.status, 0);
+  EXPECT_TRUE(test::contains(run.output, empty + ": no records")) << run.output;
+
+  const std::string broken = tmp.file("broken.jsonl");
+  test::write_bytes(broken, good_lines(2) + "{\"prompt\": \"unterminated\n");
+  run = run_tool("train --input '" + broken + "' --output '" + tmp.file("t2") + "' --vocab-size 60", tmp);
+  EXPECT_NE(run.status, 0);
+  EXPECT_TRUE(test::contains(run.output, broken + ":3: malformed JSON")) << run.output;
+
+  run = run_tool("train --input '" + tmp.file("missing.jsonl") + "' --output '" + tmp.file("t3") + "' --vocab-size 60", tmp);
+  EXPECT_NE(run.status, 0);
+  EXPECT_TRUE(test::contains(run.output, "missing.jsonl")) << run.output;
+}
+
+}  // namespace
+}  // namespace openrm
