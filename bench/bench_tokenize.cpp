@@ -29,6 +29,7 @@
 #include "openrm/models/reward_model.h"
 #include "openrm/runtime.h"
 #include "openrm/tokenizer/tokenizer.h"
+#include "tool_main.h"
 
 namespace {
 
@@ -150,9 +151,7 @@ int main(int argc, char** argv) {
   app.add_option("--layers", o.layers, "layers of the scoring model")->capture_default_str();
   app.add_option("--score-pairs", o.score_pairs, "pairs scored for the comparison")->capture_default_str();
   app.add_option("--json", o.json_out, "also write the results as JSON here");
-  CLI11_PARSE(app, argc, argv);
-
-  try {
+  return openrm::tools::run_tool("bench_tokenize", app, argc, argv, [&] {
     for (const auto& path : {o.data, o.tokenizer}) {
       if (!openrm::path_exists(path)) {
         throw openrm::Error(path + " does not exist (the defaults need ../shared/data; pass --data and --tokenizer)");
@@ -203,12 +202,5 @@ int main(int argc, char** argv) {
                         {"tokenize_share", share}};
     }
     if (!o.json_out.empty()) openrm::write_file_atomic(o.json_out, out.dump(2) + "\n");
-  } catch (const c10::Error& e) {
-    std::cerr << "bench_tokenize: error: " << e.what_without_backtrace() << "\n";
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "bench_tokenize: error: " << e.what() << "\n";
-    return 1;
-  }
-  return 0;
+  });
 }

@@ -16,6 +16,7 @@
 #include "openrm/error.h"
 #include "openrm/io/config.h"
 #include "openrm/models/reward_model.h"
+#include "tool_main.h"
 
 namespace {
 
@@ -69,23 +70,5 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);  // --help
-    std::cerr << kTool << ": error: " << e.what() << " (see --help)\n";
-    return 1;
-  }
-
-  try {
-    init_model(opts);
-  } catch (const c10::Error& e) {
-    // what() would append a multi-line C++ backtrace.
-    std::cerr << kTool << ": error: " << e.what_without_backtrace() << "\n";
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << kTool << ": error: " << e.what() << "\n";
-    return 1;
-  }
-  return 0;
+  return openrm::tools::run_tool(kTool, app, argc, argv, [&] { init_model(opts); });
 }

@@ -27,6 +27,7 @@
 #include "openrm/error.h"
 #include "openrm/tokenizer/tokenizer.h"
 #include "openrm/tokenizer/train_tokenizer.h"
+#include "tool_main.h"
 
 namespace {
 
@@ -269,21 +270,9 @@ int main(int argc, char** argv) {
       "--ids", decode.ids, "ids separated by spaces or commas (else stdin, one list per line)");
   decode_app->add_flag("--skip-special", decode.skip_special, "drop special tokens");
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);  // --help
-    std::cerr << kTool << ": error: " << e.what() << " (see --help)\n";
-    return 1;
-  }
-
-  try {
+  return openrm::tools::run_tool(kTool, app, argc, argv, [&] {
     if (train_app->parsed()) run_train(train);
     if (encode_app->parsed()) run_encode(encode, text_option->count() > 0);
     if (decode_app->parsed()) run_decode(decode, ids_option->count() > 0);
-  } catch (const std::exception& e) {
-    std::cerr << kTool << ": error: " << e.what() << "\n";
-    return 1;
-  }
-  return 0;
+  });
 }

@@ -18,10 +18,25 @@
 namespace openrm {
 namespace {
 
-// Largest position <= pos that starts a UTF-8 character.
-std::size_t char_boundary(const std::string& s, std::size_t pos) {
-  while (pos > 0 && pos < s.size() && (static_cast<unsigned char>(s[pos]) & 0xC0) == 0x80) --pos;
-  return pos;
+bool is_continuation_byte(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
+
+// Bisects over the UTF-8 character boundaries of `text` between lo and hi,
+// where `pred` holds at lo and fails at hi (and flips once in between).
+// Returns the last boundary where it holds and the first where it fails.
+template <typename Pred>
+std::pair<std::size_t, std::size_t> bisect_boundaries(const std::string& text, std::size_t lo,
+                                                      std::size_t hi, Pred pred) {
+  while (hi - lo > 1) {
+    std::size_t mid = lo + (hi - lo) / 2;
+    while (mid > lo && is_continuation_byte(text[mid])) --mid;
+    if (mid == lo) {  // look for a boundary above the midpoint instead
+      mid = lo + (hi - lo) / 2 + 1;
+      while (mid < hi && is_continuation_byte(text[mid])) ++mid;
+      if (mid == hi) break;  // no boundary strictly between lo and hi
+    }
+    (pred(mid) ? lo : hi) = mid;
+  }
+  return {lo, hi};
 }
 
 Conversation joined(const Conversation& prompt, const Conversation& completion) {
@@ -123,32 +138,22 @@ class GroupFitter {
     return c;
   }
 
+  bool fits(const Conversation& c) const {
+    return static_cast<std::int64_t>(encode(c).size()) <= options_.max_length;
+  }
+
   // Keeps the longest prefix of the response (last message) that fits.
   bool cut_response_end(const Conversation& prompt, Conversation& completion,
                         std::vector<TokenId>& ids) const {
     const std::string& text = completion.back().content;
-    std::size_t lo = 0;            // largest length known to fit (0 is checked below)
-    std::size_t hi = text.size();  // known not to fit
-    std::vector<TokenId> best = encode(with_last_cut(prompt, completion, 0));
-    if (static_cast<std::int64_t>(best.size()) > options_.max_length) return false;
-    while (hi - lo > 1) {
-      std::size_t mid = char_boundary(text, lo + (hi - lo) / 2);
-      if (mid <= lo) {  // no character boundary strictly between lo and hi
-        mid = lo + 1;
-        while (mid < hi && (static_cast<unsigned char>(text[mid]) & 0xC0) == 0x80) ++mid;
-        if (mid >= hi) break;
-      }
-      std::vector<TokenId> trial = encode(with_last_cut(prompt, completion, mid));
-      if (static_cast<std::int64_t>(trial.size()) <= options_.max_length) {
-        lo = mid;
-        best = std::move(trial);
-      } else {
-        hi = mid;
-      }
-    }
-    if (lo == 0) return false;  // nothing of the response would remain
-    completion.back().content.resize(lo);
-    ids = std::move(best);
+    if (!fits(with_last_cut(prompt, completion, 0))) return false;
+    // The whole response is known not to fit.
+    const std::size_t keep = bisect_boundaries(text, 0, text.size(), [&](std::size_t len) {
+                               return fits(with_last_cut(prompt, completion, len));
+                             }).first;
+    if (keep == 0) return false;  // nothing of the response would remain
+    completion.back().content.resize(keep);
+    ids = encode(joined(prompt, completion));
     return true;
   }
 
@@ -158,29 +163,20 @@ class GroupFitter {
                         std::int64_t budget) const {
     if (budget <= 0) return false;
     const std::string text = prompt.back().content;
-    auto fits = [&](std::size_t start) {
+    auto too_long = [&](std::size_t start) {
       Conversation p = prompt;
       p.back().content = text.substr(start);
       for (const auto& completion : completions) {
         if (static_cast<std::int64_t>(encode(with_last_cut(p, completion, 0)).size()) > budget) {
-          return false;
+          return true;
         }
       }
-      return true;
+      return false;
     };
-    if (!fits(text.size())) return false;
-    std::size_t lo = 0;            // known not to fit
-    std::size_t hi = text.size();  // known to fit
-    while (hi - lo > 1) {
-      std::size_t mid = char_boundary(text, lo + (hi - lo) / 2);
-      if (mid <= lo) {
-        mid = lo + 1;
-        while (mid < hi && (static_cast<unsigned char>(text[mid]) & 0xC0) == 0x80) ++mid;
-        if (mid >= hi) break;
-      }
-      (fits(mid) ? hi : lo) = mid;
-    }
-    prompt.back().content = text.substr(hi);
+    if (too_long(text.size())) return false;
+    // The whole prompt is known to be too long.
+    const std::size_t start = bisect_boundaries(text, 0, text.size(), too_long).second;
+    prompt.back().content = text.substr(start);
     return true;
   }
 
