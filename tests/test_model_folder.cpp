@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 #include <openrm/io/file.h>
+#include <openrm/io/safetensors.h>
 #include <openrm/models/model_folder.h>
 #include <openrm/tokenizer/train_tokenizer.h>
 
@@ -110,6 +111,83 @@ TEST(ModelFolder, BadMetadataNamesFileAndField) {
   write_file_atomic(join_path(dir, "openrm.json"), R"([1, 2])");
   err = test::error_of([&] { read_model_metadata(dir); });
   EXPECT_TRUE(test::contains(err, "expected a JSON object")) << err;
+}
+
+}  // namespace
+}  // namespace openrm
+
+namespace openrm {
+namespace {
+
+// A base causal-LM folder made from a tiny reward model: the backbone, an
+// lm_head, no score head, architectures ["LlamaForCausalLM"].
+std::string make_causal_lm_folder(const test::TempDir& tmp, RewardModel& source) {
+  const std::string dir = join_path(tmp.path(), "base-lm");
+  NamedTensors tensors;
+  for (const auto& item : source.named_parameters()) {
+    if (item.key() != "score.weight") tensors.emplace_back(item.key(), item.value().detach());
+  }
+  const auto& c = source.config();
+  tensors.emplace_back("lm_head.weight", torch::randn({c.vocab_size, c.hidden_size}));
+  save_safetensors_folder(dir, tensors);
+  auto config = c.to_json();
+  config["architectures"] = {"LlamaForCausalLM"};
+  config.erase("id2label");
+  config.erase("label2id");
+  write_file_atomic(join_path(dir, "config.json"), config.dump(2));
+  return dir;
+}
+
+TEST(ModelFolder, RewardModelFromACausalLM) {
+  test::TempDir tmp;
+  auto source = create_reward_model(test::tiny_config("LlamaForSequenceClassification"));
+  source->init_weights(/*seed=*/3);
+  const std::string dir = make_causal_lm_folder(tmp, *source);
+
+  auto model = load_reward_model_from_causal_lm(dir, /*seed=*/5);
+  EXPECT_EQ(model->config().architecture, "LlamaForSequenceClassification");
+  EXPECT_EQ(model->config().num_labels, 1);
+  auto source_params = source->named_parameters();
+  const std::int64_t hidden = model->config().hidden_size;
+  for (const auto& item : model->named_parameters()) {
+    if (item.key() == "score.weight") {
+      // The new head: N(0, std 1/(H+1)); with H values its sample std is within
+      // a factor of 2 of that, and it is not the source's head.
+      const double std = item.value().std().item<double>();
+      EXPECT_GT(std, 0.5 / static_cast<double>(hidden + 1));
+      EXPECT_LT(std, 2.0 / static_cast<double>(hidden + 1));
+      EXPECT_FALSE(torch::equal(item.value(), source_params["score.weight"]));
+      continue;
+    }
+    EXPECT_TRUE(torch::equal(item.value(), source_params[item.key()])) << item.key();
+  }
+  // Same seed, same head; the result saves as a reward-model folder.
+  auto again = load_reward_model_from_causal_lm(dir, /*seed=*/5);
+  EXPECT_TRUE(torch::equal(again->named_parameters()["score.weight"], model->named_parameters()["score.weight"]));
+  const std::string out = join_path(tmp.path(), "rm");
+  save_reward_model(*model, out);
+  auto reloaded = load_reward_model(out);
+  EXPECT_TRUE(torch::equal(reloaded->named_parameters()["score.weight"], model->named_parameters()["score.weight"]));
+}
+
+TEST(ModelFolder, CausalLMLoadingIsStillStrictAboutTheBackbone) {
+  test::TempDir tmp;
+  auto source = create_reward_model(test::tiny_config("LlamaForSequenceClassification"));
+  source->init_weights(/*seed=*/3);
+  const std::string dir = join_path(tmp.path(), "broken");
+  NamedTensors tensors;
+  for (const auto& item : source->named_parameters()) {
+    if (item.key() != "score.weight" && item.key() != "model.norm.weight") {
+      tensors.emplace_back(item.key(), item.value().detach());
+    }
+  }
+  save_safetensors_folder(dir, tensors);
+  auto config = source->config().to_json();
+  config["architectures"] = {"LlamaForCausalLM"};
+  write_file_atomic(join_path(dir, "config.json"), config.dump(2));
+  const std::string err = test::error_of([&] { load_reward_model_from_causal_lm(dir, 0); });
+  EXPECT_TRUE(test::contains(err, "missing tensor model.norm.weight")) << err;
+  EXPECT_FALSE(test::contains(err, "score.weight")) << err;
 }
 
 }  // namespace

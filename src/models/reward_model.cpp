@@ -103,9 +103,20 @@ std::shared_ptr<RewardModel> create_reward_model(const ModelConfig& config,
 
 namespace {
 
+// How a causal-LM checkpoint differs from a reward model's: its head is
+// lm_head (dropped), and there is no score head (created fresh).
+struct WeightRules {
+  bool causal_lm = false;
+  bool may_be_missing(const std::string& name) const { return causal_lm && name == "score.weight"; }
+  bool ignorable(const std::string& name) const {
+    return is_ignorable_tensor(name) || (causal_lm && name.rfind("lm_head.", 0) == 0);
+  }
+};
+
 // Copies every parameter from the store after checking presence, shape and
 // dtype; collects all problems so one error lists them.
-void load_weights(RewardModel& model, const WeightStore& store, const std::string& dir) {
+void load_weights(RewardModel& model, const WeightStore& store, const std::string& dir,
+                  const WeightRules& rules = {}) {
   torch::NoGradGuard no_grad;
   std::vector<std::string> problems;
   std::set<std::string> used;
@@ -113,6 +124,7 @@ void load_weights(RewardModel& model, const WeightStore& store, const std::strin
     const std::string& name = item.key();
     auto& param = item.value();
     if (!store.contains(name)) {
+      if (rules.may_be_missing(name)) continue;
       problems.push_back("missing tensor " + name + " (expected shape " +
                          shape_string(param.sizes().vec()) + ")");
       continue;
@@ -134,7 +146,7 @@ void load_weights(RewardModel& model, const WeightStore& store, const std::strin
   }
   std::vector<std::string> unused;
   for (const auto& name : store.names()) {
-    if (!used.count(name) && !is_ignorable_tensor(name)) unused.push_back(name);
+    if (!used.count(name) && !rules.ignorable(name)) unused.push_back(name);
   }
   if (!unused.empty()) {
     std::string list;
@@ -166,6 +178,37 @@ std::shared_ptr<RewardModel> load_reward_model(const std::string& dir, const Loa
   model->eval();
   log().debug("loaded {} ({}, {} layers) from {}", config.architecture, hf_dtype_name(options.dtype),
               config.num_hidden_layers, dir);
+  return model;
+}
+
+std::shared_ptr<RewardModel> load_reward_model_from_causal_lm(const std::string& dir,
+                                                              std::uint64_t seed,
+                                                              const LoadOptions& options) {
+  if (!is_directory(dir)) throw Error("model folder " + dir + " does not exist");
+  const auto config_path = join_path(dir, "config.json");
+  ModelConfig config = load_model_config(config_path);
+  const std::string suffix = "ForCausalLM";
+  const auto& arch = config.architecture;
+  if (arch.size() > suffix.size() && arch.compare(arch.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    config.architecture = arch.substr(0, arch.size() - suffix.size()) + "ForSequenceClassification";
+  }
+  config.num_labels = 1;
+  auto model = with_context(config_path, [&] { return create_reward_model(config, options); });
+  auto store = WeightStore::open_folder(dir);
+  WeightRules rules;
+  rules.causal_lm = true;
+  load_weights(*model, store, dir, rules);
+  // A new score head, drawn as OpenRLHF draws its value head: N(0, std 1/(H+1)).
+  torch::NoGradGuard no_grad;
+  for (auto& item : model->named_parameters()) {
+    if (item.key() != "score.weight" || store.contains("score.weight")) continue;
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+    const double std = 1.0 / static_cast<double>(config.hidden_size + 1);
+    item.value().copy_(at::empty(item.value().sizes(), at::kFloat).normal_(0.0, std, generator));
+  }
+  model->eval();
+  log().info("initialised a reward model from the causal LM in {} ({} -> {}, new score head)", dir, arch,
+             config.architecture);
   return model;
 }
 

@@ -75,6 +75,16 @@ std::shared_ptr<RewardModel> create_reward_model(const ModelConfig& config,
 std::shared_ptr<RewardModel> load_reward_model(const std::string& dir,
                                                const LoadOptions& options = {});
 
+// Starts a reward model from a base causal LM folder (LlamaForCausalLM,
+// Qwen2ForCausalLM, ...): the backbone's weights are loaded as strictly as
+// above, lm_head is dropped, and a new one-output score head is drawn from
+// N(0, std = 1/(hidden_size+1)) with `seed`. The architecture becomes the
+// family's *ForSequenceClassification, so saving gives a folder that openrm
+// and transformers load as a reward model.
+std::shared_ptr<RewardModel> load_reward_model_from_causal_lm(const std::string& dir,
+                                                              std::uint64_t seed,
+                                                              const LoadOptions& options = {});
+
 // Writes config.json, model.safetensors (sharded past max_shard_bytes) and
 // openrm.json into dir (created if missing), each file atomically. Weights
 // are written in the model's dtype, so a load into the same dtype gives back
