@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -214,6 +215,29 @@ TEST(Paths, ExistsAndIsDirectory) {
   EXPECT_TRUE(is_directory(dir.path()));
   EXPECT_FALSE(path_exists(dir.file("missing")));
   EXPECT_FALSE(is_directory(dir.file("missing")));
+}
+
+TEST(Sha256, KnownVectors) {
+  // FIPS 180-4 examples.
+  EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+}
+
+TEST(Sha256, FilesMatchCoreutils) {
+  TempDir dir;
+  // Sizes around the 64-byte block and 1 MiB read boundaries.
+  for (std::size_t size : {0u, 55u, 56u, 64u, 1000u, (1u << 20) + 7u}) {
+    std::string bytes(size, '\0');
+    for (std::size_t i = 0; i < size; ++i) bytes[i] = static_cast<char>((i * 131 + 7) % 251);
+    const std::string path = dir.file("f" + std::to_string(size));
+    write_bytes(path, bytes);
+    const std::string out = dir.file("sum");
+    ASSERT_EQ(std::system(("sha256sum '" + path + "' > '" + out + "'").c_str()), 0);
+    EXPECT_EQ(sha256_file(path), read_bytes(out).substr(0, 64)) << size;
+  }
+  EXPECT_TRUE(contains(error_of([&] { sha256_file(dir.file("missing")); }), "missing"));
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "compat/torch_compat.h"
 
+#include <ATen/autocast_mode.h>
+
 #include <ATen/ATen.h>
 #include <torch/version.h>
 
@@ -52,5 +54,34 @@ at::Tensor masked_attention(const at::Tensor& q, const at::Tensor& k, const at::
 }
 
 std::string torch_version() { return TORCH_VERSION; }
+
+// The autocast switches were renamed per device in LibTorch 2.4.
+CudaAutocastGuard::CudaAutocastGuard(bool cuda, at::ScalarType dtype) : active_(cuda) {
+  if (!active_) return;
+#if (TORCH_VERSION_MAJOR > 2) || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  was_enabled_ = at::autocast::is_autocast_enabled(at::kCUDA);
+  previous_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
+  at::autocast::set_autocast_dtype(at::kCUDA, dtype);
+  at::autocast::set_autocast_enabled(at::kCUDA, true);
+#else
+  was_enabled_ = at::autocast::is_enabled();
+  previous_dtype_ = at::autocast::get_autocast_gpu_dtype();
+  at::autocast::set_autocast_gpu_dtype(dtype);
+  at::autocast::set_enabled(true);
+#endif
+}
+
+CudaAutocastGuard::~CudaAutocastGuard() {
+  if (!active_) return;
+#if (TORCH_VERSION_MAJOR > 2) || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  at::autocast::set_autocast_enabled(at::kCUDA, was_enabled_);
+  at::autocast::set_autocast_dtype(at::kCUDA, previous_dtype_);
+#else
+  at::autocast::set_enabled(was_enabled_);
+  at::autocast::set_autocast_gpu_dtype(previous_dtype_);
+#endif
+  // Cached casts of the weights are only valid inside one autocast region.
+  at::autocast::clear_cache();
+}
 
 }  // namespace openrm::compat

@@ -17,6 +17,22 @@ namespace openrm::compat {
 at::Tensor masked_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             const at::Tensor& mask, double scale);
 
+// Turns CUDA autocast on (to `dtype`, e.g. bf16) for its lifetime: matmuls
+// and attention run in `dtype`, reductions and the loss stay fp32, the
+// weights stay fp32. Does nothing for a CPU device.
+class CudaAutocastGuard {
+ public:
+  CudaAutocastGuard(bool cuda, at::ScalarType dtype);
+  ~CudaAutocastGuard();
+  CudaAutocastGuard(const CudaAutocastGuard&) = delete;
+  CudaAutocastGuard& operator=(const CudaAutocastGuard&) = delete;
+
+ private:
+  bool active_ = false;
+  bool was_enabled_ = false;
+  at::ScalarType previous_dtype_ = at::kHalf;
+};
+
 // "1.13.1", "2.11.0", ...
 std::string torch_version();
 

@@ -57,6 +57,10 @@ class AtomicFileWriter {
 // One-call form of AtomicFileWriter.
 void write_file_atomic(const std::string& path, const std::string& content);
 
+// SHA-256 of a file's bytes / of a string, as 64 lower-case hex digits.
+std::string sha256_file(const std::string& path);
+std::string sha256_hex(const std::string& bytes);
+
 bool path_exists(const std::string& path);
 bool is_directory(const std::string& path);
 // Joins two path parts with exactly one '/'.

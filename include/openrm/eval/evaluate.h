@@ -1,0 +1,107 @@
+// Evaluating a reward model on held-out preference pairs: score every pair
+// in token-budget batches and compute the metrics of openrm/eval/metrics.h.
+//
+// evaluate() is the library call a training loop makes every N steps (pairs
+// already tokenized); evaluate_file() does the whole job from a model folder
+// and a data file, as openrm-eval does.
+#pragma once
+
+#include <openrm/data/preference.h>
+#include <openrm/data/tokenize.h>
+#include <openrm/eval/metrics.h>
+#include <openrm/models/reward_model.h>
+#include <openrm/tokenizer/chat_format.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace openrm {
+
+struct EvalOptions {
+  // evaluate_file: how pairs become token ids (max_length, truncation policy,
+  // tokenizer threads). Its `format` is replaced by `chat_format` below or
+  // the folder's chat format.
+  TokenizeOptions tokenize;
+  // evaluate_file: the chat format to render with; unset: the folder's
+  // (openrm.json's chat_format, else the tokenizer's chat_template, else plain).
+  std::optional<ChatFormat> chat_format;
+  // evaluate_file: a tokenizer (folder or .model file) to use instead of the
+  // model folder's; required when the folder has none.
+  std::string tokenizer;
+  // evaluate_file: device, dtype and pooling override for loading the model.
+  LoadOptions load;
+  // Token budget of one forward pass, counted as sequences x longest sequence
+  // (the padded CPU path). A pair over the budget on its own is a batch of one.
+  std::int64_t max_tokens = 16384;
+  // Equal-width bins of the calibration table (and the ECE).
+  int calibration_bins = 10;
+  // Keep every pair's rewards in EvalResult::rewards (off: metrics only).
+  bool keep_rewards = true;
+
+  // Throws openrm::Error naming the first bad field.
+  void validate() const;
+};
+
+// The rewards of one evaluated pair.
+struct PairReward {
+  std::int64_t source_index = 0;  // TokenizedPair::source_index
+  std::int64_t line = 0;          // line in the data file (0 when unknown)
+  std::string id;                 // the record's id (evaluate_file only)
+  float chosen = 0.0f;            // reward of the chosen side
+  float rejected = 0.0f;          // reward of the rejected side
+  std::int64_t chosen_length = 0;    // tokens of the chosen sequence
+  std::int64_t rejected_length = 0;  // tokens of the rejected sequence
+};
+
+struct EvalResult {
+  PreferenceMetrics metrics;
+  // What the length-bias metrics measure: "sequence", the whole tokenized
+  // sequence (prompt + response + template markup). Both sides of a pair
+  // share the prompt, so within a pair the difference is the responses'.
+  std::string length_kind = "sequence";
+  // Per-pair rewards in input order (empty unless keep_rewards).
+  std::vector<PairReward> rewards;
+  std::int64_t batches = 0;    // forward passes
+  double seconds = 0.0;        // time spent scoring and computing metrics
+  double total_seconds = 0.0;  // evaluate_file: reading, loading and tokenizing too
+
+  // Filled by evaluate_file only.
+  std::string model_dir;
+  std::string data_path;
+  std::string chat_format;  // name of the chat format used
+  ReadStats read;
+  TruncationStats truncation;
+};
+
+// Scores every pair with `model` (no gradients; the model's mode is left as
+// it is) and computes the metrics. Batches follow the token budget with pairs
+// sorted by length; reward row 2k of a batch is its k-th pair's chosen side.
+// Rewards come back in input order. Needs a single-output head. An empty
+// `pairs` gives pairs = 0 and NaN metrics.
+EvalResult evaluate(RewardModel& model, const std::vector<TokenizedPair>& pairs,
+                    const EvalOptions& options = {});
+
+// Loads the folder (load_reward_model_folder; the tokenizer must be there or
+// given in options.tokenizer), reads the preference file, tokenizes it with
+// the folder's chat format (unless options.chat_format says otherwise) and
+// evaluates. The result carries the read and truncation counts. Errors name
+// the folder or the file and line.
+EvalResult evaluate_file(const std::string& model_dir, const std::string& data_path,
+                         const EvalOptions& options = {}, const ReadOptions& read = {});
+
+// The result as JSON (without the per-pair rewards), keys in a fixed readable
+// order; NaN and infinite values are null.
+nlohmann::ordered_json eval_result_json(const EvalResult& result);
+// A readable table of the result, for terminals and logs.
+std::string format_eval_result(const EvalResult& result);
+// The per-pair rewards as JSON Lines, one object per pair in input order:
+// index (source_index), line, id, chosen, rejected, margin (chosen -
+// rejected), chosen_length, rejected_length. Rewards are written with 9
+// significant digits, enough to give back the same float.
+std::string pair_rewards_jsonl(const EvalResult& result);
+
+}  // namespace openrm

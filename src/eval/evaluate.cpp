@@ -1,0 +1,307 @@
+// Scoring held-out preference pairs in token-budget batches, and reporting
+// the metrics (docs/evaluation.md).
+#include "openrm/eval/evaluate.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/grad_mode.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "logging.h"
+#include "openrm/data/batching.h"
+#include "openrm/error.h"
+#include "openrm/io/file.h"
+#include "openrm/models/model_folder.h"
+#include "openrm/tokenizer/tokenizer.h"
+
+namespace openrm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// A number for JSON: NaN and infinities have no JSON form, so they are null.
+nlohmann::ordered_json number(double value) {
+  return std::isfinite(value) ? nlohmann::ordered_json(value) : nlohmann::ordered_json(nullptr);
+}
+
+// A number for the table: fixed decimals, or "n/a" when undefined.
+std::string fixed(double value, int decimals = 4) {
+  if (!std::isfinite(value)) return "n/a";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, value);
+  return buf;
+}
+
+// Shortest-ish text that gives back the same float (9 significant digits).
+std::string float_text(float value) {
+  if (!std::isfinite(value)) return "null";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(value));
+  return buf;
+}
+
+std::string padded(const std::string& text, std::size_t width) {
+  return text.size() >= width ? text + " " : text + std::string(width - text.size(), ' ');
+}
+
+}  // namespace
+
+void EvalOptions::validate() const {
+  if (max_tokens <= 0) throw Error("eval options: max_tokens must be positive, got " + std::to_string(max_tokens));
+  if (calibration_bins < 1 || calibration_bins > 1000) {
+    throw Error("eval options: calibration_bins must be in [1, 1000], got " + std::to_string(calibration_bins));
+  }
+  if (tokenize.max_length < 0) {
+    throw Error("eval options: max_length must be >= 0 (0: no limit), got " + std::to_string(tokenize.max_length));
+  }
+  if (tokenize.threads < 0) {
+    throw Error("eval options: threads must be >= 0 (0: all), got " + std::to_string(tokenize.threads));
+  }
+}
+
+EvalResult evaluate(RewardModel& model, const std::vector<TokenizedPair>& pairs, const EvalOptions& options) {
+  options.validate();
+  if (model.config().num_labels != 1) {
+    throw Error("evaluate: needs a single-output reward head; this model has num_labels = " +
+                std::to_string(model.config().num_labels));
+  }
+  const auto start = Clock::now();
+  const std::size_t n = pairs.size();
+  EvalResult result;
+  std::vector<float> chosen(n, 0.0f), rejected(n, 0.0f);
+  if (n > 0) {
+    BatchingOptions batching;
+    batching.max_tokens = options.max_tokens;
+    batching.count_padding = true;
+    batching.shuffle = false;
+    // One bucket: every pair sorted by length, the least padding there is.
+    batching.bucket_items = static_cast<std::int64_t>(n);
+    const auto batches = with_context("evaluate", [&] { return make_pair_batches(pairs, batching); });
+    result.batches = static_cast<std::int64_t>(batches.size());
+
+    torch::NoGradGuard no_grad;
+    std::size_t done = 0;
+    auto last_report = start;
+    for (const auto& batch : batches) {
+      const PackedBatch packed = with_context("evaluate", [&] { return pack_pairs(pairs, batch); });
+      at::Tensor rewards = model.forward(packed).to(at::kCPU, at::kFloat).reshape({-1}).contiguous();
+      if (rewards.numel() != static_cast<std::int64_t>(2 * batch.size())) {
+        throw Error("evaluate: the model returned " + std::to_string(rewards.numel()) + " rewards for " +
+                    std::to_string(2 * batch.size()) + " sequences");
+      }
+      const float* r = rewards.data_ptr<float>();
+      for (std::size_t k = 0; k < batch.size(); ++k) {
+        const auto index = static_cast<std::size_t>(batch[k]);
+        chosen[index] = r[2 * k];
+        rejected[index] = r[2 * k + 1];
+      }
+      done += batch.size();
+      if (std::chrono::duration<double>(Clock::now() - last_report).count() >= 10.0 && done < n) {
+        last_report = Clock::now();
+        const double elapsed = seconds_since(start);
+        const double rate = static_cast<double>(done) / elapsed;
+        log().info("evaluate: {}/{} pairs, {:.1f} pairs/s, about {:.0f} s left", done, n, rate,
+                   static_cast<double>(n - done) / rate);
+      }
+    }
+  }
+
+  std::vector<ScoredPair> scored(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    ScoredPair& s = scored[i];
+    s.chosen = chosen[i];
+    s.rejected = rejected[i];
+    s.margin = pairs[i].has_margin ? pairs[i].margin : 0.0;
+    s.chosen_length = static_cast<std::int64_t>(pairs[i].chosen.size());
+    s.rejected_length = static_cast<std::int64_t>(pairs[i].rejected.size());
+  }
+  result.metrics = compute_preference_metrics(scored, options.calibration_bins);
+  if (options.keep_rewards) {
+    result.rewards.resize(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      PairReward& out = result.rewards[i];
+      out.source_index = pairs[i].source_index;
+      out.line = pairs[i].line;
+      out.chosen = chosen[i];
+      out.rejected = rejected[i];
+      out.chosen_length = scored[i].chosen_length;
+      out.rejected_length = scored[i].rejected_length;
+    }
+  }
+  result.seconds = seconds_since(start);
+  return result;
+}
+
+EvalResult evaluate_file(const std::string& model_dir, const std::string& data_path, const EvalOptions& options,
+                         const ReadOptions& read) {
+  options.validate();
+  const auto start = Clock::now();
+  if (!path_exists(model_dir)) throw Error(model_dir + ": no such model folder");
+  if (!is_directory(model_dir)) throw Error(model_dir + ": not a folder (expected a model folder)");
+  if (options.tokenizer.empty() && !has_tokenizer(model_dir)) {
+    throw Error(model_dir + ": the model folder has no tokenizer (no tokenizer.model); "
+                "give one with --tokenizer PATH (EvalOptions::tokenizer)");
+  }
+  // The cheap inputs first: a bad tokenizer or record is found before a
+  // large model is loaded.
+  std::shared_ptr<const Tokenizer> tokenizer;
+  if (!options.tokenizer.empty()) {
+    if (!path_exists(options.tokenizer)) {
+      throw Error(options.tokenizer + ": no such tokenizer (expected a folder with tokenizer.model, or a .model file)");
+    }
+    tokenizer = load_tokenizer(options.tokenizer);
+  }
+  PreferenceData data = read_preferences(data_path, read);
+
+  RewardModelFolder folder = load_reward_model_folder(model_dir, options.load);
+  if (!tokenizer) tokenizer = folder.tokenizer;
+
+  TokenizeOptions tokenize = options.tokenize;
+  if (options.chat_format) {
+    tokenize.format = *options.chat_format;
+  } else if (folder.metadata.chat_format) {
+    tokenize.format = *folder.metadata.chat_format;
+  } else {
+    tokenize.format = default_chat_format(*tokenizer);
+  }
+  TokenizedPairs tokenized = tokenize_pairs(data.pairs, *tokenizer, tokenize);
+  if (tokenized.pairs.empty()) {
+    throw Error(data_path + ": no pair left to evaluate: all " + std::to_string(tokenized.stats.input) +
+                " were dropped by truncation (max_length " + std::to_string(tokenize.max_length) +
+                ", policy " + truncation_policy_name(tokenize.policy) + ")");
+  }
+
+  EvalResult result = evaluate(*folder.model, tokenized.pairs, options);
+  for (auto& r : result.rewards) r.id = data.pairs[static_cast<std::size_t>(r.source_index)].id;
+  result.model_dir = model_dir;
+  result.data_path = data_path;
+  result.chat_format = chat_format_name(tokenize.format);
+  result.read = data.stats;
+  result.truncation = tokenized.stats;
+  result.total_seconds = seconds_since(start);
+  return result;
+}
+
+nlohmann::ordered_json eval_result_json(const EvalResult& result) {
+  const PreferenceMetrics& m = result.metrics;
+  nlohmann::ordered_json j;
+  if (!result.model_dir.empty()) j["model"] = result.model_dir;
+  if (!result.data_path.empty()) j["data"] = result.data_path;
+  if (!result.chat_format.empty()) j["chat_format"] = result.chat_format;
+  j["pairs"] = m.pairs;
+  j["accuracy"] = number(m.accuracy);
+  j["ties"] = m.ties;
+  j["mean_margin"] = number(m.mean_margin);
+  j["reward_mean"] = number(m.reward_mean);
+  j["reward_std"] = number(m.reward_std);
+  j["loss"] = number(m.loss);
+  j["ece"] = number(m.ece);
+  j["non_finite"] = m.non_finite;
+  nlohmann::ordered_json bins = nlohmann::ordered_json::array();
+  for (const auto& b : m.calibration) {
+    bins.push_back({{"lower", b.lower},
+                    {"upper", b.upper},
+                    {"count", b.count},
+                    {"mean_predicted", number(b.mean_predicted)},
+                    {"observed_frequency", number(b.observed_frequency)}});
+  }
+  j["calibration"] = std::move(bins);
+  if (m.has_length_bias) {
+    const LengthBias& lb = m.length_bias;
+    j["length_bias"] = {{"length", result.length_kind},
+                        {"pearson", number(lb.pearson)},
+                        {"pairs_with_length_difference", lb.pairs_with_length_difference},
+                        {"longer_wins_rate", number(lb.longer_wins_rate)},
+                        {"chosen_longer_rate", number(lb.chosen_longer_rate)}};
+  } else {
+    j["length_bias"] = nullptr;
+  }
+  const ReadStats& r = result.read;
+  j["read"] = {{"lines", r.lines},
+               {"records", r.records},
+               {"skipped_invalid", r.skipped_invalid},
+               {"ranked_records", r.ranked_records},
+               {"pairs", r.pairs},
+               {"first_errors", r.first_errors}};
+  const TruncationStats& t = result.truncation;
+  j["truncation"] = {{"input", t.input},
+                     {"kept", t.kept},
+                     {"truncated", t.truncated},
+                     {"dropped", t.dropped},
+                     {"prompt_turns_dropped", t.prompt_turns_dropped},
+                     {"prompts_cut", t.prompts_cut},
+                     {"responses_cut", t.responses_cut},
+                     {"longest_before", t.longest_before}};
+  j["batches"] = result.batches;
+  j["seconds"] = number(result.seconds);
+  if (result.total_seconds > 0) j["total_seconds"] = number(result.total_seconds);
+  return j;
+}
+
+std::string format_eval_result(const EvalResult& result) {
+  const PreferenceMetrics& m = result.metrics;
+  std::ostringstream out;
+  auto row = [&](const std::string& name, const std::string& value) {
+    out << "  " << padded(name, 28) << value << "\n";
+  };
+  if (!result.model_dir.empty()) row("model", result.model_dir);
+  if (!result.data_path.empty()) row("data", result.data_path);
+  if (!result.chat_format.empty()) row("chat format", result.chat_format);
+  row("pairs", std::to_string(m.pairs));
+  row("accuracy", fixed(m.accuracy) + "  (ties " + std::to_string(m.ties) + ", counted wrong)");
+  row("mean margin", fixed(m.mean_margin));
+  row("reward mean / std", fixed(m.reward_mean) + " / " + fixed(m.reward_std) + "  (population std, " +
+                               std::to_string(2 * m.pairs) + " rewards)");
+  row("loss (Bradley-Terry)", fixed(m.loss));
+  row("ECE (" + std::to_string(m.calibration.size()) + " bins)", fixed(m.ece));
+  if (m.non_finite > 0) row("non-finite rewards", std::to_string(m.non_finite) + " pairs");
+  if (m.has_length_bias) {
+    const LengthBias& lb = m.length_bias;
+    const std::string kind = result.length_kind == "sequence" ? "sequence tokens" : result.length_kind;
+    row("length bias: pearson", fixed(lb.pearson) + "  (reward vs " + kind + ")");
+    row("longer side wins (model)", fixed(lb.longer_wins_rate) + "  (of " +
+                                        std::to_string(lb.pairs_with_length_difference) +
+                                        " pairs with a length difference)");
+    row("chosen is longer (data)", fixed(lb.chosen_longer_rate));
+  }
+  if (!result.data_path.empty()) {
+    const ReadStats& r = result.read;
+    row("records", std::to_string(r.records) + " (" + std::to_string(r.lines) + " lines, " +
+                       std::to_string(r.skipped_invalid) + " invalid skipped, " + std::to_string(r.pairs) +
+                       " pairs)");
+    const TruncationStats& t = result.truncation;
+    row("truncation", t.summary());
+  }
+  std::string timing = std::to_string(result.batches) + " batches, " + fixed(result.seconds, 2) + " s";
+  if (result.total_seconds > 0) timing += " (" + fixed(result.total_seconds, 2) + " s in all)";
+  row("scoring", timing);
+  out << "\n  calibration (both orderings of each pair; reliability diagram)\n";
+  out << "  " << padded("bin", 16) << padded("count", 10) << padded("mean predicted", 18) << "observed\n";
+  for (const auto& b : m.calibration) {
+    const std::string bin = "[" + fixed(b.lower, 2) + ", " + fixed(b.upper, 2) + (b.upper >= 1.0 ? "]" : ")");
+    out << "  " << padded(bin, 16) << padded(std::to_string(b.count), 10)
+        << padded(fixed(b.mean_predicted), 18) << fixed(b.observed_frequency) << "\n";
+  }
+  return out.str();
+}
+
+std::string pair_rewards_jsonl(const EvalResult& result) {
+  std::string out;
+  for (const auto& r : result.rewards) {
+    out += "{\"index\": " + std::to_string(r.source_index) + ", \"line\": " + std::to_string(r.line) +
+           ", \"id\": " + nlohmann::json(r.id).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + ", \"chosen\": " + float_text(r.chosen) +
+           ", \"rejected\": " + float_text(r.rejected) + ", \"margin\": " + float_text(r.chosen - r.rejected) +
+           ", \"chosen_length\": " + std::to_string(r.chosen_length) +
+           ", \"rejected_length\": " + std::to_string(r.rejected_length) + "}\n";
+  }
+  return out;
+}
+
+}  // namespace openrm

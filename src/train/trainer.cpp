@@ -1,0 +1,531 @@
+// The Bradley-Terry training loop: data -> batches -> steps -> checkpoints ->
+// the output folder. docs/training.md describes the behaviour.
+#include "openrm/train/trainer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include "compat/torch_compat.h"
+#include "io/json_util.h"
+#include "logging.h"
+#include "openrm/data/batching.h"
+#include "openrm/error.h"
+#include "openrm/eval/evaluate.h"
+#include "openrm/io/config.h"
+#include "openrm/io/file.h"
+#include "openrm/io/safetensors.h"
+#include "openrm/models/model_folder.h"
+#include "openrm/runtime.h"
+#include "openrm/tokenizer/train_tokenizer.h"
+#include "openrm/train/losses.h"
+#include "openrm/train/optim.h"
+#include "train/checkpoint.h"
+#include "train/model_card.h"
+
+namespace openrm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Json = nlohmann::json;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Options that change the trajectory: a resumed run must match them.
+bool affects_trajectory(const std::string& key) {
+  static const char* kFree[] = {"output_dir", "resume", "log_every", "threads", "save_every",
+                                "keep_checkpoints", "eval_every", "eval_data", "max_bad_steps"};
+  for (const char* k : kFree) {
+    if (key == k) return false;
+  }
+  return true;
+}
+
+struct Setup {
+  std::shared_ptr<const Tokenizer> tokenizer;
+  std::string tokenizer_source;  // folder or .model file it came from
+  ChatFormat chat_format = ChatFormat::kPlain;
+  std::shared_ptr<RewardModel> model;
+};
+
+std::string init_folder(const TrainOptions& o) {
+  return !o.init_model.empty() ? o.init_model : o.init_causal_lm;
+}
+
+std::shared_ptr<const Tokenizer> find_tokenizer(const TrainOptions& o, std::string& source) {
+  source = !o.tokenizer.empty() ? o.tokenizer : init_folder(o);
+  if (o.tokenizer.empty() && (source.empty() || !has_tokenizer(source))) {
+    throw Error("no tokenizer: " + (source.empty() ? std::string("a model made from a config has none")
+                                                    : source + " holds none") +
+                "; pass one with --tokenizer (a folder or a .model file; openrm-tokenizer trains one)");
+  }
+  return load_tokenizer(source);
+}
+
+ChatFormat choose_chat_format(const TrainOptions& o, const Tokenizer& tokenizer) {
+  if (!o.chat_format.empty()) return chat_format_from_name(o.chat_format);
+  const std::string folder = init_folder(o);
+  if (!folder.empty()) {
+    if (auto stored = read_model_metadata(folder).chat_format) return *stored;
+  }
+  return default_chat_format(tokenizer);
+}
+
+std::shared_ptr<RewardModel> build_model(const TrainOptions& o, const Tokenizer& tokenizer) {
+  LoadOptions load;
+  load.device = c10::Device(o.device);
+  std::shared_ptr<RewardModel> model;
+  if (!o.init_model.empty()) {
+    model = load_reward_model(o.init_model, load);
+  } else if (!o.init_causal_lm.empty()) {
+    model = load_reward_model_from_causal_lm(o.init_causal_lm, o.seed, load);
+  } else {
+    ModelConfig config = load_model_config(o.init_config);
+    if (!config.pad_token_id && tokenizer.special_tokens().pad.present()) {
+      config.pad_token_id = tokenizer.special_tokens().pad.id;
+    }
+    model = with_context(o.init_config, [&] { return create_reward_model(config, load); });
+    model->init_weights(o.seed, o.init_std);
+  }
+  const auto& config = model->config();
+  if (config.num_labels != 1) {
+    throw Error("the model has num_labels = " + std::to_string(config.num_labels) +
+                "; Bradley-Terry training needs a single reward output");
+  }
+  if (tokenizer.vocab_size() > config.vocab_size) {
+    throw Error("the tokenizer has " + std::to_string(tokenizer.vocab_size()) +
+                " tokens but the model's vocabulary has " + std::to_string(config.vocab_size));
+  }
+  if (!config.pad_token_id && model->pooling() == Pooling::kRightmostNonPad) {
+    // Without a pad id transformers' rule cannot batch; the last token by
+    // length is the same token for unpadded sequences.
+    model->set_pooling(Pooling::kLastToken);
+    log().info("the model config has no pad_token_id: pooling the last token of each sequence");
+  }
+  return model;
+}
+
+struct Dataset {
+  std::vector<TokenizedPair> pairs;
+  TruncationStats truncation;
+  ReadStats read;
+  std::vector<DataFileSummary> files;
+};
+
+Dataset load_dataset(const std::vector<std::string>& paths, const TrainOptions& o, const Tokenizer& tokenizer,
+                     ChatFormat format, bool hash) {
+  ReadOptions read;
+  read.format = preference_format_from_name(o.data_format);
+  read.skip_invalid = o.skip_invalid;
+  std::vector<PreferencePair> all;
+  Dataset data;
+  for (const auto& path : paths) {
+    PreferenceData d = read_preferences(path, read);
+    DataFileSummary summary{path, hash ? sha256_file(path) : "", d.stats.records,
+                            static_cast<std::int64_t>(d.pairs.size()), d.stats.skipped_invalid};
+    data.files.push_back(summary);
+    data.read.lines += d.stats.lines;
+    data.read.records += d.stats.records;
+    data.read.skipped_invalid += d.stats.skipped_invalid;
+    data.read.ranked_records += d.stats.ranked_records;
+    data.read.pairs += d.stats.pairs;
+    std::move(d.pairs.begin(), d.pairs.end(), std::back_inserter(all));
+  }
+  TokenizeOptions t;
+  t.format = format;
+  t.max_length = o.max_length;
+  t.policy = truncation_policy_from_name(o.truncation);
+  t.threads = o.threads;
+  TokenizedPairs tokenized = tokenize_pairs(all, tokenizer, t);
+  data.pairs = std::move(tokenized.pairs);
+  data.truncation = tokenized.stats;
+  return data;
+}
+
+// A progress line: live on a terminal, a log line every `every` steps otherwise.
+class Progress {
+ public:
+  Progress(std::int64_t total, std::int64_t every) : total_(total), every_(every), tty_(::isatty(2) == 1) {}
+  void update(std::int64_t step, double loss, double accuracy, double pairs_per_s, double eta_s) {
+    char line[256];
+    std::snprintf(line, sizeof(line), "step %lld/%lld  loss %.4f  acc %.3f  %.1f pairs/s  ETA %s",
+                  static_cast<long long>(step), static_cast<long long>(total_), loss, accuracy, pairs_per_s,
+                  format_duration(eta_s).c_str());
+    if (tty_) {
+      std::fprintf(stderr, "\r%s\x1b[K", line);
+      std::fflush(stderr);
+      if (step == total_) std::fprintf(stderr, "\n");
+    } else if (step % every_ == 0 || step == total_) {
+      log().info("{}", line);
+    }
+  }
+  void interrupt_line() {
+    if (tty_) std::fprintf(stderr, "\n");
+  }
+  static std::string format_duration(double s) {
+    if (!std::isfinite(s) || s < 0) return "?";
+    const auto total = static_cast<long long>(s + 0.5);
+    char out[32];
+    if (total >= 3600) std::snprintf(out, sizeof(out), "%lldh%02lldm", total / 3600, total / 60 % 60);
+    else std::snprintf(out, sizeof(out), "%lldm%02llds", total / 60, total % 60);
+    return out;
+  }
+
+ private:
+  std::int64_t total_, every_;
+  bool tty_;
+};
+
+// metrics.jsonl: one line per step (and per evaluation). On resume, lines
+// past the checkpoint are dropped first so the file matches the trajectory.
+class MetricsLog {
+ public:
+  MetricsLog(const std::string& path, std::int64_t keep_up_to_step) : path_(path) {
+    std::string kept;
+    if (keep_up_to_step > 0 && path_exists(path)) {
+      std::istringstream in(read_text_file(path));
+      for (std::string line; std::getline(in, line);) {
+        auto j = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+        if (j.is_object() && j.value("step", std::int64_t{-1}) <= keep_up_to_step) kept += line + "\n";
+      }
+    }
+    write_file_atomic(path, kept);
+    out_.open(path, std::ios::app);
+    if (!out_) throw Error(path + ": cannot open for appending");
+  }
+  void write(const Json& j) {
+    out_ << j.dump() << "\n";
+    out_.flush();
+  }
+
+ private:
+  std::string path_;
+  std::ofstream out_;
+};
+
+Json metrics_json(const PreferenceMetrics& m) {
+  return {{"pairs", m.pairs},           {"accuracy", m.accuracy},       {"mean_margin", m.mean_margin},
+          {"reward_mean", m.reward_mean}, {"reward_std", m.reward_std}, {"loss", m.loss},
+          {"ece", m.ece}};
+}
+
+// Everything a resumed run needs besides weights and optimizer state.
+struct TrainerState {
+  std::int64_t step = 0;
+  std::int64_t skipped_steps = 0;
+  std::int64_t bad_in_a_row = 0;
+  Json options;
+};
+
+void save_rng(const std::string& path) {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  at::Tensor state;
+  {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    state = gen.get_state();
+  }
+  save_safetensors(path, {{"cpu_generator", state}});
+}
+
+void load_rng(const std::string& path) {
+  auto file = SafetensorsFile::open(path);
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(file->tensor("cpu_generator").clone());
+}
+
+void copy_tokenizer_files(const Setup& setup, const std::string& dir) {
+  const std::string& src = setup.tokenizer_source;
+  if (is_directory(src)) {
+    for (const char* name : {"tokenizer.model", "spm.model", "sentencepiece.bpe.model", "tokenizer_config.json",
+                             "special_tokens_map.json", "added_tokens.json"}) {
+      const std::string from = join_path(src, name);
+      if (path_exists(from)) detail::copy_file_atomic(from, join_path(dir, name));
+    }
+  } else {
+    detail::copy_file_atomic(src, join_path(dir, "tokenizer.model"));
+    write_tokenizer_config(dir, *setup.tokenizer);
+  }
+}
+
+}  // namespace
+
+TrainResult train_reward_model(const TrainOptions& options) {
+  options.validate();
+  const auto t_start = Clock::now();
+  set_num_threads(options.threads);
+  const std::string ckpt_root = join_path(options.output_dir, "checkpoints");
+  {
+    std::error_code ec;
+    std::filesystem::create_directories(options.output_dir, ec);
+    if (ec || !is_directory(options.output_dir)) {
+      throw Error(options.output_dir + ": cannot create the output folder" + (ec ? ": " + ec.message() : ""));
+    }
+  }
+  const Json options_json = train_options_json(options);
+  log().info("training options: {}", options_json.dump());
+
+  Setup setup;
+  setup.tokenizer = find_tokenizer(options, setup.tokenizer_source);
+  setup.chat_format = choose_chat_format(options, *setup.tokenizer);
+  log().info("tokenizer {} ({} tokens), chat format {}", setup.tokenizer_source, setup.tokenizer->vocab_size(),
+             chat_format_name(setup.chat_format));
+
+  Dataset train = with_context("training data", [&] {
+    return load_dataset(options.data, options, *setup.tokenizer, setup.chat_format, /*hash=*/true);
+  });
+  if (train.pairs.empty()) throw Error("no training pairs left after truncation (" + train.truncation.summary() + ")");
+  Dataset eval;
+  if (!options.eval_data.empty()) {
+    eval = with_context("evaluation data", [&] {
+      return load_dataset({options.eval_data}, options, *setup.tokenizer, setup.chat_format, /*hash=*/true);
+    });
+  }
+
+  // Resume, or start fresh.
+  detail::remove_stale_checkpoint_temps(ckpt_root);
+  const auto checkpoints = detail::list_checkpoints(ckpt_root);
+  TrainerState state;
+  std::string resumed_dir;
+  if (options.resume && !checkpoints.empty()) {
+    resumed_dir = checkpoints.back().second;
+    const std::string state_path = join_path(resumed_dir, "trainer_state.json");
+    const std::string text = read_text_file(state_path);
+    const Json j = detail::parse_json_checked<Json>(text.data(), text.data() + text.size(), state_path,
+                                                    detail::JsonParseLimits{});
+    state.step = j.at("step").get<std::int64_t>();
+    state.skipped_steps = j.at("skipped_steps").get<std::int64_t>();
+    state.bad_in_a_row = j.at("bad_in_a_row").get<std::int64_t>();
+    const Json& saved = j.at("options");
+    for (auto it = options_json.begin(); it != options_json.end(); ++it) {
+      if (affects_trajectory(it.key()) && saved.value(it.key(), Json()) != it.value()) {
+        throw Error("cannot resume from " + resumed_dir + ": option '" + it.key() + "' was " +
+                    saved.value(it.key(), Json()).dump() + " and is now " + it.value().dump() +
+                    " (use a new --output folder, or --no-resume to start over)");
+      }
+    }
+  } else if (!checkpoints.empty()) {
+    log().warn("--no-resume: starting over; the checkpoints in {} will be replaced", ckpt_root);
+  }
+
+  LoadOptions load;
+  load.device = c10::Device(options.device);
+  setup.model = resumed_dir.empty() ? build_model(options, *setup.tokenizer) : load_reward_model(resumed_dir, load);
+  RewardModel& model = *setup.model;
+  model.train();
+  ParamGroups groups = split_decay_groups(model, options.weight_decay);
+  log().info("parameters: {}", groups.summary());
+  AdamWOptions adam;
+  adam.lr = options.lr;
+  adam.betas = {options.beta1, options.beta2};
+  adam.eps = options.eps;
+  adam.weight_decay = options.weight_decay;
+  auto optimizer = make_adamw(groups, adam);
+  std::vector<at::Tensor> params = groups.decay;
+  params.insert(params.end(), groups.no_decay.begin(), groups.no_decay.end());
+  if (!resumed_dir.empty()) {
+    load_optimizer_state(*optimizer, join_path(resumed_dir, "optimizer.pt"));
+    load_rng(join_path(resumed_dir, "rng_state.safetensors"));
+    log().info("resumed from {} (step {})", resumed_dir, state.step);
+  } else {
+    torch::manual_seed(options.seed);
+  }
+
+  // The micro-batch stream: epoch e's batches come from seed + e.
+  BatchingOptions batching;
+  batching.max_tokens = options.max_tokens;
+  batching.seed = options.seed;
+  const auto batches_per_epoch = static_cast<std::int64_t>(make_pair_batches(train.pairs, batching).size());
+  const std::int64_t total_micro =
+      options.max_steps > 0 ? options.max_steps * options.grad_accum : options.epochs * batches_per_epoch;
+  const std::int64_t total_steps = (total_micro + options.grad_accum - 1) / options.grad_accum;
+  std::int64_t cached_epoch = -1;
+  std::vector<std::vector<std::int64_t>> epoch_batches;
+  auto micro_batch = [&](std::int64_t m) -> const std::vector<std::int64_t>& {
+    const std::int64_t epoch = m / batches_per_epoch;
+    if (epoch != cached_epoch) {
+      BatchingOptions b = batching;
+      b.seed = options.seed + static_cast<std::uint64_t>(epoch);
+      epoch_batches = make_pair_batches(train.pairs, b);
+      cached_epoch = epoch;
+    }
+    return epoch_batches[static_cast<std::size_t>(m % batches_per_epoch)];
+  };
+
+  LrSchedule schedule;
+  schedule.kind = parse_lr_schedule_kind(options.schedule);
+  schedule.warmup_steps = std::min(options.warmup_steps, total_steps);
+  schedule.total_steps = total_steps;
+  schedule.peak_lr = options.lr;
+  schedule.min_lr_ratio = options.min_lr_ratio;
+  validate(schedule);
+
+  PairLossOptions loss_options;
+  loss_options.center_rewards_coefficient = options.center_rewards_coefficient;
+  loss_options.use_margin = options.use_margin;
+  const bool cuda = model.device().is_cuda();
+  const auto save_checkpoint = [&](std::int64_t step) {
+    detail::write_checkpoint(ckpt_root, step, options.keep_checkpoints, [&](const std::string& dir) {
+      save_reward_model(model, dir);
+      save_optimizer_state(*optimizer, join_path(dir, "optimizer.pt"));
+      save_rng(join_path(dir, "rng_state.safetensors"));
+      const Json j = {{"step", step}, {"skipped_steps", state.skipped_steps},
+                      {"bad_in_a_row", state.bad_in_a_row}, {"total_steps", total_steps},
+                      {"options", options_json}};
+      write_file_atomic(join_path(dir, "trainer_state.json"), j.dump(2) + "\n");
+    });
+    log().info("checkpoint {} written", detail::checkpoint_path(ckpt_root, step));
+  };
+  EvalOptions eval_options;
+  eval_options.max_tokens = options.max_tokens;
+  eval_options.keep_rewards = false;
+  const auto run_eval = [&]() {
+    model.eval();
+    EvalResult r = evaluate(model, eval.pairs, eval_options);
+    model.train();
+    return r.metrics;
+  };
+
+  MetricsLog metrics(join_path(options.output_dir, "metrics.jsonl"), resumed_dir.empty() ? 0 : state.step);
+  Progress progress(total_steps, options.log_every);
+  const std::int64_t first_step = state.step;
+  log().info("training: {} pairs, {} micro-batches per epoch, {} steps (grad_accum {}), from step {}",
+             train.pairs.size(), batches_per_epoch, total_steps, options.grad_accum, first_step);
+  const auto t_loop = Clock::now();
+  std::int64_t pairs_seen = 0, tokens_seen = 0;
+  for (std::int64_t step = first_step; step < total_steps; ++step) {
+    const auto t_step = Clock::now();
+    const double lr = lr_at(schedule, step);
+    set_lr(*optimizer, lr);
+    optimizer->zero_grad();
+    const std::int64_t m_begin = step * options.grad_accum;
+    const std::int64_t m_end = std::min(total_micro, m_begin + options.grad_accum);
+    std::int64_t step_pairs = 0;
+    for (std::int64_t m = m_begin; m < m_end; ++m) step_pairs += static_cast<std::int64_t>(micro_batch(m).size());
+
+    bool finite = true;
+    double loss = 0.0, accuracy = 0.0;
+    std::int64_t step_tokens = 0;
+    for (std::int64_t m = m_begin; m < m_end && finite; ++m) {
+      const auto& indices = micro_batch(m);
+      PackedBatch packed = pack_pairs(train.pairs, indices).to(model.device());
+      std::vector<float> margins;
+      for (auto i : indices) margins.push_back(static_cast<float>(train.pairs[static_cast<std::size_t>(i)].margin));
+      at::Tensor rewards;
+      {
+        compat::CudaAutocastGuard autocast(cuda && options.dtype == "bf16", at::kBFloat16);
+        rewards = model.forward(packed);  // (2P, 1): chosen_0, rejected_0, ...
+      }
+      const PairLoss pl = compute_pair_loss(rewards.reshape({-1}).to(at::kFloat),
+                                            torch::tensor(margins).to(model.device()), loss_options);
+      const double weight = static_cast<double>(indices.size()) / static_cast<double>(step_pairs);
+      const double value = pl.loss.item<double>();
+      if (!std::isfinite(value)) {
+        finite = false;
+        break;
+      }
+      (pl.loss * weight).backward();
+      loss += value * weight;
+      accuracy += pl.accuracy.item<double>() * weight;
+      step_tokens += packed.num_tokens();
+    }
+    double grad_norm = std::numeric_limits<double>::quiet_NaN();
+    if (finite) finite = grads_finite(params);
+    if (finite) {
+      grad_norm = clip_grad_norm(params, options.max_grad_norm);
+      optimizer->step();
+      state.bad_in_a_row = 0;
+    } else {
+      optimizer->zero_grad();
+      ++state.skipped_steps;
+      ++state.bad_in_a_row;
+      progress.interrupt_line();
+      log().warn("step {}: non-finite loss or gradient; step skipped ({} in a row)", step + 1, state.bad_in_a_row);
+      if (state.bad_in_a_row >= options.max_bad_steps) {
+        const auto kept = detail::list_checkpoints(ckpt_root);
+        throw Error("stopping at step " + std::to_string(step + 1) + ": " + std::to_string(state.bad_in_a_row) +
+                    " steps in a row had a non-finite loss or gradient (is the learning rate too high?); " +
+                    (kept.empty() ? std::string("no checkpoint was written")
+                                  : "the last good checkpoint is " + kept.back().second));
+      }
+    }
+    state.step = step + 1;
+    pairs_seen += step_pairs;
+    tokens_seen += step_tokens;
+    const double step_seconds = seconds_since(t_step);
+    const double elapsed = seconds_since(t_loop);
+    metrics.write({{"step", state.step}, {"epoch", static_cast<double>(m_end) / static_cast<double>(batches_per_epoch)},
+                   {"loss", finite ? Json(loss) : Json()}, {"accuracy", finite ? Json(accuracy) : Json()},
+                   {"lr", lr}, {"grad_norm", std::isfinite(grad_norm) ? Json(grad_norm) : Json()},
+                   {"pairs", step_pairs}, {"tokens_per_s", static_cast<double>(step_tokens) / step_seconds},
+                   {"skipped", !finite}});
+    const double steps_per_s = static_cast<double>(state.step - first_step) / elapsed;
+    progress.update(state.step, loss, accuracy, static_cast<double>(pairs_seen) / elapsed,
+                    static_cast<double>(total_steps - state.step) / steps_per_s);
+    if (options.eval_every > 0 && state.step % options.eval_every == 0 && !eval.pairs.empty() &&
+        state.step < total_steps) {
+      const PreferenceMetrics m = run_eval();
+      metrics.write({{"step", state.step}, {"eval", metrics_json(m)}});
+      progress.interrupt_line();
+      log().info("eval at step {}: accuracy {:.4f}, loss {:.4f}, mean margin {:.4f}", state.step, m.accuracy,
+                 m.loss, m.mean_margin);
+    }
+    if (options.save_every > 0 && state.step % options.save_every == 0 && state.step < total_steps) {
+      save_checkpoint(state.step);
+    }
+  }
+  const double loop_seconds = seconds_since(t_loop);
+  if (first_step < total_steps || checkpoints.empty() || !options.resume) save_checkpoint(total_steps);
+
+  TrainResult result;
+  result.steps = state.step;
+  result.skipped_steps = state.skipped_steps;
+  result.resumed_from = resumed_dir.empty() ? -1 : first_step;
+  result.train_pairs = static_cast<std::int64_t>(train.pairs.size());
+  result.pairs_per_second = loop_seconds > 0 ? static_cast<double>(pairs_seen) / loop_seconds : 0.0;
+  result.tokens_per_second = loop_seconds > 0 ? static_cast<double>(tokens_seen) / loop_seconds : 0.0;
+  result.train_truncation = train.truncation;
+  result.eval_truncation = eval.truncation;
+  result.train_read = train.read;
+  result.output_dir = options.output_dir;
+  if (!eval.pairs.empty()) {
+    result.has_eval = true;
+    result.eval = run_eval();
+    metrics.write({{"step", state.step}, {"eval", metrics_json(result.eval)}});
+  }
+
+  // The output folder: the model, its tokenizer, openrm.json, the card.
+  model.eval();
+  save_reward_model(model, options.output_dir);
+  ModelMetadata meta = read_model_metadata(options.output_dir);
+  meta.chat_format = setup.chat_format;
+  if (result.has_eval) {
+    meta.other["reward_mean"] = result.eval.reward_mean;
+    meta.other["reward_std"] = result.eval.reward_std;
+  }
+  write_model_metadata(options.output_dir, meta);
+  copy_tokenizer_files(setup, options.output_dir);
+  write_file_atomic(join_path(options.output_dir, "training_config.json"), options_json.dump(2) + "\n");
+  ModelCardInputs card;
+  card.options = options;
+  card.result = result;
+  card.train_files = train.files;
+  card.eval_files = eval.files;
+  card.model = &model;
+  card.chat_format = chat_format_name(setup.chat_format);
+  card.tokenizer = setup.tokenizer_source;
+  card.wall_seconds = seconds_since(t_start);
+  write_file_atomic(join_path(options.output_dir, "README.md"), make_model_card(card));
+  log().info("wrote {} ({} steps, {:.1f} pairs/s)", options.output_dir, result.steps, result.pairs_per_second);
+  return result;
+}
+
+}  // namespace openrm

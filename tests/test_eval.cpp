@@ -1,0 +1,512 @@
+// The evaluation layer: metrics against closed forms and hand-computed
+// values, evaluate() against scoring each sequence alone, evaluate_file() and
+// the openrm-eval tool on a tiny random model folder.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cmath>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <openrm/data/tokenize.h>
+#include <openrm/eval/evaluate.h>
+#include <openrm/eval/metrics.h>
+#include <openrm/io/file.h>
+#include <openrm/models/reward_model.h>
+#include <openrm/tokenizer/train_tokenizer.h>
+#include <random>
+#include <sstream>
+
+#include "test_io_util.h"
+#include "test_paths.h"
+#include "test_util.h"
+
+namespace openrm {
+namespace {
+
+const double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// ---- metrics ---------------------------------------------------------------
+
+TEST(EvalMetrics, BradleyTerryLossIsStableSoftplus) {
+  // Where exp does not overflow, -log sigmoid(x) = log1p(exp(-x)) directly.
+  for (double x : {-30.0, -5.0, -1.0, -1e-9, 0.0, 0.5, 3.0, 20.0, 700.0}) {
+    EXPECT_NEAR(bradley_terry_loss(x, 0.0), std::log1p(std::exp(-x)), 1e-15 * (1 + std::fabs(x))) << x;
+    EXPECT_NEAR(softplus(x), std::log1p(std::exp(x)), 1e-15 * (1 + std::fabs(x))) << x;
+  }
+  EXPECT_DOUBLE_EQ(bradley_terry_loss(0.0, 0.0), std::log(2.0));
+  // Large |x|: exp(1000) overflows, the closed form does not.
+  // -log sigmoid(-1000) = 1000 + log1p(exp(-1000)) = 1000.
+  EXPECT_DOUBLE_EQ(bradley_terry_loss(0.0, 1000.0), 1000.0);
+  EXPECT_DOUBLE_EQ(bradley_terry_loss(1e6, 0.0), 0.0);
+  EXPECT_DOUBLE_EQ(bradley_terry_loss(-1e300, 1e300), 2e300);
+  // The margin shifts the difference: loss(c, r, m) = loss(c - m, r).
+  EXPECT_DOUBLE_EQ(bradley_terry_loss(2.0, 0.5, 1.0), std::log1p(std::exp(-0.5)));
+  EXPECT_DOUBLE_EQ(sigmoid(800.0), 1.0);
+  EXPECT_DOUBLE_EQ(sigmoid(-700.0), std::exp(-700.0));  // e / (1 + e) with 1 + e == 1
+  EXPECT_DOUBLE_EQ(sigmoid(std::log(3.0)), 0.75);
+}
+
+TEST(EvalMetrics, AccuracyMarginRewardStatsAndLossByHand) {
+  // (chosen, rejected): differences 1, -1, 0 (a tie), 2.
+  std::vector<ScoredPair> pairs = {{1, 0}, {0, 1}, {2, 2}, {3, 1}};
+  pairs[3].margin = 0.5;
+  PreferenceMetrics m = compute_preference_metrics(pairs);
+  EXPECT_EQ(m.pairs, 4);
+  EXPECT_DOUBLE_EQ(m.accuracy, 0.5);  // the tie counts as wrong
+  EXPECT_EQ(m.ties, 1);
+  EXPECT_DOUBLE_EQ(m.mean_margin, 0.5);  // (1 - 1 + 0 + 2) / 4
+  // Rewards 1 0 0 1 2 2 3 1: mean 10/8; squared deviations sum to 7.5, and
+  // the population variance divides by 8.
+  EXPECT_DOUBLE_EQ(m.reward_mean, 1.25);
+  EXPECT_DOUBLE_EQ(m.reward_std, std::sqrt(7.5 / 8));
+  const double loss = (std::log1p(std::exp(-1.0)) + std::log1p(std::exp(1.0)) + std::log(2.0) +
+                       std::log1p(std::exp(-(2.0 - 0.5)))) / 4;
+  EXPECT_NEAR(m.loss, loss, 1e-15);
+  EXPECT_FALSE(m.has_length_bias);  // no lengths given
+  EXPECT_TRUE(std::isnan(m.length_bias.pearson));
+}
+
+TEST(EvalMetrics, CalibrationErrorByHand) {
+  // Differences ln 3, ln 3, -ln 3, ln 19 give p = 0.75, 0.75, 0.25, 0.95.
+  // Each pair adds (p, outcome 1) and (1 - p, outcome 0):
+  //   bin [0.7, 0.8): 0.75/1, 0.75/1, 0.75/0 -> n 3, predicted 0.75, observed 2/3
+  //   bin [0.2, 0.3): 0.25/0, 0.25/0, 0.25/1 -> n 3, predicted 0.25, observed 1/3
+  //   bin [0.9, 1.0]: 0.95/1                 -> n 1, |0.95 - 1| = 0.05
+  //   bin [0.0, 0.1): 0.05/0                 -> n 1, |0.05 - 0| = 0.05
+  // ECE = 3/8 * 1/12 + 3/8 * 1/12 + 1/8 * 0.05 + 1/8 * 0.05 = 0.0625 + 0.0125 = 0.075.
+  const std::vector<double> d = {std::log(3.0), std::log(3.0), -std::log(3.0), std::log(19.0)};
+  auto bins = calibration_bins(d, 10);
+  ASSERT_EQ(bins.size(), 10u);
+  EXPECT_EQ(bins[7].count, 3);
+  EXPECT_NEAR(bins[7].mean_predicted, 0.75, 1e-12);
+  EXPECT_NEAR(bins[7].observed_frequency, 2.0 / 3, 1e-12);
+  EXPECT_EQ(bins[2].count, 3);
+  EXPECT_NEAR(bins[2].observed_frequency, 1.0 / 3, 1e-12);
+  EXPECT_EQ(bins[9].count, 1);
+  EXPECT_EQ(bins[0].count, 1);
+  EXPECT_EQ(bins[5].count, 0);
+  EXPECT_TRUE(std::isnan(bins[5].mean_predicted));
+  EXPECT_DOUBLE_EQ(bins[3].lower, 0.3);
+  EXPECT_DOUBLE_EQ(bins[9].upper, 1.0);
+  EXPECT_NEAR(expected_calibration_error(bins), 0.075, 1e-12);
+
+  std::vector<ScoredPair> pairs;
+  for (double x : d) pairs.push_back({x, 0.0});
+  EXPECT_NEAR(compute_preference_metrics(pairs).ece, 0.075, 1e-12);
+
+  // Always 0.5: both orderings land in one bin with observed frequency 1/2.
+  EXPECT_DOUBLE_EQ(expected_calibration_error(calibration_bins({0.0, 0.0, 0.0}, 10)), 0.0);
+  // Perfect separation with p near 1: ECE = 1 - sigmoid(40), about 4e-18.
+  EXPECT_NEAR(expected_calibration_error(calibration_bins({40.0, 45.0}, 10)), 0.0, 1e-15);
+  // Confidently wrong: p = sigmoid(-40) with outcome 1 -> ECE near 1.
+  EXPECT_NEAR(expected_calibration_error(calibration_bins({-40.0}, 10)), 1.0, 1e-15);
+  // NaN differences are left out; no prediction at all gives NaN.
+  EXPECT_EQ(calibration_bins({kNaN, 0.0}, 4)[2].count, 2);
+  EXPECT_TRUE(std::isnan(expected_calibration_error(calibration_bins({kNaN}, 10))));
+  EXPECT_TRUE(test::contains(test::error_of([] { calibration_bins({0.0}, 0); }), "at least 1"));
+}
+
+TEST(EvalMetrics, PearsonAgainstTextbookFormula) {
+  // mean x = 3, mean y = 4; sum dx*dy = 6, sum dx^2 = 10, sum dy^2 = 6.
+  EXPECT_NEAR(pearson_correlation({1, 2, 3, 4, 5}, {2, 4, 5, 4, 5}), 6 / std::sqrt(60.0), 1e-15);
+  EXPECT_DOUBLE_EQ(pearson_correlation({1, 2, 3}, {10, 20, 30}), 1.0);
+  EXPECT_DOUBLE_EQ(pearson_correlation({1, 2, 3}, {3, 2, 1}), -1.0);
+  EXPECT_TRUE(std::isnan(pearson_correlation({1, 2, 3}, {7, 7, 7})));  // constant: undefined
+  EXPECT_TRUE(std::isnan(pearson_correlation({5, 5}, {1, 2})));
+  EXPECT_TRUE(std::isnan(pearson_correlation({1}, {2})));
+  EXPECT_TRUE(std::isnan(pearson_correlation({}, {})));
+  EXPECT_TRUE(test::contains(test::error_of([] { pearson_correlation({1, 2}, {1}); }), "2 x values but 1"));
+}
+
+// r = (n Sxy - Sx Sy) / sqrt((n Sxx - Sx^2)(n Syy - Sy^2)), the one-pass
+// textbook form (the library uses the two-pass one).
+double textbook_pearson(const std::vector<double>& x, const std::vector<double>& y) {
+  double n = static_cast<double>(x.size()), sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    sx += x[i];
+    sy += y[i];
+    sxx += x[i] * x[i];
+    syy += y[i] * y[i];
+    sxy += x[i] * y[i];
+  }
+  return (n * sxy - sx * sy) / std::sqrt((n * sxx - sx * sx) * (n * syy - sy * sy));
+}
+
+TEST(EvalMetrics, LengthBiasByHand) {
+  // {chosen, rejected, margin, chosen_length, rejected_length}
+  std::vector<ScoredPair> pairs = {
+      {1, 0, 0, 10, 5},  // chosen longer and higher: the longer side wins
+      {0, 1, 0, 3, 8},   // rejected longer and higher: the longer side wins
+      {2, 1, 0, 4, 4},   // same length: left out of both rates
+      {0, 1, 0, 9, 2},   // chosen longer but lower: the longer side loses
+      {1, 1, 0, 6, 5},   // chosen longer, a reward tie: not a win
+  };
+  PreferenceMetrics m = compute_preference_metrics(pairs);
+  ASSERT_TRUE(m.has_length_bias);
+  EXPECT_EQ(m.length_bias.pairs_with_length_difference, 4);
+  EXPECT_DOUBLE_EQ(m.length_bias.longer_wins_rate, 2.0 / 4);
+  EXPECT_DOUBLE_EQ(m.length_bias.chosen_longer_rate, 3.0 / 4);
+  std::vector<double> rewards, lengths;
+  for (const auto& p : pairs) {
+    rewards.insert(rewards.end(), {p.chosen, p.rejected});
+    lengths.insert(lengths.end(), {double(p.chosen_length), double(p.rejected_length)});
+  }
+  EXPECT_NEAR(m.length_bias.pearson, textbook_pearson(rewards, lengths), 1e-12);
+
+  // Every pair the same length: the rates and the correlation are undefined.
+  PreferenceMetrics same = compute_preference_metrics({{1, 0, 0, 5, 5}, {0, 2, 0, 5, 5}});
+  ASSERT_TRUE(same.has_length_bias);
+  EXPECT_EQ(same.length_bias.pairs_with_length_difference, 0);
+  EXPECT_TRUE(std::isnan(same.length_bias.pearson));
+  EXPECT_TRUE(std::isnan(same.length_bias.longer_wins_rate));
+  EXPECT_TRUE(std::isnan(same.length_bias.chosen_longer_rate));
+  // One unknown length: no length bias at all.
+  EXPECT_FALSE(compute_preference_metrics({{1, 0, 0, 5, -1}, {0, 2, 0, 5, 6}}).has_length_bias);
+}
+
+TEST(EvalMetrics, EmptyAndNonFiniteInputsDoNotCrash) {
+  PreferenceMetrics empty = compute_preference_metrics({});
+  EXPECT_EQ(empty.pairs, 0);
+  for (double v : {empty.accuracy, empty.mean_margin, empty.reward_mean, empty.reward_std, empty.loss, empty.ece,
+                   empty.length_bias.pearson}) {
+    EXPECT_TRUE(std::isnan(v));
+  }
+  EvalResult result;
+  result.metrics = empty;
+  auto j = eval_result_json(result);
+  EXPECT_TRUE(j["accuracy"].is_null());
+  EXPECT_TRUE(j["length_bias"].is_null());
+  EXPECT_TRUE(j["calibration"][0]["mean_predicted"].is_null());
+  EXPECT_TRUE(test::contains(format_eval_result(result), "n/a"));
+
+  PreferenceMetrics m = compute_preference_metrics({{kNaN, 0}, {1, 0}});
+  EXPECT_EQ(m.non_finite, 1);
+  EXPECT_DOUBLE_EQ(m.accuracy, 0.5);  // NaN > 0 is false: wrong
+  std::int64_t counted = 0;
+  for (const auto& b : m.calibration) counted += b.count;
+  EXPECT_EQ(counted, 2);  // only the finite pair, both orderings
+}
+
+// ---- evaluate() --------------------------------------------------------------
+
+std::vector<TokenizedPair> random_pairs(int n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int> length(1, 60), id(1, 63);
+  std::vector<TokenizedPair> pairs(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    TokenizedPair& p = pairs[static_cast<std::size_t>(i)];
+    for (int k = length(rng); k > 0; --k) p.chosen.push_back(id(rng));
+    for (int k = length(rng); k > 0; --k) p.rejected.push_back(id(rng));
+    p.source_index = 100 + i;
+    p.line = 7 + 2 * i;
+    if (i % 3 == 0) {
+      p.margin = 0.25 * i;
+      p.has_margin = true;
+    }
+  }
+  return pairs;
+}
+
+std::vector<std::int64_t> ids64(const std::vector<TokenId>& ids) { return {ids.begin(), ids.end()}; }
+
+TEST(Evaluate, RewardsEqualEachSequenceScoredAloneInInputOrder) {
+  auto model = create_reward_model(test::tiny_config("LlamaForSequenceClassification"));
+  model->init_weights(/*seed=*/3, /*std=*/0.2);
+  const auto pairs = random_pairs(37, 11);
+  EvalOptions options;
+  options.max_tokens = 200;  // many batches of different shapes
+  EvalResult result = evaluate(*model, pairs, options);
+  EXPECT_GT(result.batches, 5);
+  ASSERT_EQ(result.rewards.size(), pairs.size());
+
+  std::vector<ScoredPair> reference;
+  double worst = 0.0;
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    const float chosen = model->score({ids64(pairs[i].chosen)})[0];
+    const float rejected = model->score({ids64(pairs[i].rejected)})[0];
+    const PairReward& r = result.rewards[i];
+    EXPECT_EQ(r.source_index, pairs[i].source_index);
+    EXPECT_EQ(r.line, pairs[i].line);
+    EXPECT_EQ(r.chosen_length, static_cast<std::int64_t>(pairs[i].chosen.size()));
+    EXPECT_EQ(r.rejected_length, static_cast<std::int64_t>(pairs[i].rejected.size()));
+    // Alone or batched differ only by BLAS accumulation order (docs/models.md).
+    worst = std::max({worst, std::fabs(double(r.chosen) - chosen), std::fabs(double(r.rejected) - rejected)});
+    reference.push_back({chosen, rejected, pairs[i].has_margin ? pairs[i].margin : 0.0,
+                         r.chosen_length, r.rejected_length});
+  }
+  EXPECT_LT(worst, 1e-5) << "largest difference between batched and alone";
+
+  const PreferenceMetrics expect = compute_preference_metrics(reference);
+  const PreferenceMetrics& got = result.metrics;
+  EXPECT_EQ(got.pairs, 37);
+  EXPECT_NEAR(got.accuracy, expect.accuracy, 1e-12);
+  EXPECT_NEAR(got.mean_margin, expect.mean_margin, 1e-5);
+  EXPECT_NEAR(got.reward_mean, expect.reward_mean, 1e-5);
+  EXPECT_NEAR(got.reward_std, expect.reward_std, 1e-5);
+  EXPECT_NEAR(got.loss, expect.loss, 1e-5);
+  EXPECT_NEAR(got.ece, expect.ece, 1e-5);
+  EXPECT_NEAR(got.length_bias.pearson, expect.length_bias.pearson, 1e-5);
+  EXPECT_DOUBLE_EQ(got.length_bias.chosen_longer_rate, expect.length_bias.chosen_longer_rate);
+  EXPECT_DOUBLE_EQ(got.length_bias.longer_wins_rate, expect.length_bias.longer_wins_rate);
+
+  // One batch for everything gives the same rewards; keep_rewards off keeps none.
+  options.max_tokens = 1 << 20;
+  options.keep_rewards = false;
+  EvalResult one = evaluate(*model, pairs, options);
+  EXPECT_EQ(one.batches, 1);
+  EXPECT_TRUE(one.rewards.empty());
+  EXPECT_NEAR(one.metrics.loss, expect.loss, 1e-5);
+}
+
+TEST(Evaluate, BadOptionsAndEmptyInput) {
+  auto model = create_reward_model(test::tiny_config("LlamaForSequenceClassification"));
+  model->init_weights(1);
+  EvalOptions options;
+  options.max_tokens = 0;
+  EXPECT_TRUE(test::contains(test::error_of([&] { evaluate(*model, random_pairs(2, 1), options); }),
+                             "max_tokens must be positive"));
+  options = {};
+  options.calibration_bins = 0;
+  EXPECT_TRUE(test::contains(test::error_of([&] { options.validate(); }), "calibration_bins"));
+
+  EvalResult empty = evaluate(*model, {}, EvalOptions{});
+  EXPECT_EQ(empty.metrics.pairs, 0);
+  EXPECT_EQ(empty.batches, 0);
+
+  auto pairs = random_pairs(2, 1);
+  pairs[1].rejected.clear();
+  EXPECT_TRUE(test::contains(test::error_of([&] { evaluate(*model, pairs, EvalOptions{}); }), "evaluate"));
+}
+
+// ---- evaluate_file() and openrm-eval ------------------------------------------
+
+std::vector<std::string> training_texts() {
+  std::vector<std::string> texts;
+  for (int i = 0; i < 200; ++i) {
+    texts.push_back("The quick brown fox " + std::to_string(i) + " jumps over the lazy dog.");
+    texts.push_back("A reward model scores answer number " + std::to_string(i * 7) + " for you.");
+  }
+  return texts;
+}
+
+// A tiny random model (vocabulary 64) in `dir`, with a 64-piece tokenizer
+// unless with_tokenizer is false.
+void make_model_folder(const std::string& dir, bool with_tokenizer) {
+  auto model = create_reward_model(test::tiny_config("LlamaForSequenceClassification"));
+  model->init_weights(/*seed=*/5, /*std=*/0.2);
+  save_reward_model(*model, dir);
+  if (!with_tokenizer) return;
+  TokenizerTrainOptions o;
+  o.vocab_size = 64;
+  o.byte_fallback = false;
+  o.character_coverage = 1.0;
+  train_tokenizer(training_texts(), dir, o);
+}
+
+std::string pair_line(int i) {
+  nlohmann::json j = {{"id", "p" + std::to_string(i)},
+                      {"prompt", "The quick brown fox " + std::to_string(i)},
+                      {"chosen", "jumps over the lazy dog."},
+                      {"rejected", i % 2 ? "A reward model." : "scores answer number " + std::to_string(i)}};
+  return j.dump() + "\n";
+}
+
+std::string good_data(int n) {
+  std::string text;
+  for (int i = 0; i < n; ++i) text += pair_line(i);
+  return text;
+}
+
+class EvalFiles : public ::testing::Test {
+ protected:
+  test::TempDir tmp;
+};
+
+TEST_F(EvalFiles, EvaluateFileMatchesTokenizingAndScoringEachPairAlone) {
+  const std::string dir = tmp.file("rm"), data = tmp.file("prefs.jsonl");
+  make_model_folder(dir, true);
+  test::write_bytes(data, good_data(6));
+  EvalOptions options;
+  options.tokenize.max_length = 120;
+  EvalResult result = evaluate_file(dir, data, options);
+  EXPECT_EQ(result.metrics.pairs, 6);
+  EXPECT_EQ(result.read.records, 6);
+  EXPECT_EQ(result.truncation.kept, 6);
+  EXPECT_EQ(result.chat_format, "plain");
+  ASSERT_EQ(result.rewards.size(), 6u);
+
+  // The reference: render + encode each side with the plain format, score alone.
+  auto model = load_reward_model(dir);
+  auto tokenizer = load_tokenizer(dir);
+  auto data_read = read_preferences(data);
+  for (std::size_t i = 0; i < 6; ++i) {
+    const auto& pair = data_read.pairs[i];
+    Conversation chosen = pair.prompt, rejected = pair.prompt;
+    chosen.insert(chosen.end(), pair.chosen.begin(), pair.chosen.end());
+    rejected.insert(rejected.end(), pair.rejected.begin(), pair.rejected.end());
+    const auto chosen_ids = encode_chat(*tokenizer, ChatFormat::kPlain, chosen);
+    const auto rejected_ids = encode_chat(*tokenizer, ChatFormat::kPlain, rejected);
+    const PairReward& r = result.rewards[i];
+    EXPECT_EQ(r.id, "p" + std::to_string(i));
+    EXPECT_EQ(r.line, static_cast<std::int64_t>(i + 1));
+    EXPECT_EQ(r.chosen_length, static_cast<std::int64_t>(chosen_ids.size()));
+    EXPECT_NEAR(r.chosen, model->score({ids64(chosen_ids)})[0], 1e-5);
+    EXPECT_NEAR(r.rejected, model->score({ids64(rejected_ids)})[0], 1e-5);
+  }
+
+  // The JSON Lines of rewards give back the same numbers.
+  std::istringstream lines(pair_rewards_jsonl(result));
+  std::string line;
+  for (std::size_t i = 0; std::getline(lines, line); ++i) {
+    auto j = nlohmann::json::parse(line);
+    EXPECT_EQ(j["id"], "p" + std::to_string(i));
+    EXPECT_EQ(j["chosen"].get<float>(), result.rewards[i].chosen);
+    EXPECT_EQ(j["rejected"].get<float>(), result.rewards[i].rejected);
+  }
+
+  options.chat_format = ChatFormat::kHH;
+  EXPECT_EQ(evaluate_file(dir, data, options).chat_format, "hh");
+}
+
+TEST_F(EvalFiles, ErrorsNameTheFolderOrTheFileAndLine) {
+  const std::string dir = tmp.file("rm"), bare = tmp.file("bare"), data = tmp.file("prefs.jsonl");
+  make_model_folder(dir, true);
+  make_model_folder(bare, false);
+  test::write_bytes(data, good_data(3));
+
+  std::string err = test::error_of([&] { evaluate_file(tmp.file("nope"), data); });
+  EXPECT_TRUE(test::contains(err, tmp.file("nope") + ": no such model folder")) << err;
+
+  err = test::error_of([&] { evaluate_file(bare, data); });
+  EXPECT_TRUE(test::contains(err, bare + ": the model folder has no tokenizer")) << err;
+  EXPECT_TRUE(test::contains(err, "--tokenizer")) << err;
+  EvalOptions with_tokenizer;
+  with_tokenizer.tokenizer = dir;  // borrow the other folder's
+  EXPECT_EQ(evaluate_file(bare, data, with_tokenizer).metrics.pairs, 3);
+  with_tokenizer.tokenizer = tmp.file("nowhere");
+  err = test::error_of([&] { evaluate_file(dir, data, with_tokenizer); });
+  EXPECT_TRUE(test::contains(err, tmp.file("nowhere") + ": no such tokenizer")) << err;
+
+  const std::string broken = tmp.file("broken.jsonl");
+  test::write_bytes(broken, pair_line(0) + "{\"prompt\": \n");
+  err = test::error_of([&] { evaluate_file(dir, broken); });
+  EXPECT_TRUE(test::contains(err, broken + ":2: malformed JSON")) << err;
+
+  EvalOptions tiny;
+  tiny.tokenize.max_length = 3;
+  tiny.tokenize.policy = TruncationPolicy::kDrop;
+  err = test::error_of([&] { evaluate_file(dir, data, tiny); });
+  EXPECT_TRUE(test::contains(err, "no pair left to evaluate: all 3 were dropped")) << err;
+}
+
+struct ToolRun {
+  int status = -1;
+  std::string output;  // stdout and stderr
+};
+
+ToolRun run_eval_tool(const std::string& args, const test::TempDir& tmp) {
+  const std::string tool = std::string(OPENRM_BINARY_DIR) + "/tools/openrm-eval";
+  const std::string out = tmp.file("tool-output.txt");
+  const int status = std::system((tool + " " + args + " > '" + out + "' 2>&1").c_str());
+  ToolRun run;
+  run.status = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  run.output = test::read_bytes(out);
+  return run;
+}
+
+// The one "openrm-eval: error: " line of a failed run, and nothing that looks
+// like a crash.
+std::string error_line(const ToolRun& run) {
+  EXPECT_EQ(run.status, 1) << run.output;
+  EXPECT_EQ(run.output.find("terminate"), std::string::npos) << run.output;
+  std::istringstream lines(run.output);
+  std::string line, found;
+  int count = 0;
+  while (std::getline(lines, line)) {
+    if (line.rfind("openrm-eval: error: ", 0) == 0) {
+      found = line;
+      ++count;
+    }
+  }
+  EXPECT_EQ(count, 1) << run.output;
+  return found;
+}
+
+class EvalCli : public EvalFiles {
+ protected:
+  void SetUp() override {
+    if (!path_exists(std::string(OPENRM_BINARY_DIR) + "/tools/openrm-eval")) {
+      GTEST_SKIP() << "openrm-eval was not built (OPENRM_BUILD_TOOLS=OFF)";
+    }
+  }
+};
+
+TEST_F(EvalCli, WritesTableJsonAndRewards) {
+  const std::string dir = tmp.file("rm"), data = tmp.file("prefs.jsonl");
+  make_model_folder(dir, true);
+  test::write_bytes(data, good_data(8) + "{\"prompt\": \"Q\", \"chosen\": \"\", \"rejected\": \"x\"}\n");
+  const std::string json = tmp.file("metrics.json"), rewards = tmp.file("rewards.jsonl");
+  ToolRun run = run_eval_tool("--model '" + dir + "' --data '" + data + "' --json '" + json + "' --rewards '" +
+                                  rewards + "' --skip-invalid --max-length 120 --threads 1",
+                              tmp);
+  ASSERT_EQ(run.status, 0) << run.output;
+  for (const char* part : {"accuracy", "mean margin", "ECE (10 bins)", "length bias: pearson", "truncation",
+                           "1 invalid skipped", "observed"}) {
+    EXPECT_TRUE(test::contains(run.output, part)) << part;
+  }
+  auto j = nlohmann::json::parse(test::read_bytes(json));
+  EXPECT_EQ(j["pairs"], 8);
+  EXPECT_EQ(j["read"]["skipped_invalid"], 1);
+  EXPECT_EQ(j["truncation"]["kept"], 8);
+  EXPECT_EQ(j["calibration"].size(), 10u);
+
+  // Accuracy and mean margin recomputed from the rewards file.
+  std::istringstream lines(test::read_bytes(rewards));
+  std::string line;
+  int n = 0, correct = 0;
+  double margin = 0;
+  while (std::getline(lines, line)) {
+    auto r = nlohmann::json::parse(line);
+    correct += r["chosen"].get<double>() > r["rejected"].get<double>();
+    margin += r["chosen"].get<double>() - r["rejected"].get<double>();
+    ++n;
+  }
+  EXPECT_EQ(n, 8);
+  EXPECT_DOUBLE_EQ(j["accuracy"].get<double>(), correct / 8.0);
+  EXPECT_NEAR(j["mean_margin"].get<double>(), margin / 8, 1e-6);
+}
+
+TEST_F(EvalCli, BadInputsGiveOneErrorLine) {
+  const std::string dir = tmp.file("rm"), bare = tmp.file("bare"), data = tmp.file("prefs.jsonl");
+  make_model_folder(dir, true);
+  make_model_folder(bare, false);
+  test::write_bytes(data, good_data(3));
+
+  std::string line = error_line(run_eval_tool("--model '" + tmp.file("nope") + "' --data '" + data + "'", tmp));
+  EXPECT_TRUE(test::contains(line, "no such model folder")) << line;
+
+  line = error_line(run_eval_tool("--model '" + bare + "' --data '" + data + "'", tmp));
+  EXPECT_TRUE(test::contains(line, "has no tokenizer")) << line;
+  EXPECT_TRUE(test::contains(line, "--tokenizer")) << line;
+  EXPECT_EQ(run_eval_tool("--model '" + bare + "' --tokenizer '" + dir + "' --data '" + data + "'", tmp).status, 0);
+
+  line = error_line(run_eval_tool("--model '" + dir + "' --data '" + tmp.file("missing.jsonl") + "'", tmp));
+  EXPECT_TRUE(test::contains(line, tmp.file("missing.jsonl") + ": cannot open")) << line;
+
+  const std::string broken = tmp.file("broken.jsonl");
+  test::write_bytes(broken, good_data(2) + "{\"prompt\": \"Q\", \"chosen\": 5, \"rejected\": \"x\"}\n");
+  line = error_line(run_eval_tool("--model '" + dir + "' --data '" + broken + "'", tmp));
+  EXPECT_TRUE(test::contains(line, broken + ":3: field 'chosen'")) << line;
+
+  const std::string unwritable = tmp.file("no-such-dir/metrics.json");
+  line = error_line(run_eval_tool("--model '" + dir + "' --data '" + data + "' --json '" + unwritable + "'", tmp));
+  EXPECT_TRUE(test::contains(line, unwritable)) << line;
+
+  line = error_line(run_eval_tool("--model '" + dir + "' --data '" + data + "' --truncation cut", tmp));
+  EXPECT_TRUE(test::contains(line, "--truncation")) << line;
+  line = error_line(run_eval_tool("--model '" + dir + "' --data '" + data + "' --max-length -1", tmp));
+  EXPECT_TRUE(test::contains(line, "--max-length: must be at least 0, got -1")) << line;
+}
+
+}  // namespace
+}  // namespace openrm

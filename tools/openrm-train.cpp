@@ -1,0 +1,122 @@
+// openrm-train: trains a reward model on preference pairs (Bradley-Terry).
+//
+//   openrm-train --data FILE [--data FILE...] [--eval-data FILE] --output DIR
+//                (--init-model DIR | --init-causal-lm DIR | --init-config config.json)
+//                [--tokenizer PATH] [--config FILE.json] [options]
+//
+// --config reads the same options from a JSON object whose keys are the
+// option names with '_' for '-' (training_config.json in a trained folder is
+// such a file); flags given on the command line override it.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include "openrm/error.h"
+#include "openrm/io/file.h"
+#include "openrm/logging.h"
+#include "openrm/train/trainer.h"
+#include "tool_main.h"
+
+namespace {
+
+constexpr const char* kTool = "openrm-train";
+
+// The --config value, found before the real parse so that its values become
+// the defaults the flags override.
+std::string find_config_path(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--config" && i + 1 < argc) return argv[i + 1];
+    if (arg.rfind("--config=", 0) == 0) return arg.substr(9);
+  }
+  return "";
+}
+
+void add_options(CLI::App& app, openrm::TrainOptions& o, std::string& config_path, bool& no_resume,
+                 std::string& log_level) {
+  app.add_option("--config", config_path, "JSON file of options (flags override it)");
+  app.add_option("--data", o.data, "training preference file(s), .jsonl or .jsonl.gz");
+  app.add_option("--eval-data", o.eval_data, "held-out preference file");
+  app.add_option("--output", o.output_dir, "folder to write the model into");
+  app.add_option("--init-model", o.init_model, "start from this reward-model folder");
+  app.add_option("--init-causal-lm", o.init_causal_lm, "start from this causal-LM folder (new score head)");
+  app.add_option("--init-config", o.init_config, "start from random weights of this config.json");
+  app.add_option("--tokenizer", o.tokenizer, "tokenizer folder or .model (default: the init folder's)");
+  app.add_option("--init-std", o.init_std, "std of fresh weights (--init-config)")->capture_default_str();
+  app.add_flag("--skip-invalid", o.skip_invalid, "skip and count invalid records instead of stopping");
+  app.add_option("--data-format", o.data_format, "auto, plain, conversational, hh or ranked")->capture_default_str();
+  app.add_option("--chat-format", o.chat_format, "chat format (default: the model folder's or tokenizer's)");
+  app.add_option("--max-length", o.max_length, "tokens per sequence (0: no limit)")->capture_default_str();
+  app.add_option("--truncation", o.truncation, "truncate or drop over-long pairs")->capture_default_str();
+  app.add_option("--seed", o.seed, "seed of initialisation and batch order")->capture_default_str();
+  app.add_option("--lr", o.lr, "peak learning rate")->capture_default_str();
+  app.add_option("--weight-decay", o.weight_decay, "AdamW weight decay")->capture_default_str();
+  app.add_option("--beta1", o.beta1, "AdamW beta1")->capture_default_str();
+  app.add_option("--beta2", o.beta2, "AdamW beta2")->capture_default_str();
+  app.add_option("--eps", o.eps, "AdamW epsilon")->capture_default_str();
+  app.add_option("--schedule", o.schedule, "cosine, linear or constant after warm-up")->capture_default_str();
+  app.add_option("--warmup-steps", o.warmup_steps, "linear warm-up steps")->capture_default_str();
+  app.add_option("--min-lr-ratio", o.min_lr_ratio, "final lr as a fraction of --lr")->capture_default_str();
+  app.add_option("--epochs", o.epochs, "passes over the data")->capture_default_str();
+  app.add_option("--max-steps", o.max_steps, "optimizer steps (0: from --epochs)")->capture_default_str();
+  app.add_option("--max-tokens", o.max_tokens, "token budget of a micro-batch")->capture_default_str();
+  app.add_option("--grad-accum", o.grad_accum, "micro-batches per optimizer step")->capture_default_str();
+  app.add_option("--max-grad-norm", o.max_grad_norm, "gradient clipping (0: none)")->capture_default_str();
+  app.add_option("--center-rewards-coefficient", o.center_rewards_coefficient, "reward centering weight")
+      ->capture_default_str();
+  app.add_option("--use-margin", o.use_margin, "use the data's per-pair margin (true/false)")->capture_default_str();
+  app.add_option("--eval-every", o.eval_every, "evaluate every N steps (0: at the end)")->capture_default_str();
+  app.add_option("--save-every", o.save_every, "checkpoint every N steps (0: at the end)")->capture_default_str();
+  app.add_option("--keep-checkpoints", o.keep_checkpoints, "checkpoints kept")->capture_default_str();
+  app.add_flag("--no-resume", no_resume, "start over even if the output folder has checkpoints");
+  app.add_option("--max-bad-steps", o.max_bad_steps, "non-finite steps in a row before stopping")
+      ->capture_default_str();
+  app.add_option("--log-every", o.log_every, "progress line every N steps")->capture_default_str();
+  app.add_option("--threads", o.threads, "CPU threads (0: all)")->capture_default_str();
+  app.add_option("--device", o.device, "cpu or cuda[:N]")->capture_default_str();
+  app.add_option("--dtype", o.dtype, "fp32, or bf16 (CUDA autocast)")->capture_default_str();
+  app.add_option("--log-level", log_level, "debug, info, warn, error or off")->capture_default_str();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  openrm::TrainOptions options;
+  const std::string config_from_argv = find_config_path(argc, argv);
+  try {
+    if (!config_from_argv.empty()) {
+      const std::string text = openrm::read_text_file(config_from_argv);
+      nlohmann::json json;
+      try {
+        json = nlohmann::json::parse(text);
+      } catch (const nlohmann::json::exception& e) {
+        throw openrm::Error(config_from_argv + ": malformed JSON: " + e.what());
+      }
+      openrm::apply_train_options_json(options, json, config_from_argv);
+    }
+  } catch (const std::exception& e) {
+    std::cerr << kTool << ": error: " << e.what() << "\n";
+    return 1;
+  }
+  CLI::App app{"Train a reward model on preference pairs (Bradley-Terry)."};
+  std::string config_path;
+  bool no_resume = false;
+  std::string log_level = "info";
+  add_options(app, options, config_path, no_resume, log_level);
+  return openrm::tools::run_tool(kTool, app, argc, argv, [&] {
+    openrm::set_log_level(openrm::parse_log_level(log_level));
+    if (no_resume) options.resume = false;
+    options.validate();
+    std::cout << kTool << ": effective configuration:\n"
+              << openrm::train_options_json(options).dump(2) << std::endl;
+    const openrm::TrainResult r = openrm::train_reward_model(options);
+    std::cout << kTool << ": wrote " << r.output_dir << " after " << r.steps << " steps ("
+              << r.skipped_steps << " skipped), " << r.train_pairs << " training pairs";
+    if (r.has_eval) {
+      std::cout << "; held-out accuracy " << r.eval.accuracy << " on " << r.eval.pairs << " pairs";
+    }
+    std::cout << "\n";
+  });
+}
