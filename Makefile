@@ -2,8 +2,8 @@
 # strings the steps together.
 #
 #   make test    install missing Debian packages, build, run every test
-#   make demo    ... then install, build examples/score_tokens against the
-#                installed package and score the bundled sequences
+#   make demo    ... then generate the demo preference pairs, train a tokenizer
+#                and a reward model from scratch, evaluate it, score examples
 #   make install PREFIX=/opt/openrm
 #   make bench   run the benchmark programs (they need ../shared/data)
 #   make fuzz    run the fuzzers (fuzz/run.sh; installs clang first)
@@ -12,8 +12,6 @@
 BUILD_DIR ?= build
 PREFIX    ?= /usr/local
 JOBS      ?= $(shell nproc)
-DEMO_PREFIX := $(BUILD_DIR)/prefix
-DEMO_BUILD  := $(BUILD_DIR)/example
 
 CMAKE_ARGS := -G Ninja -DCMAKE_BUILD_TYPE=Release
 # Decided when the recipe runs, not when make reads this file: on a fresh
@@ -39,11 +37,7 @@ test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
 
 demo: build
-	cmake --install $(BUILD_DIR) --prefix $(DEMO_PREFIX)
-	cmake -S examples/score_tokens -B $(DEMO_BUILD) $(CMAKE_ARGS) $(CCACHE_ARG) \
-	  -DCMAKE_PREFIX_PATH=$(abspath $(DEMO_PREFIX))
-	cmake --build $(DEMO_BUILD)
-	$(DEMO_BUILD)/score_tokens data/tiny-llama-rm data/demo-sequences.txt
+	bash demo/run_demo.sh $(BUILD_DIR)
 
 install: build
 	cmake --install $(BUILD_DIR) --prefix $(PREFIX)

@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
-# Builds the fuzzers (standalone, no LibTorch needed) and runs both at once,
-# one process each, for the given number of seconds (default 60).
+# Builds the fuzzers (standalone, no LibTorch needed) and runs them all at
+# once, one process each, for the given number of seconds (default 60).
 #
-#   fuzz/run.sh [seconds]
+#   fuzz/run.sh [seconds] [target ...]
+#
+# With targets named (e.g. fuzz_preferences), only those run.
 #
 # Seeds come from fuzz/corpus/<target>/ (checked in); inputs the fuzzer finds
 # interesting accumulate in fuzz/corpus-run/<target>/, and crashes, logs and
 # reproducers go to fuzz/artifacts/ (both ignored by git). Exits non-zero if
-# either fuzzer found a crash. Environment: BUILD_DIR (default build-fuzz),
+# any fuzzer found a crash. Environment: BUILD_DIR (default build-fuzz),
 # CXX (default clang++).
 set -euo pipefail
 
 seconds="${1:-60}"
+shift || true
+targets=("$@")
+if [ "${#targets[@]}" -eq 0 ]; then
+  targets=(fuzz_safetensors_header fuzz_config fuzz_preferences)
+fi
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
 build="${BUILD_DIR:-$root/build-fuzz}"
@@ -20,18 +27,22 @@ cxx="${CXX:-clang++}"
 generator=()
 if command -v ninja >/dev/null; then generator=(-G Ninja); fi
 cmake -S "$here" -B "$build" "${generator[@]}" -DCMAKE_CXX_COMPILER="$cxx" >/dev/null
-cmake --build "$build" -j2
+cmake --build "$build" -j2 --target "${targets[@]}"
 
 mkdir -p "$here/artifacts"
 pids=()
-for target in fuzz_safetensors_header fuzz_config; do
+for target in "${targets[@]}"; do
   corpus="$here/corpus-run/$target"
   mkdir -p "$corpus"
   dict="$here/${target#fuzz_}.dict"
   log="$here/artifacts/$target.log"
+  # fuzz_preferences reads each input a dozen times, and one ranked record may
+  # expand to 523,776 pairs by design (1024 responses): about 10 s under ASan.
+  timeout=10
+  if [ "$target" = fuzz_preferences ]; then timeout=30; fi
   echo "running $target for ${seconds}s (log: $log)"
   "$build/$target" "$corpus" "$here/corpus/$target" \
-    -dict="$dict" -max_total_time="$seconds" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
+    -dict="$dict" -max_total_time="$seconds" -max_len=8192 -timeout="$timeout" -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$here/artifacts/$target-" >"$log" 2>&1 &
   pids+=("$!")
 done
@@ -40,7 +51,7 @@ status=0
 for i in "${!pids[@]}"; do
   if ! wait "${pids[$i]}"; then status=1; fi
 done
-for target in fuzz_safetensors_header fuzz_config; do
+for target in "${targets[@]}"; do
   log="$here/artifacts/$target.log"
   echo "== $target"
   grep -E "^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)|^Done" "$log" || true

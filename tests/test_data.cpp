@@ -293,6 +293,37 @@ TEST_F(DataTest, RankedScoresAndRankingExpandToOrderedPairs) {
   EXPECT_EQ(expand_ranking(data.rankings[1]).size(), 3u);
 }
 
+// Every expanded pair copies the prompt and both responses: a record whose
+// expansion would hold more than 256 MiB is refused, not expanded.
+TEST_F(DataTest, RankedExpansionIsBounded) {
+  auto ranked = [](std::size_t prompt_bytes) {
+    json j = {{"prompt", std::string(prompt_bytes, 'p')}};
+    j["responses"] = json::array();
+    j["scores"] = json::array();
+    for (int i = 0; i < 1024; ++i) {
+      j["responses"].push_back("a");
+      j["scores"].push_back(i % 10);  // ~472k ordered pairs with different scores
+    }
+    return j.dump() + "\n";
+  };
+  const std::string good = R"({"prompt": "P", "chosen": "a", "rejected": "b"})" "\n";
+  // 472k pairs x (256 + 1900 + 2 + 2*9 bytes) is about 980 MiB: refused.
+  const std::string err = read_error(good + ranked(1900));
+  EXPECT_TRUE(contains(err, "d.jsonl:2: field 'responses': expands to")) << err;
+  EXPECT_TRUE(contains(err, "256 MiB")) << err;
+  ReadOptions skip;
+  skip.skip_invalid = true;
+  auto data = read(good + ranked(1900), skip);
+  EXPECT_EQ(data.pairs.size(), 1u);
+  EXPECT_EQ(data.stats.skipped_invalid, 1);
+  // A short prompt stays under the limit and expands in full.
+  auto small = read(ranked(1));
+  std::int64_t expected = 0;
+  for (int i = 0; i < 1024; ++i)
+    for (int j = 0; j < 1024; ++j) expected += (i % 10) > (j % 10);
+  EXPECT_EQ(static_cast<std::int64_t>(small.pairs.size()), expected);
+}
+
 TEST_F(DataTest, FixtureWithEveryLayoutAndGzipGiveTheSameResult) {
   std::string fixture = std::string(OPENRM_SOURCE_DIR) + "/tests/fixtures/data/formats.jsonl";
   write_gz(dir_.file("formats.jsonl.gz"), test::read_bytes(fixture));

@@ -25,7 +25,21 @@ using data_detail::RecordFields;
 // Bounds the quadratic expansion of one ranked record: at most
 // 1024 * 1023 / 2 pairs.
 constexpr std::size_t kMaxRankedResponses = 1024;
+// Bounds what that expansion copies: every pair holds its own copy of the
+// prompt and of both responses, so a long prompt times many pairs could need
+// far more memory than the file holds (a 1.9 KB prompt with 1024 responses:
+// about 1 GB from one 8 KB line). Counted: the text of the prompt and both
+// responses per pair, plus kPairOverheadBytes for the pair's own structures.
+// 1024 short responses (523,776 pairs) stay under it.
+constexpr std::uint64_t kMaxExpandedBytes = std::uint64_t{256} << 20;  // 256 MiB
+constexpr std::uint64_t kPairOverheadBytes = 256;
 constexpr std::size_t kMaxKeptErrors = 5;
+
+std::uint64_t conversation_bytes(const Conversation& conversation) {
+  std::uint64_t bytes = 0;
+  for (const Message& m : conversation) bytes += m.role.size() + m.content.size();
+  return bytes;
+}
 
 bool same_message(const Message& a, const Message& b) {
   return a.role == b.role && a.content == b.content;
@@ -213,6 +227,30 @@ RankedRecord read_ranked(const RecordFields& fields, const PreferenceFields& nam
     }
   } else {
     fields.fail_missing(names.scores, " (or '" + names.ranking + "')");
+  }
+
+  // What expand_ranking will copy, counted before it does.
+  const std::uint64_t prompt_bytes = conversation_bytes(record.prompt);
+  std::vector<std::uint64_t> response_bytes;
+  response_bytes.reserve(k);
+  for (const Conversation& response : record.responses) {
+    response_bytes.push_back(conversation_bytes(response));
+  }
+  std::uint64_t pairs = 0;
+  std::uint64_t bytes = 0;
+  for (std::size_t i = 0; i < k; ++i) {
+    for (std::size_t j = 0; j < k; ++j) {
+      if (!(record.scores[i] > record.scores[j])) continue;
+      ++pairs;
+      bytes += kPairOverheadBytes + prompt_bytes + response_bytes[i] + response_bytes[j];
+    }
+  }
+  if (bytes > kMaxExpandedBytes) {
+    fields.fail(names.responses, "expands to " + std::to_string(pairs) + " pairs holding about " +
+                                     std::to_string(bytes >> 20) +
+                                     " MiB (each pair copies the prompt and both " +
+                                     "responses), more than the limit of " +
+                                     std::to_string(kMaxExpandedBytes >> 20) + " MiB");
   }
   return record;
 }

@@ -1,6 +1,7 @@
 #include "models/decoder.h"
 
 #include <ATen/ATen.h>
+#include <torch/autograd.h>
 
 #include <cmath>
 #include <map>
@@ -241,6 +242,40 @@ class DecoderModelImpl : public torch::nn::Module {
   RMSNorm norm;
 };
 
+// Gradient checkpointing: a layer's forward runs without keeping its
+// activations; backward runs it again with autograd on and backpropagates
+// through the recomputation (what torch.utils.checkpoint does, reentrant form).
+// Recomputing gives bit-identical values on the same device, so gradients are
+// exactly those of the plain path.
+struct LayerCall : torch::CustomClassHolder {
+  DecoderLayerImpl* layer = nullptr;
+  at::Tensor cos, sin;
+  std::shared_ptr<AttentionLayout> layout;  // outlives hidden_states() until backward
+};
+
+class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            c10::intrusive_ptr<LayerCall> call) {
+    ctx->save_for_backward({x});
+    auto out = call->layer->forward(x, call->cos, call->sin, *call->layout);
+    ctx->saved_data["call"] = c10::IValue::make_capsule(std::move(call));
+    return out;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    auto x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
+    auto call = c10::static_intrusive_pointer_cast<LayerCall>(ctx->saved_data["call"].toCapsule());
+    at::Tensor y;
+    {
+      torch::AutoGradMode enable(true);
+      y = call->layer->forward(x, call->cos, call->sin, *call->layout);
+    }
+    torch::autograd::backward({y}, {grad_out[0]});
+    return {x.grad(), at::Tensor()};
+  }
+};
+
 class DecoderRewardModel : public RewardModel {
  public:
   DecoderRewardModel(const ModelConfig& c, const DecoderSpec& spec, Pooling pooling,
@@ -265,10 +300,22 @@ class DecoderRewardModel : public RewardModel {
                     " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
       }
     }
-    auto layout = make_layout(batch);
+    auto layout = std::make_shared<AttentionLayout>(make_layout(batch));
     auto [cos, sin] = rope_cos_sin(inv_freq_, batch.position_ids, dtype());
     auto x = model->embed_tokens->weight.index_select(0, batch.input_ids);  // (T, H)
-    for (auto& layer : model->typed_layers) x = layer->forward(x, cos, sin, layout);
+    const bool checkpoint = gradient_checkpointing() && is_training() && torch::GradMode::is_enabled();
+    for (auto& layer : model->typed_layers) {
+      if (checkpoint) {
+        auto call = c10::make_intrusive<LayerCall>();
+        call->layer = layer.get();
+        call->cos = cos;
+        call->sin = sin;
+        call->layout = layout;
+        x = CheckpointedLayer::apply(x, std::move(call));
+      } else {
+        x = layer->forward(x, cos, sin, *layout);
+      }
+    }
     return model->norm->forward(x);
   }
 

@@ -43,6 +43,12 @@ class RewardModel : public torch::nn::Module {
   c10::Device device() const;
   c10::ScalarType dtype() const;
 
+  // Gradient checkpointing (off by default): in training mode, each layer's
+  // activations are recomputed during backward instead of kept, trading about
+  // one extra forward pass for memory that no longer grows with the depth.
+  void set_gradient_checkpointing(bool on) { gradient_checkpointing_ = on; }
+  bool gradient_checkpointing() const { return gradient_checkpointing_; }
+
   // Fills the weights with a fresh initialisation (normal(0, std) for
   // matrices and embeddings, ones for norms, zeros for biases), reproducibly
   // for a given seed.
@@ -51,6 +57,7 @@ class RewardModel : public torch::nn::Module {
  private:
   ModelConfig config_;
   Pooling pooling_;
+  bool gradient_checkpointing_ = false;
 };
 
 struct LoadOptions {
