@@ -28,13 +28,13 @@ echo "identical to the bundled data/demo-prefs-train.jsonl.gz and data/demo-pref
 
 step "training a tokenizer"
 "$build/tools/openrm-tokenizer" train --input "$work/demo-prefs-train.jsonl.gz" \
-  --output "$work/tokenizer" --vocab-size 600
+  --output "$work/tokenizer" --vocab-size 1500
 
 step "training a reward model from scratch"
 "$build/tools/openrm-train" --data "$work/demo-prefs-train.jsonl.gz" \
   --eval-data "$work/demo-prefs-test.jsonl.gz" --output "$work/reward-model" \
   --init-config "$here/tiny-rm-config.json" --tokenizer "$work/tokenizer" --chat-format hh \
-  --max-length 256 --max-tokens 8192 --lr 2e-3 --warmup-steps 10 --epochs 1 \
+  --max-length 256 --max-tokens 4096 --lr 1e-3 --warmup-steps 10 --epochs 2 \
   --eval-every 30 --log-every 10 --log-level info | grep -v '^ \|^{\|^}'
 
 step "evaluating on the held-out pairs"

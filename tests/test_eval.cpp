@@ -280,27 +280,8 @@ TEST(Evaluate, BadOptionsAndEmptyInput) {
 
 // ---- evaluate_file() and openrm-eval ------------------------------------------
 
-std::vector<std::string> training_texts() {
-  std::vector<std::string> texts;
-  for (int i = 0; i < 200; ++i) {
-    texts.push_back("The quick brown fox " + std::to_string(i) + " jumps over the lazy dog.");
-    texts.push_back("A reward model scores answer number " + std::to_string(i * 7) + " for you.");
-  }
-  return texts;
-}
-
-// A tiny random model (vocabulary 64) in `dir`, with a 64-piece tokenizer
-// unless with_tokenizer is false.
 void make_model_folder(const std::string& dir, bool with_tokenizer) {
-  auto model = create_reward_model(test::tiny_config("LlamaForSequenceClassification"));
-  model->init_weights(/*seed=*/5, /*std=*/0.2);
-  save_reward_model(*model, dir);
-  if (!with_tokenizer) return;
-  TokenizerTrainOptions o;
-  o.vocab_size = 64;
-  o.byte_fallback = false;
-  o.character_coverage = 1.0;
-  train_tokenizer(training_texts(), dir, o);
+  test::make_tiny_model_folder(dir, with_tokenizer);
 }
 
 std::string pair_line(int i) {
@@ -399,43 +380,16 @@ TEST_F(EvalFiles, ErrorsNameTheFolderOrTheFileAndLine) {
   EXPECT_TRUE(test::contains(err, "no pair left to evaluate: all 3 were dropped")) << err;
 }
 
-struct ToolRun {
-  int status = -1;
-  std::string output;  // stdout and stderr
-};
-
-ToolRun run_eval_tool(const std::string& args, const test::TempDir& tmp) {
-  const std::string tool = std::string(OPENRM_BINARY_DIR) + "/tools/openrm-eval";
-  const std::string out = tmp.file("tool-output.txt");
-  const int status = std::system((tool + " " + args + " > '" + out + "' 2>&1").c_str());
-  ToolRun run;
-  run.status = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  run.output = test::read_bytes(out);
-  return run;
+test::ToolRun run_eval_tool(const std::string& args, const test::TempDir& tmp) {
+  return test::run_tool("openrm-eval", args, tmp);
 }
 
-// The one "openrm-eval: error: " line of a failed run, and nothing that looks
-// like a crash.
-std::string error_line(const ToolRun& run) {
-  EXPECT_EQ(run.status, 1) << run.output;
-  EXPECT_EQ(run.output.find("terminate"), std::string::npos) << run.output;
-  std::istringstream lines(run.output);
-  std::string line, found;
-  int count = 0;
-  while (std::getline(lines, line)) {
-    if (line.rfind("openrm-eval: error: ", 0) == 0) {
-      found = line;
-      ++count;
-    }
-  }
-  EXPECT_EQ(count, 1) << run.output;
-  return found;
-}
+std::string error_line(const test::ToolRun& run) { return test::error_line(run, "openrm-eval"); }
 
 class EvalCli : public EvalFiles {
  protected:
   void SetUp() override {
-    if (!path_exists(std::string(OPENRM_BINARY_DIR) + "/tools/openrm-eval")) {
+    if (!test::tool_built("openrm-eval")) {
       GTEST_SKIP() << "openrm-eval was not built (OPENRM_BUILD_TOOLS=OFF)";
     }
   }
@@ -446,7 +400,7 @@ TEST_F(EvalCli, WritesTableJsonAndRewards) {
   make_model_folder(dir, true);
   test::write_bytes(data, good_data(8) + "{\"prompt\": \"Q\", \"chosen\": \"\", \"rejected\": \"x\"}\n");
   const std::string json = tmp.file("metrics.json"), rewards = tmp.file("rewards.jsonl");
-  ToolRun run = run_eval_tool("--model '" + dir + "' --data '" + data + "' --json '" + json + "' --rewards '" +
+  test::ToolRun run = run_eval_tool("--model '" + dir + "' --data '" + data + "' --json '" + json + "' --rewards '" +
                                   rewards + "' --skip-invalid --max-length 120 --threads 1",
                               tmp);
   ASSERT_EQ(run.status, 0) << run.output;

@@ -13,15 +13,6 @@
 namespace openrm {
 namespace {
 
-std::vector<std::string> training_texts() {
-  std::vector<std::string> texts;
-  for (int i = 0; i < 200; ++i) {
-    texts.push_back("The quick brown fox " + std::to_string(i) + " jumps over the lazy dog.");
-    texts.push_back("A reward model scores answer number " + std::to_string(i * 7) + " for you.");
-  }
-  return texts;
-}
-
 // A saved tiny model whose vocabulary fits a 64-piece tokenizer.
 std::string make_model_folder(const test::TempDir& tmp, const std::string& name) {
   const std::string dir = join_path(tmp.path(), name);
@@ -38,18 +29,10 @@ void set_chat_template(const std::string& dir, const std::string& chat_template)
   write_file_atomic(path, j.dump(2));
 }
 
-TokenizerTrainOptions tiny_tokenizer_options() {
-  TokenizerTrainOptions o;
-  o.vocab_size = 64;
-  o.byte_fallback = false;
-  o.character_coverage = 1.0;
-  return o;
-}
-
 TEST(ModelFolder, LoadsTokenizerAndChatFormatWithTheModel) {
   test::TempDir tmp;
   const std::string dir = make_model_folder(tmp, "rm");
-  train_tokenizer(training_texts(), dir, tiny_tokenizer_options());
+  test::train_tiny_tokenizer(dir);
 
   auto folder = load_reward_model_folder(dir);
   ASSERT_TRUE(folder.model);

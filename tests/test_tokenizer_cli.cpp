@@ -15,25 +15,14 @@
 namespace openrm {
 namespace {
 
-struct ToolRun {
-  int status = -1;
-  std::string output;  // stdout and stderr
-};
-
-ToolRun run_tool(const std::string& args, const test::TempDir& tmp) {
-  const std::string tool = std::string(OPENRM_BINARY_DIR) + "/tools/openrm-tokenizer";
-  const std::string out = tmp.file("tool-output.txt");
-  const int status = std::system((tool + " " + args + " > '" + out + "' 2>&1").c_str());
-  ToolRun run;
-  run.status = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  run.output = test::read_bytes(out);
-  return run;
+test::ToolRun run_tool(const std::string& args, const test::TempDir& tmp) {
+  return test::run_tool("openrm-tokenizer", args, tmp);
 }
 
 class TokenizerCli : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!path_exists(std::string(OPENRM_BINARY_DIR) + "/tools/openrm-tokenizer")) {
+    if (!test::tool_built("openrm-tokenizer")) {
       GTEST_SKIP() << "openrm-tokenizer was not built (OPENRM_BUILD_TOOLS=OFF)";
     }
   }
@@ -52,7 +41,7 @@ std::string good_lines(int n) {
 TEST_F(TokenizerCli, InvalidRecordStopsTrainingWithFileAndLine) {
   const std::string data = tmp.file("prefs.jsonl");
   test::write_bytes(data, good_lines(1) + R"({"prompt": "Q", "chosen": "", "rejected": "x"})" "\n" + good_lines(30));
-  ToolRun run = run_tool("train --input '" + data + "' --output '" + tmp.file("tok") + "' --vocab-size 60 --no-byte-fallback", tmp);
+  test::ToolRun run = run_tool("train --input '" + data + "' --output '" + tmp.file("tok") + "' --vocab-size 60 --no-byte-fallback", tmp);
   EXPECT_NE(run.status, 0) << run.output;
   EXPECT_TRUE(test::contains(run.output, "openrm-tokenizer: error: " + data + ":2: field 'chosen': empty response"));
   EXPECT_FALSE(path_exists(tmp.file("tok/tokenizer.model")));
@@ -67,7 +56,7 @@ TEST_F(TokenizerCli, InvalidRecordStopsTrainingWithFileAndLine) {
 TEST_F(TokenizerCli, EmptyAndMalformedFilesAreClearErrors) {
   const std::string empty = tmp.file("empty.jsonl");
   test::write_bytes(empty, "");
-  ToolRun run = run_tool("train --input '" + empty + "' --output '" + tmp.file("t1") + "' --vocab-size 60", tmp);
+  test::ToolRun run = run_tool("train --input '" + empty + "' --output '" + tmp.file("t1") + "' --vocab-size 60", tmp);
   EXPECT_NE(run.status, 0);
   EXPECT_TRUE(test::contains(run.output, empty + ": no records")) << run.output;
 

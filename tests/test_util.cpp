@@ -1,5 +1,7 @@
 #include "test_util.h"
 
+#include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -8,6 +10,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "openrm/models/reward_model.h"
+#include "openrm/tokenizer/train_tokenizer.h"
 #include "test_paths.h"
 
 namespace openrm::test {
@@ -60,6 +64,57 @@ ModelConfig tiny_config(const std::string& architecture) {
   if (architecture.rfind("Qwen2", 0) == 0) j["model_type"] = "qwen2";
   if (architecture.rfind("Qwen3", 0) == 0) j["model_type"] = "qwen3";
   return parse_model_config(j.dump(), "tiny_config(" + architecture + ")");
+}
+
+void train_tiny_tokenizer(const std::string& dir) {
+  std::vector<std::string> texts;
+  for (int i = 0; i < 200; ++i) {
+    texts.push_back("The quick brown fox " + std::to_string(i) + " jumps over the lazy dog.");
+    texts.push_back("A reward model scores answer number " + std::to_string(i * 7) + " for you.");
+  }
+  TokenizerTrainOptions o;
+  o.vocab_size = 64;
+  o.byte_fallback = false;
+  o.character_coverage = 1.0;
+  train_tokenizer(texts, dir, o);
+}
+
+void make_tiny_model_folder(const std::string& dir, bool with_tokenizer) {
+  auto model = create_reward_model(tiny_config("LlamaForSequenceClassification"));
+  model->init_weights(/*seed=*/5, /*std=*/0.2);
+  save_reward_model(*model, dir);
+  if (with_tokenizer) train_tiny_tokenizer(dir);
+}
+
+ToolRun run_tool(const std::string& tool, const std::string& args, const TempDir& tmp) {
+  const std::string path = std::string(OPENRM_BINARY_DIR) + "/tools/" + tool;
+  const std::string out = tmp.file("tool-output.txt");
+  const int status = std::system((path + " " + args + " > '" + out + "' 2>&1").c_str());
+  ToolRun run;
+  run.status = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  run.output = read_bytes(out);
+  return run;
+}
+
+bool tool_built(const std::string& tool) {
+  std::error_code ec;
+  return fs::exists(std::string(OPENRM_BINARY_DIR) + "/tools/" + tool, ec);
+}
+
+std::string error_line(const ToolRun& run, const std::string& tool) {
+  EXPECT_EQ(run.status, 1) << run.output;
+  EXPECT_EQ(run.output.find("terminate"), std::string::npos) << run.output;
+  std::istringstream lines(run.output);
+  std::string line, found;
+  int count = 0;
+  while (std::getline(lines, line)) {
+    if (line.rfind(tool + ": error: ", 0) == 0) {
+      found = line;
+      ++count;
+    }
+  }
+  EXPECT_EQ(count, 1) << run.output;
+  return found;
 }
 
 std::string shared_dir() {

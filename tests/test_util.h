@@ -31,6 +31,33 @@ std::string read_bytes(const std::string& path);
 // 2 kv heads, vocab 64, pad token 0.
 ModelConfig tiny_config(const std::string& architecture);
 
+// Trains a 64-piece sentencepiece tokenizer (no byte fallback) on short
+// English sentences into dir (tokenizer.model + its json files).
+void train_tiny_tokenizer(const std::string& dir);
+
+// A random tiny_config Llama reward model (weights N(0, 0.2), seed 5) saved
+// in dir, with train_tiny_tokenizer's tokenizer unless with_tokenizer is false.
+void make_tiny_model_folder(const std::string& dir, bool with_tokenizer);
+
+// A command-line tool's run: exit status (-1 when it did not exit normally,
+// e.g. killed by a signal) and its stdout and stderr together.
+struct ToolRun {
+  int status = -1;
+  std::string output;
+};
+
+// Runs OPENRM_BINARY_DIR/tools/<tool> with `args` (a shell fragment: quote
+// paths), capturing its output in a file under tmp.
+ToolRun run_tool(const std::string& tool, const std::string& args, const TempDir& tmp);
+
+// Whether the tool was built (it is not with OPENRM_BUILD_TOOLS=OFF).
+bool tool_built(const std::string& tool);
+
+// The one "<tool>: error: " line of a failed run; records a test failure
+// unless the run exited with status 1, printed exactly one such line and
+// nothing that looks like a crash.
+std::string error_line(const ToolRun& run, const std::string& tool);
+
 // Root of the shared read-only data (../shared next to the checkout), or ""
 // when it is absent.
 std::string shared_dir();

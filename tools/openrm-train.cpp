@@ -67,6 +67,8 @@ void add_options(CLI::App& app, openrm::TrainOptions& o, std::string& config_pat
   app.add_option("--center-rewards-coefficient", o.center_rewards_coefficient, "reward centering weight")
       ->capture_default_str();
   app.add_option("--use-margin", o.use_margin, "use the data's per-pair margin (true/false)")->capture_default_str();
+  app.add_flag("--gradient-checkpointing", o.gradient_checkpointing,
+               "recompute layer activations in backward (less memory, ~1 extra forward)");
   app.add_option("--eval-every", o.eval_every, "evaluate every N steps (0: at the end)")->capture_default_str();
   app.add_option("--save-every", o.save_every, "checkpoint every N steps (0: at the end)")->capture_default_str();
   app.add_option("--keep-checkpoints", o.keep_checkpoints, "checkpoints kept")->capture_default_str();

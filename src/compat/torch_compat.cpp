@@ -6,6 +6,7 @@
 #include <torch/version.h>
 
 #include <limits>
+#include <optional>
 
 namespace openrm::compat {
 
@@ -51,6 +52,57 @@ at::Tensor masked_attention(const at::Tensor& q, const at::Tensor& k, const at::
   }
 #endif
   return eager_attention(q, k, v, mask, scale);
+}
+
+// ATen's flash kernels take (total, heads, head_dim) with head_dim a multiple
+// of 8 up to 256, in fp16 or bf16. The signature with window sizes and
+// optional cumulative lengths is that of LibTorch 2.5 and later; earlier 2.x
+// releases keep the padded path.
+#if (TORCH_VERSION_MAJOR > 2) || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)
+#define OPENRM_HAS_VARLEN_FLASH 1
+#else
+#define OPENRM_HAS_VARLEN_FLASH 0
+#endif
+
+bool varlen_attention_supported(const at::Tensor& q) {
+#if OPENRM_HAS_VARLEN_FLASH
+  if (!q.is_cuda() || q.dim() != 3) return false;
+  if (q.scalar_type() != at::kHalf && q.scalar_type() != at::kBFloat16) return false;
+  const auto d = q.size(2);
+  return d % 8 == 0 && d <= 256;
+#else
+  (void)q;
+  return false;
+#endif
+}
+
+at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const at::Tensor& cu_seqlens, std::int64_t max_seqlen, double scale,
+                            std::int64_t window) {
+  TORCH_CHECK(varlen_attention_supported(q), "varlen attention is not available for this tensor or LibTorch");
+  TORCH_CHECK(q.dim() == 3 && k.dim() == 3 && v.dim() == 3, "varlen attention expects (T, heads, D) tensors");
+  TORCH_CHECK(q.size(1) % k.size(1) == 0, "query heads ", q.size(1), " not a multiple of kv heads ", k.size(1));
+  TORCH_CHECK(cu_seqlens.scalar_type() == at::kInt, "cu_seqlens must be int32");
+#if OPENRM_HAS_VARLEN_FLASH
+  const auto dtype = q.scalar_type();
+  // Flash's window counts the keys before the query: q - k <= left, so the
+  // padded mask's q - k < window is left = window - 1. -1 means unlimited.
+  const std::optional<std::int64_t> left = window > 0 ? std::optional<std::int64_t>(window - 1) : std::nullopt;
+  const std::optional<std::int64_t> right = window > 0 ? std::optional<std::int64_t>(0) : std::nullopt;
+  auto result = at::_flash_attention_forward(q.contiguous(), k.to(dtype).contiguous(), v.to(dtype).contiguous(),
+                                             cu_seqlens, cu_seqlens, max_seqlen, max_seqlen,
+                                             /*dropout_p=*/0.0, /*is_causal=*/true,
+                                             /*return_debug_mask=*/false, scale, left, right);
+  return std::get<0>(result);
+#else
+  (void)k;
+  (void)v;
+  (void)cu_seqlens;
+  (void)max_seqlen;
+  (void)scale;
+  (void)window;
+  return at::Tensor();
+#endif
 }
 
 std::string torch_version() { return TORCH_VERSION; }

@@ -5,6 +5,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
 #include <string>
 
 namespace openrm::compat {
@@ -16,6 +17,19 @@ namespace openrm::compat {
 // Returns (B, Hq, L, D). Softmax is computed in fp32 whatever the input dtype.
 at::Tensor masked_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             const at::Tensor& mask, double scale);
+
+// Variable-length (padding-free) attention through ATen's flash-attention
+// varlen entry point, LibTorch >= 2.5 on CUDA only.
+//   q: (T, Hq, D), k and v: (T, Hkv, D), fp16 or bf16, the B sequences laid
+//   end to end; cu_seqlens: (B+1) int32 on q's device; causal; window > 0
+//   limits each query to the `window` most recent keys (itself included), as
+//   the padded path's mask does. Returns (T, Hq, D).
+// varlen_attention_supported() says whether a call with q (and inference, no
+// autograd) can take this path; callers fall back to masked_attention.
+bool varlen_attention_supported(const at::Tensor& q);
+at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const at::Tensor& cu_seqlens, std::int64_t max_seqlen, double scale,
+                            std::int64_t window);
 
 // Turns CUDA autocast on (to `dtype`, e.g. bf16) for its lifetime: matmuls
 // and attention run in `dtype`, reductions and the loss stay fp32, the

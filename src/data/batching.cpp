@@ -116,7 +116,7 @@ std::vector<std::vector<std::int64_t>> make_pair_batches(const std::vector<Token
 }
 
 PackedBatch pack_pairs(const std::vector<TokenizedPair>& pairs, const std::vector<std::int64_t>& indices) {
-  std::vector<std::vector<std::int64_t>> sequences;
+  std::vector<const std::vector<TokenId>*> sequences;
   sequences.reserve(indices.size() * 2);
   for (std::int64_t index : indices) {
     if (index < 0 || index >= static_cast<std::int64_t>(pairs.size())) {
@@ -124,10 +124,10 @@ PackedBatch pack_pairs(const std::vector<TokenizedPair>& pairs, const std::vecto
                   std::to_string(pairs.size()) + " pairs");
     }
     const TokenizedPair& p = pairs[static_cast<std::size_t>(index)];
-    sequences.emplace_back(p.chosen.begin(), p.chosen.end());
-    sequences.emplace_back(p.rejected.begin(), p.rejected.end());
+    sequences.push_back(&p.chosen);
+    sequences.push_back(&p.rejected);
   }
-  return PackedBatch::from_sequences(sequences);
+  return PackedBatch::from_views(sequences);
 }
 
 }  // namespace openrm

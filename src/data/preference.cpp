@@ -274,10 +274,7 @@ struct Collector {
       ++data.stats.ranked_records;
       data.stats.pairs += static_cast<std::int64_t>(pairs.size());
     } else {
-      PreferencePair pair = layout == Layout::kPlain            ? read_plain(fields, names)
-                            : layout == Layout::kConversational ? read_conversational(fields, names)
-                                                                : read_hh(fields, names);
-      read_margin(fields, names, pair);
+      PreferencePair pair = read_pair(fields, layout, names);
       pair.id = std::move(id);
       pair.line = line;
       data.pairs.push_back(std::move(pair));
@@ -285,9 +282,32 @@ struct Collector {
     }
     ++data.stats.records;
   }
+
+  static PreferencePair read_pair(const RecordFields& fields, Layout layout, const PreferenceFields& names) {
+    PreferencePair pair = layout == Layout::kPlain            ? read_plain(fields, names)
+                          : layout == Layout::kConversational ? read_conversational(fields, names)
+                                                              : read_hh(fields, names);
+    read_margin(fields, names, pair);
+    return pair;
+  }
 };
 
 }  // namespace
+
+PreferencePair parse_preference_record(const json& value, const std::string& where, std::int64_t line,
+                                       const ReadOptions& options) {
+  RecordFields fields(value, where);
+  const PreferenceFields& names = options.fields;
+  std::string id = fields.id(names.id);
+  const Layout layout = decide_layout(fields, options);
+  if (layout == Layout::kRanked) {
+    fields.fail(names.responses, "a k-wise ranking, not a pair (score its responses as records)");
+  }
+  PreferencePair pair = Collector::read_pair(fields, layout, names);
+  pair.id = std::move(id);
+  pair.line = line;
+  return pair;
+}
 
 std::string preference_format_name(PreferenceFormat format) {
   switch (format) {

@@ -43,6 +43,11 @@ ScoreRecord read_score_record(const nlohmann::json& value, const std::string& wh
 
 }  // namespace
 
+ScoreRecord parse_score_record(const nlohmann::json& value, const std::string& where, std::int64_t line,
+                               const ScoreFields& fields) {
+  return read_score_record(value, where, line, fields);
+}
+
 struct ScoreRecordReader::Impl {
   Impl(const std::string& path, const ScoreReadOptions& options) : reader(path), options(options) {}
   JsonlReader reader;

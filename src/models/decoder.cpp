@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <map>
+#include <utility>
+#include <vector>
 #include <string>
 
 #include "compat/torch_compat.h"
@@ -73,6 +75,15 @@ struct AttentionLayout {
   bool identity = false;  // one sequence: the packed rows already are the grid
   at::Tensor key_valid;   // (B, L) bool, key slot holds a real token
   std::map<std::int64_t, at::Tensor> masks;  // window -> (B, 1, L, L) bool
+  at::Tensor cu_seqlens;                     // (B+1) int64
+  std::vector<std::int64_t> lengths;         // (B) on the host
+  std::map<std::pair<std::int64_t, std::int64_t>, at::Tensor> causal_masks;  // (len, window) -> (1, 1, len, len)
+  at::Tensor cu_seqlens32;                   // (B+1) int32, made on first use
+
+  const at::Tensor& cu_seqlens_int32() {
+    if (!cu_seqlens32.defined()) cu_seqlens32 = cu_seqlens.to(at::kInt);
+    return cu_seqlens32;
+  }
 
   const at::Tensor& mask(std::int64_t window) {
     auto it = masks.find(window);
@@ -83,6 +94,18 @@ struct AttentionLayout {
     if (window > 0) allowed = allowed.logical_and((q - k).lt(window));
     auto m = allowed.unsqueeze(0).logical_and(key_valid.unsqueeze(1)).unsqueeze(1);
     return masks.emplace(window, m).first->second;
+  }
+
+  // The causal (and windowed) mask of one unpadded sequence of `len` tokens.
+  const at::Tensor& causal_mask(std::int64_t len, std::int64_t window) {
+    auto key = std::make_pair(len, window);
+    auto it = causal_masks.find(key);
+    if (it != causal_masks.end()) return it->second;
+    auto pos = at::arange(len, cu_seqlens.options().dtype(at::kLong));
+    auto q = pos.unsqueeze(1), k = pos.unsqueeze(0);
+    auto allowed = k.le(q);
+    if (window > 0) allowed = allowed.logical_and((q - k).lt(window));
+    return causal_masks.emplace(key, allowed.view({1, 1, len, len})).first->second;
   }
 
   // (T, F) packed rows -> (B, L, F) grid, zeros in the padding.
@@ -106,6 +129,8 @@ AttentionLayout make_layout(const PackedBatch& batch) {
   layout.max_len = batch.max_seqlen;
   const auto& cu = batch.cu_seqlens;
   layout.identity = layout.batch == 1;
+  layout.cu_seqlens = cu;
+  layout.lengths = batch.lengths;
   auto lengths = at::diff(cu);
   if (!layout.identity) {
     layout.pad_index = batch.sequence_index() * layout.max_len + batch.position_ids;
@@ -155,6 +180,36 @@ class AttentionImpl : public torch::nn::Module {
     q = apply_rope(q, cos, sin).reshape({T, heads_ * head_dim_});
     k = apply_rope(k, cos, sin).reshape({T, kv_heads_ * head_dim_});
 
+    if (!torch::GradMode::is_enabled()) {
+      // Inference on CUDA (LibTorch >= 2.5): padding-free flash attention on
+      // the packed rows, no grid and no mask.
+      auto q3 = q.view({T, heads_, head_dim_});
+      if (compat::varlen_attention_supported(q3)) {
+        auto out = compat::varlen_attention(q3, k.view({T, kv_heads_, head_dim_}), v.view({T, kv_heads_, head_dim_}),
+                                            layout.cu_seqlens_int32(), layout.max_len, scale_, window_);
+        return o_proj->forward(out.reshape({T, heads_ * head_dim_}).to(x.scalar_type()));
+      }
+    }
+    if (!x.is_cuda()) {
+      // CPU: attention one sequence at a time on its own packed rows, so no
+      // work and no memory go to padding, and a sequence's attention is the
+      // same computation whatever batch it is in. The (heads, len, len)
+      // scores of one sequence stay small enough for the caches; a padded
+      // grid for a whole batch can reach hundreds of MB per layer.
+      auto q3 = q.view({T, heads_, head_dim_}), k3 = k.view({T, kv_heads_, head_dim_});
+      auto v3 = v.view({T, kv_heads_, head_dim_});
+      std::vector<at::Tensor> outs;
+      outs.reserve(layout.lengths.size());
+      std::int64_t start = 0;
+      for (const std::int64_t len : layout.lengths) {
+        auto heads_of = [&](const at::Tensor& t) { return t.narrow(0, start, len).transpose(0, 1).unsqueeze(0); };
+        auto o = compat::masked_attention(heads_of(q3), heads_of(k3), heads_of(v3),
+                                          layout.causal_mask(len, window_), scale_);  // (1, heads, len, D)
+        outs.push_back(o[0].transpose(0, 1).reshape({len, heads_ * head_dim_}));
+        start += len;
+      }
+      return o_proj->forward(outs.size() == 1 ? outs[0] : at::cat(outs, 0));
+    }
     const auto B = layout.batch, L = layout.max_len;
     auto to_heads = [&](const at::Tensor& packed, std::int64_t n) {
       return layout.to_grid(packed).view({B, L, n, head_dim_}).transpose(1, 2);  // (B, n, L, D)
@@ -291,15 +346,9 @@ class DecoderRewardModel : public RewardModel {
   at::Tensor hidden_states(const PackedBatch& batch) override {
     const auto vocab = config().vocab_size;
     // A bad id would otherwise be an out-of-range read inside the embedding.
-    if (batch.num_tokens() > 0) {
-      auto bad = batch.input_ids.lt(0).logical_or(batch.input_ids.ge(vocab));
-      if (bad.any().item<bool>()) {
-        auto at_index = bad.nonzero().flatten()[0].item<std::int64_t>();
-        throw Error("token id " + std::to_string(batch.input_ids[at_index].item<std::int64_t>()) +
-                    " at packed position " + std::to_string(at_index) +
-                    " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
-      }
-    }
+    // CUDA batches are checked by RewardModel::forward on the host before the
+    // copy, which spares a device synchronisation per batch.
+    if (!batch.input_ids.is_cuda()) check_token_ids(batch.input_ids, vocab);
     auto layout = std::make_shared<AttentionLayout>(make_layout(batch));
     auto [cos, sin] = rope_cos_sin(inv_freq_, batch.position_ids, dtype());
     auto x = model->embed_tokens->weight.index_select(0, batch.input_ids);  // (T, H)

@@ -9,24 +9,32 @@
 
 namespace openrm {
 
-PackedBatch PackedBatch::from_sequences(const std::vector<std::vector<std::int64_t>>& sequences) {
-  if (sequences.empty()) throw Error("cannot pack an empty list of sequences");
+namespace {
+
+// Packs sequences given through `at(i)` (a reference to sequence i's ids of
+// any integer type); pinned host memory when asked (for asynchronous copies
+// to a GPU).
+template <typename At>
+PackedBatch pack(std::size_t count, At&& at, bool pin_memory) {
+  if (count == 0) throw Error("cannot pack an empty list of sequences");
   PackedBatch batch;
   std::int64_t total = 0;
-  for (std::size_t i = 0; i < sequences.size(); ++i) {
-    if (sequences[i].empty()) throw Error("sequence " + std::to_string(i) + " is empty");
-    total += static_cast<std::int64_t>(sequences[i].size());
+  for (std::size_t i = 0; i < count; ++i) {
+    if (at(i).empty()) throw Error("sequence " + std::to_string(i) + " is empty");
+    total += static_cast<std::int64_t>(at(i).size());
   }
-  auto ids = at::empty({total}, at::kLong);
-  auto positions = at::empty({total}, at::kLong);
-  auto cu = at::empty({static_cast<std::int64_t>(sequences.size()) + 1}, at::kLong);
+  const auto options = at::TensorOptions().dtype(at::kLong).pinned_memory(pin_memory);
+  auto ids = at::empty({total}, options);
+  auto positions = at::empty({total}, options);
+  auto cu = at::empty({static_cast<std::int64_t>(count) + 1}, options);
   auto* ids_ptr = ids.data_ptr<std::int64_t>();
   auto* pos_ptr = positions.data_ptr<std::int64_t>();
   auto* cu_ptr = cu.data_ptr<std::int64_t>();
   std::int64_t offset = 0;
   cu_ptr[0] = 0;
-  for (std::size_t i = 0; i < sequences.size(); ++i) {
-    const auto& seq = sequences[i];
+  batch.lengths.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto& seq = at(i);
     const auto len = static_cast<std::int64_t>(seq.size());
     std::copy(seq.begin(), seq.end(), ids_ptr + offset);
     for (std::int64_t p = 0; p < len; ++p) pos_ptr[offset + p] = p;
@@ -39,6 +47,17 @@ PackedBatch PackedBatch::from_sequences(const std::vector<std::vector<std::int64
   batch.position_ids = positions;
   batch.cu_seqlens = cu;
   return batch;
+}
+
+}  // namespace
+
+PackedBatch PackedBatch::from_sequences(const std::vector<std::vector<std::int64_t>>& sequences) {
+  return pack(sequences.size(), [&](std::size_t i) -> const auto& { return sequences[i]; }, /*pin_memory=*/false);
+}
+
+PackedBatch PackedBatch::from_views(const std::vector<const std::vector<std::int32_t>*>& sequences,
+                                    bool pin_memory) {
+  return pack(sequences.size(), [&](std::size_t i) -> const auto& { return *sequences[i]; }, pin_memory);
 }
 
 at::Tensor PackedBatch::sequence_index() const {

@@ -46,9 +46,22 @@ bool is_ignorable_tensor(const std::string& name) {
 
 }  // namespace
 
+void check_token_ids(const at::Tensor& input_ids, std::int64_t vocab_size) {
+  if (input_ids.numel() == 0) return;
+  auto bad = input_ids.lt(0).logical_or(input_ids.ge(vocab_size));
+  if (bad.any().item<bool>()) {
+    auto at_index = bad.nonzero().flatten()[0].item<std::int64_t>();
+    throw Error("token id " + std::to_string(input_ids[at_index].item<std::int64_t>()) + " at packed position " +
+                std::to_string(at_index) + " is outside the vocabulary [0, " + std::to_string(vocab_size) + ")");
+  }
+}
+
 at::Tensor RewardModel::forward(const PackedBatch& batch) {
   const auto dev = device();
-  const PackedBatch& on_device = batch.input_ids.device() == dev ? batch : batch.to(dev);
+  if (dev.is_cuda() && !batch.input_ids.is_cuda()) check_token_ids(batch.input_ids, config_.vocab_size);
+  // Pinned host memory lets the copy run asynchronously with the host.
+  const PackedBatch& on_device =
+      batch.input_ids.device() == dev ? batch : batch.to(dev, /*non_blocking=*/dev.is_cuda());
   auto hidden = hidden_states(on_device);  // (T, H)
   auto index = pooled_token_indices(on_device, pooling_, config_.pad_token_id);  // (B)
   return head(hidden.index_select(0, index));  // (B, num_labels)

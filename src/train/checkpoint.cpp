@@ -26,6 +26,7 @@ std::optional<std::int64_t> step_of(const std::string& name) {
   return std::stoll(digits);
 }
 
+
 }  // namespace
 
 std::string checkpoint_path(const std::string& root, std::int64_t step) {
@@ -44,6 +45,19 @@ void sync_path(const std::string& path) {
 
 void copy_file_atomic(const std::string& from, const std::string& to) {
   write_file_atomic(to, read_text_file(from));
+}
+
+// Removes a checkpoint folder so that no kill leaves a half-removed
+// checkpoint-N behind: it is renamed to a temporary name first, which
+// remove_stale_checkpoint_temps clears if the removal does not finish.
+void discard_checkpoint(const std::string& root, const std::string& path) {
+  const std::string doomed = join_path(root, std::string(kTempPrefix) + "discarded-" +
+                                                 fs::path(path).filename().string() + "-" + std::to_string(::getpid()));
+  std::error_code ec;
+  fs::remove_all(doomed, ec);
+  fs::rename(path, doomed, ec);
+  fs::remove_all(ec ? path : doomed, ec);
+  if (fs::exists(path)) throw Error(path + ": cannot remove the checkpoint");
 }
 
 std::vector<std::pair<std::int64_t, std::string>> list_checkpoints(const std::string& root) {
@@ -86,8 +100,10 @@ void write_checkpoint(const std::string& root, std::int64_t step, std::int64_t k
     sync_path(tmp);
     const std::string final_path = checkpoint_path(root, step);
     if (fs::exists(final_path, ec)) {
-      // Only when a resumed run saves the same step again: swap via a temp name.
-      const std::string old = final_path + ".old";
+      // Only when a run saves the same step again: swap via a temporary name
+      // that remove_stale_checkpoint_temps clears.
+      const std::string old = join_path(root, std::string(kTempPrefix) + "replaced-" + std::to_string(step) + "-" +
+                                                  std::to_string(::getpid()));
       fs::remove_all(old, ec);
       fs::rename(final_path, old);
       fs::rename(tmp, final_path);
@@ -102,7 +118,11 @@ void write_checkpoint(const std::string& root, std::int64_t step, std::int64_t k
   }
   auto all = list_checkpoints(root);
   for (std::size_t i = 0; i + static_cast<std::size_t>(keep) < all.size(); ++i) {
-    fs::remove_all(all[i].second, ec);
+    try {
+      discard_checkpoint(root, all[i].second);
+    } catch (const std::exception& e) {
+      log().warn("could not prune an old checkpoint: {}", e.what());  // the new one is safe
+    }
   }
 }
 

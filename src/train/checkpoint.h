@@ -22,6 +22,11 @@ void write_checkpoint(const std::string& root, std::int64_t step, std::int64_t k
 // Complete checkpoints under root, oldest first, as (step, path).
 std::vector<std::pair<std::int64_t, std::string>> list_checkpoints(const std::string& root);
 
+// Removes a checkpoint folder: renamed to a temporary name first, so a kill
+// never leaves a half-removed checkpoint-N (remove_stale_checkpoint_temps
+// clears the rest). Throws openrm::Error if it cannot be removed.
+void discard_checkpoint(const std::string& root, const std::string& path);
+
 // Removes temporary folders a killed writer left behind.
 void remove_stale_checkpoint_temps(const std::string& root);
 

@@ -42,6 +42,7 @@ void visit_fields(TrainOptions& o, Visitor&& v) {
   v("max_grad_norm", o.max_grad_norm);
   v("center_rewards_coefficient", o.center_rewards_coefficient);
   v("use_margin", o.use_margin);
+  v("gradient_checkpointing", o.gradient_checkpointing);
   v("output_dir", o.output_dir);
   v("eval_every", o.eval_every);
   v("save_every", o.save_every);

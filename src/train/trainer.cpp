@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -42,7 +43,8 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 // Options that change the trajectory: a resumed run must match them.
 bool affects_trajectory(const std::string& key) {
   static const char* kFree[] = {"output_dir", "resume", "log_every", "threads", "save_every",
-                                "keep_checkpoints", "eval_every", "eval_data", "max_bad_steps"};
+                                "keep_checkpoints", "eval_every", "eval_data", "max_bad_steps",
+                                "gradient_checkpointing"};
   for (const char* k : kFree) {
     if (key == k) return false;
   }
@@ -185,16 +187,20 @@ class Progress {
 };
 
 // metrics.jsonl: one line per step (and per evaluation). On resume, lines
-// past the checkpoint are dropped first so the file matches the trajectory.
+// past the checkpoint are dropped first so the file matches the trajectory,
+// and so is the final evaluation's (an eval line at total_steps: periodic
+// ones come before), which the resumed run writes again.
 class MetricsLog {
  public:
-  MetricsLog(const std::string& path, std::int64_t keep_up_to_step) : path_(path) {
+  MetricsLog(const std::string& path, std::int64_t keep_up_to_step, std::int64_t total_steps) : path_(path) {
     std::string kept;
     if (keep_up_to_step > 0 && path_exists(path)) {
       std::istringstream in(read_text_file(path));
       for (std::string line; std::getline(in, line);) {
         auto j = Json::parse(line, nullptr, /*allow_exceptions=*/false);
-        if (j.is_object() && j.value("step", std::int64_t{-1}) <= keep_up_to_step) kept += line + "\n";
+        if (!j.is_object()) continue;
+        const auto step = j.value("step", std::int64_t{-1});
+        if (step <= keep_up_to_step && !(j.contains("eval") && step >= total_steps)) kept += line + "\n";
       }
     }
     write_file_atomic(path, kept);
@@ -313,13 +319,17 @@ TrainResult train_reward_model(const TrainOptions& options) {
       }
     }
   } else if (!checkpoints.empty()) {
-    log().warn("--no-resume: starting over; the checkpoints in {} will be replaced", ckpt_root);
+    // Left in place, the old run's checkpoints would outrank the new run's
+    // (pruning keeps the highest steps) and a later resume would pick them.
+    log().warn("--no-resume: starting over; removing the {} checkpoint(s) in {}", checkpoints.size(), ckpt_root);
+    for (const auto& entry : checkpoints) detail::discard_checkpoint(ckpt_root, entry.second);
   }
 
   LoadOptions load;
   load.device = c10::Device(options.device);
   setup.model = resumed_dir.empty() ? build_model(options, *setup.tokenizer) : load_reward_model(resumed_dir, load);
   RewardModel& model = *setup.model;
+  model.set_gradient_checkpointing(options.gradient_checkpointing);
   model.train();
   ParamGroups groups = split_decay_groups(model, options.weight_decay);
   log().info("parameters: {}", groups.summary());
@@ -339,25 +349,48 @@ TrainResult train_reward_model(const TrainOptions& options) {
     torch::manual_seed(options.seed);
   }
 
-  // The micro-batch stream: epoch e's batches come from seed + e.
+  // The micro-batch stream: epoch e's batches come from seed + e, epochs laid
+  // end to end. With more pairs than one length bucket holds (batching's
+  // bucket_items), the number of batches depends on the seed, so each epoch
+  // is placed by its own count.
   BatchingOptions batching;
   batching.max_tokens = options.max_tokens;
-  batching.seed = options.seed;
-  const auto batches_per_epoch = static_cast<std::int64_t>(make_pair_batches(train.pairs, batching).size());
+  const auto batches_of_epoch = [&](std::int64_t epoch) {
+    BatchingOptions b = batching;
+    b.seed = options.seed + static_cast<std::uint64_t>(epoch);
+    return make_pair_batches(train.pairs, b);
+  };
+  std::vector<std::int64_t> epoch_start{0};  // epoch e's micro-batches: [epoch_start[e], epoch_start[e + 1])
+  const auto add_epoch = [&] {
+    const auto e = static_cast<std::int64_t>(epoch_start.size()) - 1;
+    epoch_start.push_back(epoch_start.back() + static_cast<std::int64_t>(batches_of_epoch(e).size()));
+  };
+  const std::int64_t epochs_placed = options.max_steps > 0 ? 1 : options.epochs;  // max_steps: more as reached
+  while (static_cast<std::int64_t>(epoch_start.size()) <= epochs_placed) add_epoch();
   const std::int64_t total_micro =
-      options.max_steps > 0 ? options.max_steps * options.grad_accum : options.epochs * batches_per_epoch;
+      options.max_steps > 0 ? options.max_steps * options.grad_accum : epoch_start.back();
   const std::int64_t total_steps = (total_micro + options.grad_accum - 1) / options.grad_accum;
+  const auto epoch_of = [&](std::int64_t m) {
+    while (epoch_start.back() <= m) add_epoch();
+    return static_cast<std::int64_t>(std::upper_bound(epoch_start.begin(), epoch_start.end(), m) -
+                                     epoch_start.begin()) - 1;
+  };
+  // Epochs done after the first m_end micro-batches (m_end >= 1), fractional.
+  const auto epochs_done = [&](std::int64_t m_end) {
+    const std::int64_t e = epoch_of(m_end - 1);
+    const auto start = epoch_start[static_cast<std::size_t>(e)];
+    const auto count = epoch_start[static_cast<std::size_t>(e) + 1] - start;
+    return static_cast<double>(e) + static_cast<double>(m_end - start) / static_cast<double>(count);
+  };
   std::int64_t cached_epoch = -1;
   std::vector<std::vector<std::int64_t>> epoch_batches;
   auto micro_batch = [&](std::int64_t m) -> const std::vector<std::int64_t>& {
-    const std::int64_t epoch = m / batches_per_epoch;
+    const std::int64_t epoch = epoch_of(m);
     if (epoch != cached_epoch) {
-      BatchingOptions b = batching;
-      b.seed = options.seed + static_cast<std::uint64_t>(epoch);
-      epoch_batches = make_pair_batches(train.pairs, b);
+      epoch_batches = batches_of_epoch(epoch);
       cached_epoch = epoch;
     }
-    return epoch_batches[static_cast<std::size_t>(m % batches_per_epoch)];
+    return epoch_batches[static_cast<std::size_t>(m - epoch_start[static_cast<std::size_t>(epoch)])];
   };
 
   LrSchedule schedule;
@@ -394,11 +427,12 @@ TrainResult train_reward_model(const TrainOptions& options) {
     return r.metrics;
   };
 
-  MetricsLog metrics(join_path(options.output_dir, "metrics.jsonl"), resumed_dir.empty() ? 0 : state.step);
+  MetricsLog metrics(join_path(options.output_dir, "metrics.jsonl"), resumed_dir.empty() ? 0 : state.step,
+                     total_steps);
   Progress progress(total_steps, options.log_every);
   const std::int64_t first_step = state.step;
-  log().info("training: {} pairs, {} micro-batches per epoch, {} steps (grad_accum {}), from step {}",
-             train.pairs.size(), batches_per_epoch, total_steps, options.grad_accum, first_step);
+  log().info("training: {} pairs, {} micro-batches in the first epoch, {} steps (grad_accum {}), from step {}",
+             train.pairs.size(), epoch_start[1] - epoch_start[0], total_steps, options.grad_accum, first_step);
   const auto t_loop = Clock::now();
   std::int64_t pairs_seen = 0, tokens_seen = 0;
   for (std::int64_t step = first_step; step < total_steps; ++step) {
@@ -449,24 +483,24 @@ TrainResult train_reward_model(const TrainOptions& options) {
       ++state.bad_in_a_row;
       progress.interrupt_line();
       log().warn("step {}: non-finite loss or gradient; step skipped ({} in a row)", step + 1, state.bad_in_a_row);
-      if (state.bad_in_a_row >= options.max_bad_steps) {
-        const auto kept = detail::list_checkpoints(ckpt_root);
-        throw Error("stopping at step " + std::to_string(step + 1) + ": " + std::to_string(state.bad_in_a_row) +
-                    " steps in a row had a non-finite loss or gradient (is the learning rate too high?); " +
-                    (kept.empty() ? std::string("no checkpoint was written")
-                                  : "the last good checkpoint is " + kept.back().second));
-      }
     }
     state.step = step + 1;
     pairs_seen += step_pairs;
     tokens_seen += step_tokens;
     const double step_seconds = seconds_since(t_step);
     const double elapsed = seconds_since(t_loop);
-    metrics.write({{"step", state.step}, {"epoch", static_cast<double>(m_end) / static_cast<double>(batches_per_epoch)},
+    metrics.write({{"step", state.step}, {"epoch", epochs_done(m_end)},
                    {"loss", finite ? Json(loss) : Json()}, {"accuracy", finite ? Json(accuracy) : Json()},
                    {"lr", lr}, {"grad_norm", std::isfinite(grad_norm) ? Json(grad_norm) : Json()},
                    {"pairs", step_pairs}, {"tokens_per_s", static_cast<double>(step_tokens) / step_seconds},
                    {"skipped", !finite}});
+    if (state.bad_in_a_row >= options.max_bad_steps) {  // after the metrics line: it records the step too
+      const auto kept = detail::list_checkpoints(ckpt_root);
+      throw Error("stopping at step " + std::to_string(state.step) + ": " + std::to_string(state.bad_in_a_row) +
+                  " steps in a row had a non-finite loss or gradient (is the learning rate too high?); " +
+                  (kept.empty() ? std::string("no checkpoint was written")
+                                : "the last good checkpoint is " + kept.back().second));
+    }
     const double steps_per_s = static_cast<double>(state.step - first_step) / elapsed;
     progress.update(state.step, loss, accuracy, static_cast<double>(pairs_seen) / elapsed,
                     static_cast<double>(total_steps - state.step) / steps_per_s);

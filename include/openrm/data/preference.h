@@ -4,6 +4,8 @@
 
 #include <openrm/tokenizer/chat_format.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -85,6 +87,13 @@ struct PreferenceData {
 // no valid record, is an error.
 PreferenceData read_preferences(const std::string& path, const ReadOptions& options = {});
 
+// One parsed JSON record as a pair (plain, conversational or hh layout, as
+// options.format and options.fields say; a k-wise ranking is an error), for
+// callers that stream records themselves. `where` ("FILE:LINE") starts the
+// messages; throws RecordError.
+PreferencePair parse_preference_record(const nlohmann::json& value, const std::string& where,
+                                       std::int64_t line, const ReadOptions& options = {});
+
 // Every ordered pair (better, worse) of a ranking; ties give no pair.
 std::vector<PreferencePair> expand_ranking(const RankedRecord& record);
 
@@ -110,6 +119,11 @@ struct ScoreReadOptions {
   ScoreFields fields;
   bool skip_invalid = false;
 };
+
+// One parsed JSON record as a ScoreRecord (see ScoreFields); throws
+// RecordError naming `where` ("FILE:LINE").
+ScoreRecord parse_score_record(const nlohmann::json& value, const std::string& where, std::int64_t line,
+                               const ScoreFields& fields = {});
 
 // Streams ScoreRecords from JSONL / .jsonl.gz ("-" is stdin) one at a time,
 // so memory does not grow with the file.

@@ -19,6 +19,11 @@ struct PackedBatch {
   // Packs token sequences; each must be non-empty. Throws openrm::Error
   // otherwise (naming the sequence index).
   static PackedBatch from_sequences(const std::vector<std::vector<std::int64_t>>& sequences);
+  // The same from tokenizer ids (openrm::TokenId), without copying them
+  // first; with pin_memory the host tensors are page-locked, so copies to a
+  // GPU can run asynchronously.
+  static PackedBatch from_views(const std::vector<const std::vector<std::int32_t>*>& sequences,
+                                bool pin_memory = false);
 
   std::int64_t num_sequences() const { return static_cast<std::int64_t>(lengths.size()); }
   std::int64_t num_tokens() const { return input_ids.defined() ? input_ids.size(0) : 0; }

@@ -99,6 +99,10 @@ std::shared_ptr<RewardModel> load_reward_model_from_causal_lm(const std::string&
 void save_reward_model(RewardModel& model, const std::string& dir,
                        std::uint64_t max_shard_bytes = 5'000'000'000ULL);
 
+// Throws openrm::Error naming the first id of `input_ids` outside
+// [0, vocab_size) and its packed position.
+void check_token_ids(const at::Tensor& input_ids, std::int64_t vocab_size);
+
 // Architecture names the registry knows, e.g. "LlamaForSequenceClassification".
 std::vector<std::string> supported_architectures();
 

@@ -47,6 +47,7 @@ struct TrainOptions {
   double max_grad_norm = 1.0;       // global-norm clipping (0: none)
   double center_rewards_coefficient = 0.0;  // TRL's reward centering
   bool use_margin = true;           // subtract the data's per-pair margin in the loss
+  bool gradient_checkpointing = false;  // recompute layer activations in backward (saves memory)
 
   // ---- evaluation, checkpoints, output
   std::string output_dir;           // the trained folder (created)

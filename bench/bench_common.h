@@ -1,0 +1,261 @@
+// Shared pieces of the benchmark programs: the preference pairs whose lengths
+// they use (hh-rlhf from ../shared/data when present, else synthetic), the
+// reference GEMMs measured in the same run, and facts about the machine.
+#pragma once
+
+#include <dlfcn.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "openrm/data/preference.h"
+#include "openrm/data/tokenize.h"
+#include "openrm/io/config.h"
+#include "openrm/io/file.h"
+#include "openrm/models/reward_model.h"
+#include "openrm/tokenizer/tokenizer.h"
+
+namespace openrm::bench {
+
+using Clock = std::chrono::steady_clock;
+using Json = nlohmann::json;
+
+inline double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Where the pairs come from.
+struct PairSourceOptions {
+  std::string data = "../shared/data/hh-rlhf-harmless-base-test-1800.jsonl.gz";
+  std::string tokenizer = "../shared/data/llama2-tokenizer.model";
+  std::string format = "hh";
+  std::int64_t max_length = 1024;  // the trainer's default
+  std::int64_t vocab = 32000;      // the model's vocabulary (ids are taken modulo it)
+  std::int64_t synthetic_pairs = 1800;
+  std::uint64_t seed = 0;
+};
+
+// ---- the pairs -------------------------------------------------------------
+
+
+struct Pairs {
+  std::vector<openrm::TokenizedPair> pairs;
+  std::string source;  // one line saying where the lengths come from
+  Json describe;
+};
+
+inline Pairs hh_pairs(const PairSourceOptions& o) {
+  openrm::ReadOptions read;
+  read.skip_invalid = true;  // 4 records have an empty response
+  auto data = openrm::read_preferences(o.data, read);
+  auto tok = openrm::load_tokenizer(o.tokenizer);
+  openrm::TokenizeOptions t;
+  t.format = openrm::chat_format_from_name(o.format);
+  t.max_length = o.max_length;
+  auto tokenized = openrm::tokenize_pairs(data.pairs, *tok, t);
+  Pairs out;
+  out.pairs = std::move(tokenized.pairs);
+  // The model's vocabulary may be smaller than the tokenizer's: the ids only
+  // select embedding rows, so taking them modulo the vocabulary keeps the work.
+  if (tok->vocab_size() > o.vocab) {
+    for (auto& p : out.pairs) {
+      for (auto* side : {&p.chosen, &p.rejected}) {
+        for (auto& id : *side) id %= o.vocab;
+      }
+    }
+  }
+  out.source = "hh-rlhf lengths: " + o.data + " (" + std::to_string(data.stats.skipped_invalid) +
+               " invalid records skipped), format " + o.format + ", tokenized with " + o.tokenizer +
+               "; truncation: " + tokenized.stats.summary();
+  out.describe = {{"kind", "hh-rlhf"}, {"data", o.data}, {"tokenizer", o.tokenizer},
+                  {"format", o.format}, {"truncation", tokenized.stats.summary()}};
+  return out;
+}
+
+// Prompt and response lengths drawn from log-normals roughly matching the
+// hh-rlhf test pairs under the Llama-2 tokenizer (median prompt ~100 tokens,
+// median response ~50); chosen and rejected share the prompt.
+inline Pairs synthetic_pairs(const PairSourceOptions& o, const std::string& why) {
+  std::mt19937_64 rng(o.seed);
+  std::lognormal_distribution<double> prompt_len(std::log(100.0), 0.9), response_len(std::log(50.0), 0.8);
+  std::uniform_int_distribution<std::int64_t> token(1, o.vocab - 1);
+  auto clamp_len = [&](double x, std::int64_t lo, std::int64_t hi) {
+    return std::clamp<std::int64_t>(static_cast<std::int64_t>(std::llround(x)), lo, hi);
+  };
+  Pairs out;
+  for (std::int64_t i = 0; i < o.synthetic_pairs; ++i) {
+    const auto limit = o.max_length > 0 ? o.max_length : 1 << 20;
+    const auto prompt = clamp_len(prompt_len(rng), 1, limit - 1);
+    openrm::TokenizedPair p;
+    for (auto* side : {&p.chosen, &p.rejected}) {
+      const auto n = std::min(limit, prompt + clamp_len(response_len(rng), 1, limit));
+      for (std::int64_t k = 0; k < n; ++k) side->push_back(token(rng));
+    }
+    p.source_index = i;
+    out.pairs.push_back(std::move(p));
+  }
+  out.source = "SYNTHETIC lengths (" + why + "): " + std::to_string(o.synthetic_pairs) +
+               " pairs, prompt ~ lognormal(ln 100, 0.9), responses ~ lognormal(ln 50, 0.8), capped at " +
+               std::to_string(o.max_length);
+  out.describe = {{"kind", "synthetic"}, {"reason", why}};
+  return out;
+}
+
+inline Json length_stats(const std::vector<openrm::TokenizedPair>& pairs) {
+  std::vector<std::int64_t> lengths;
+  for (const auto& p : pairs) {
+    lengths.push_back(static_cast<std::int64_t>(p.chosen.size()));
+    lengths.push_back(static_cast<std::int64_t>(p.rejected.size()));
+  }
+  std::sort(lengths.begin(), lengths.end());
+  double sum = 0;
+  for (auto l : lengths) sum += static_cast<double>(l);
+  auto q = [&](double f) { return lengths[static_cast<std::size_t>(f * static_cast<double>(lengths.size() - 1))]; };
+  return {{"sequences", lengths.size()}, {"mean", sum / static_cast<double>(lengths.size())},
+          {"median", q(0.5)}, {"p90", q(0.9)}, {"max", lengths.back()}};
+}
+
+// hh-rlhf's pairs when the data and tokenizer exist, synthetic ones otherwise
+// (the description says which).
+inline Pairs load_pairs(const PairSourceOptions& o) {
+  if (openrm::path_exists(o.data) && openrm::path_exists(o.tokenizer)) return hh_pairs(o);
+  return synthetic_pairs(o, (openrm::path_exists(o.data) ? o.tokenizer : o.data) + " not found");
+}
+
+// ---- GEMM reference -------------------------------------------------------------
+
+// Best FLOP/s of an (m x k) @ (k x n) fp32 product over `repeat` runs (after one warm-up).
+inline double gemm_flops(std::int64_t m, std::int64_t k, std::int64_t n, int repeat) {
+  torch::NoGradGuard no_grad;
+  auto a = torch::randn({m, k});
+  auto b = torch::randn({k, n});
+  auto c = at::mm(a, b);
+  double best = 1e30;
+  for (int r = 0; r < repeat; ++r) {
+    auto t0 = Clock::now();
+    at::mm_out(c, a, b);
+    best = std::min(best, seconds_since(t0));
+  }
+  return 2.0 * static_cast<double>(m) * static_cast<double>(k) * static_cast<double>(n) / best;
+}
+
+// OpenBLAS's kernel set ("SkylakeX", "Haswell", "Prescott", ...), or "" when
+// the BLAS in use is not OpenBLAS. OpenBLAS picks it from the CPU model at
+// load time and falls back to Prescott (SSE3) for a model it does not know;
+// OPENBLAS_CORETYPE overrides it.
+inline std::string openblas_core() {
+  using Fn = char* (*)();
+  auto fn = reinterpret_cast<Fn>(::dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  const char* name = fn ? fn() : nullptr;
+  return name ? name : "";
+}
+
+// A hint when OpenBLAS runs kernels older than the CPU supports.
+inline std::string openblas_hint(const std::string& core) {
+  if (core.empty()) return "";
+  auto lower = core;
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  const bool avx2 = __builtin_cpu_supports("avx2");
+  const bool old = lower == "prescott" || lower == "core2" || lower == "penryn" || lower == "dunnington" ||
+                   lower == "nehalem" || lower == "atom" || lower == "barcelona" || lower == "katmai" ||
+                   lower == "coppermine" || lower == "northwood";
+  if (old && avx512) return "the CPU has AVX-512 but OpenBLAS chose " + core + " kernels: try OPENBLAS_CORETYPE=SkylakeX";
+  if (old && avx2) return "the CPU has AVX2 but OpenBLAS chose " + core + " kernels: try OPENBLAS_CORETYPE=Haswell";
+  return "";
+}
+
+// The 1-minute load average from /proc/loadavg (-1 where there is none): the
+// cores are often shared, and the figures mean little under load.
+inline double load_average() {
+  std::FILE* f = std::fopen("/proc/loadavg", "r");
+  if (!f) return -1;
+  double load = -1;
+  if (std::fscanf(f, "%lf", &load) != 1) load = -1;
+  std::fclose(f);
+  return load;
+}
+
+// Best FLOP/s of the attention scores' batched product, (batch, L, D) @ (batch, D, L).
+inline double bmm_flops(std::int64_t batch, std::int64_t L, std::int64_t D, int repeat) {
+  torch::NoGradGuard no_grad;
+  auto a = torch::randn({batch, L, D});
+  auto b = torch::randn({batch, D, L});
+  auto c = at::bmm(a, b);
+  double best = 1e30;
+  for (int r = 0; r < repeat; ++r) {
+    auto t0 = Clock::now();
+    at::bmm_out(c, a, b);
+    best = std::min(best, seconds_since(t0));
+  }
+  return 2.0 * static_cast<double>(batch) * static_cast<double>(L) * static_cast<double>(L) * static_cast<double>(D) /
+         best;
+}
+
+// ---- the model -------------------------------------------------------------------
+
+struct Shape {
+  std::int64_t hidden, layers, heads, kv_heads, head_dim, intermediate, vocab;
+  // Weights of the linear layers of one decoder layer (q, k, v, o, gate, up, down).
+  std::int64_t linear_params_per_layer() const {
+    return hidden * heads * head_dim + 2 * hidden * kv_heads * head_dim + heads * head_dim * hidden +
+           3 * hidden * intermediate;
+  }
+};
+
+// A Llama shape; heads 0 means hidden / 64, kv_heads 0 as many as heads,
+// intermediate 0 means hidden * 11 / 4.
+inline Shape make_shape(std::int64_t hidden, std::int64_t layers, std::int64_t heads, std::int64_t kv_heads,
+                        std::int64_t intermediate, std::int64_t vocab) {
+  Shape s;
+  s.hidden = hidden;
+  s.layers = layers;
+  s.heads = heads > 0 ? heads : std::max<std::int64_t>(1, hidden / 64);
+  s.kv_heads = kv_heads > 0 ? kv_heads : s.heads;
+  s.head_dim = hidden / s.heads;
+  s.intermediate = intermediate > 0 ? intermediate : hidden * 11 / 4;
+  s.vocab = vocab;
+  return s;
+}
+
+// A random-init fp32 Llama reward model of that shape on the CPU
+// (pad_token_id < 0: none).
+inline std::shared_ptr<openrm::RewardModel> make_llama_model(const Shape& shape, std::int64_t max_positions,
+                                                             std::uint64_t seed, std::int64_t pad_token_id = -1) {
+  Json cfg = {{"architectures", {"LlamaForSequenceClassification"}},
+              {"model_type", "llama"},
+              {"vocab_size", shape.vocab},
+              {"hidden_size", shape.hidden},
+              {"intermediate_size", shape.intermediate},
+              {"num_hidden_layers", shape.layers},
+              {"num_attention_heads", shape.heads},
+              {"num_key_value_heads", shape.kv_heads},
+              {"max_position_embeddings", max_positions},
+              {"num_labels", 1}};
+  if (pad_token_id >= 0) cfg["pad_token_id"] = pad_token_id;
+  auto model = openrm::create_reward_model(openrm::parse_model_config(cfg.dump(), "bench config"));
+  model->init_weights(seed);
+  return model;
+}
+
+// A number with an SI prefix: si(1.5e11, "FLOP/s") is "150.0 GFLOP/s".
+inline std::string si(double x, const char* unit) {
+  const char* prefixes[] = {"", "k", "M", "G", "T"};
+  int i = 0;
+  while (std::fabs(x) >= 1000.0 && i < 4) {
+    x /= 1000.0;
+    ++i;
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.1f %s%s", x, prefixes[i], unit);
+  return buf;
+}
+
+}  // namespace openrm::bench

@@ -1,0 +1,272 @@
+// bench_score: how fast openrm's Scorer scores sequences with hh-rlhf's
+// length distribution, against the way transformers pipelines batch, and how
+// close it comes to the machine's GEMM speed, all measured in one run.
+//
+//   bench_score [--hidden 512] [--layers 4] [--heads N] [--kv-heads N] [--intermediate N]
+//               [--vocab 32000] [--pairs 200] [--max-length 1024] [--max-tokens 16384]
+//               [--baseline-batch 32] [--threads N] [--gemm 2048] [--gemm-repeat 5]
+//               [--data FILE] [--tokenizer PATH] [--format hh] [--json OUT]
+//
+// The sequences are both sides of the first --pairs pairs of hh-rlhf (from
+// ../shared/data, tokenized with the Llama-2 tokenizer in the hh format;
+// synthetic log-normal lengths when the files are absent, and the output says
+// so), in file order. A random-init fp32 Llama reward model of the given shape
+// scores them twice on the same cores:
+//   baseline: fixed batches of --baseline-batch sequences in input order, each
+//             right-padded with the pad token to its longest sequence and run
+//             through the model whole (what a transformers pipeline does);
+//   openrm:   Scorer::score_tokens: sequences sorted by length and cut into
+//             token-budget batches (--max-tokens real tokens), packed with no
+//             padding (attention runs per sequence on CPU).
+// Both give the same rewards (right padding cannot reach a real token through
+// causal attention); the largest difference is printed. Then a large fp32
+// GEMM runs on the same threads, and the scoring's matmul FLOP/s (counted
+// analytically, formula printed) is given as a fraction of it.
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench_common.h"
+#include "openrm/error.h"
+#include "openrm/io/file.h"
+#include "openrm/logging.h"
+#include "openrm/runtime.h"
+#include "openrm/score/scorer.h"
+#include "tool_main.h"
+
+namespace {
+
+using namespace openrm::bench;
+
+struct BenchOptions : PairSourceOptions {
+  std::int64_t hidden = 512;
+  std::int64_t layers = 4;
+  std::int64_t heads = 0;
+  std::int64_t kv_heads = 0;
+  std::int64_t intermediate = 0;
+  std::int64_t pairs = 200;
+  std::int64_t max_tokens = openrm::ScoreOptions{}.max_tokens;
+  std::int64_t baseline_batch = 32;
+  std::int64_t gemm = 2048;
+  int gemm_repeat = 5;
+  int threads = 0;
+  std::string json_out;
+};
+
+// Matmul FLOPs of a forward pass: 2 * tokens * (linear weights per layer) *
+// layers for the projections and the MLP, plus 2 * 2 * cells * heads *
+// head_dim * layers for QK^T and PV over `cells` query x key cells.
+double forward_flops(const Shape& s, double tokens, double cells) {
+  return 2.0 * tokens * static_cast<double>(s.linear_params_per_layer() * s.layers) +
+         4.0 * cells * static_cast<double>(s.heads * s.head_dim * s.layers);
+}
+
+struct Run {
+  std::vector<float> rewards;
+  double seconds = 0;
+  std::int64_t batches = 0;
+  double tokens = 0;  // token rows the projections computed
+  double cells = 0;   // attention cells computed
+};
+
+// Fixed batches in input order, right-padded with `pad` to the batch's longest.
+Run run_baseline(openrm::RewardModel& model, const std::vector<std::vector<openrm::TokenId>>& seqs,
+                 std::int64_t batch_size, std::int64_t pad) {
+  Run run;
+  torch::NoGradGuard no_grad;
+  const auto t0 = Clock::now();
+  for (std::size_t start = 0; start < seqs.size(); start += static_cast<std::size_t>(batch_size)) {
+    const std::size_t end = std::min(seqs.size(), start + static_cast<std::size_t>(batch_size));
+    std::size_t longest = 0;
+    for (std::size_t i = start; i < end; ++i) longest = std::max(longest, seqs[i].size());
+    std::vector<std::vector<std::int64_t>> padded;
+    for (std::size_t i = start; i < end; ++i) {
+      std::vector<std::int64_t> row(seqs[i].begin(), seqs[i].end());
+      row.resize(longest, pad);
+      padded.push_back(std::move(row));
+    }
+    at::Tensor r = model.forward(openrm::PackedBatch::from_sequences(padded)).reshape({-1}).contiguous();
+    const float* p = r.data_ptr<float>();
+    run.rewards.insert(run.rewards.end(), p, p + r.numel());
+    ++run.batches;
+    const double rows = static_cast<double>(end - start), L = static_cast<double>(longest);
+    run.tokens += rows * L;
+    run.cells += rows * L * L;
+  }
+  run.seconds = seconds_since(t0);
+  return run;
+}
+
+Run run_openrm(openrm::Scorer& scorer, const std::vector<std::vector<openrm::TokenId>>& seqs) {
+  Run run;
+  const openrm::ScoreStats before = scorer.stats();
+  const auto t0 = Clock::now();
+  run.rewards = scorer.score_tokens(seqs);
+  run.seconds = seconds_since(t0);
+  const openrm::ScoreStats& after = scorer.stats();
+  run.batches = after.batches - before.batches;
+  run.tokens = static_cast<double>(after.tokens - before.tokens);
+  run.cells = after.attention_cells - before.attention_cells;
+  return run;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  BenchOptions o;
+  CLI::App app{"Benchmark batched scoring on CPU against fixed padded batches and the machine's GEMM speed."};
+  app.add_option("--hidden", o.hidden, "hidden size")->capture_default_str();
+  app.add_option("--layers", o.layers, "decoder layers")->capture_default_str();
+  app.add_option("--heads", o.heads, "attention heads (0: hidden / 64)")->capture_default_str();
+  app.add_option("--kv-heads", o.kv_heads, "key/value heads (0: as many as heads)")->capture_default_str();
+  app.add_option("--intermediate", o.intermediate, "MLP size (0: hidden * 11 / 4)")->capture_default_str();
+  app.add_option("--vocab", o.vocab, "vocabulary size")->capture_default_str();
+  app.add_option("--pairs", o.pairs, "pairs scored (both sides; the first ones of the file)")->capture_default_str();
+  app.add_option("--max-length", o.max_length, "truncation length in tokens")->capture_default_str();
+  app.add_option("--max-tokens", o.max_tokens, "openrm's token budget per forward (real tokens)")
+      ->capture_default_str();
+  app.add_option("--baseline-batch", o.baseline_batch, "the baseline's fixed batch size")->capture_default_str();
+  app.add_option("--data", o.data, "preference file whose lengths are used")->capture_default_str();
+  app.add_option("--tokenizer", o.tokenizer, "tokenizer .model file or folder")->capture_default_str();
+  app.add_option("--format", o.format, "chat format")->capture_default_str();
+  app.add_option("--gemm", o.gemm, "size n of the n x n x n reference GEMM")->capture_default_str();
+  app.add_option("--gemm-repeat", o.gemm_repeat, "GEMM runs; the best is reported")->capture_default_str();
+  app.add_option("--threads", o.threads, "CPU threads (0: all)")->capture_default_str();
+  app.add_option("--seed", o.seed, "seed of the weights and synthetic lengths")->capture_default_str();
+  app.add_option("--json", o.json_out, "also write the results as JSON here");
+  return openrm::tools::run_tool("bench_score", app, argc, argv, [&] {
+    if (o.hidden < 1 || o.layers < 1 || o.vocab < 3 || o.pairs < 1 || o.max_tokens < 1 || o.baseline_batch < 1 ||
+        o.gemm < 1 || o.gemm_repeat < 1) {
+      throw openrm::Error("--hidden, --layers, --pairs, --max-tokens, --baseline-batch, --gemm and --gemm-repeat "
+                          "must be >= 1, --vocab >= 3");
+    }
+    const double load_before = load_average();
+    const int threads = openrm::set_num_threads(o.threads);
+    openrm::set_log_level(openrm::LogLevel::kWarn);
+    openrm::warn_if_reference_blas();
+
+    o.synthetic_pairs = o.pairs;
+    Pairs data = load_pairs(o);
+    if (static_cast<std::int64_t>(data.pairs.size()) > o.pairs) data.pairs.resize(static_cast<std::size_t>(o.pairs));
+    // The last id is the pad token; a real token equal to it would be read as
+    // padding by the baseline's pooling, so such ids move down by one.
+    const std::int64_t pad = o.vocab - 1;
+    std::vector<std::vector<openrm::TokenId>> seqs;
+    for (auto& p : data.pairs) {
+      for (auto* side : {&p.chosen, &p.rejected}) {
+        for (auto& id : *side) {
+          if (id == pad) id = static_cast<openrm::TokenId>(pad - 1);
+        }
+        seqs.push_back(*side);
+      }
+    }
+    const Json lengths = length_stats(data.pairs);
+    double real_tokens = 0, real_squares = 0;
+    for (const auto& s : seqs) {
+      real_tokens += static_cast<double>(s.size());
+      real_squares += static_cast<double>(s.size()) * static_cast<double>(s.size());
+    }
+
+    const Shape shape = make_shape(o.hidden, o.layers, o.heads, o.kv_heads, o.intermediate, o.vocab);
+    auto model = make_llama_model(shape, std::max<std::int64_t>(4096, o.max_length), o.seed, pad);
+    model->eval();
+    std::int64_t params_total = 0;
+    for (const auto& p : model->parameters()) params_total += p.numel();
+    openrm::ScoreOptions score_options;
+    score_options.threads = threads;
+    score_options.max_tokens = o.max_tokens;
+    openrm::Scorer scorer(model, nullptr, openrm::ChatFormat::kPlain, score_options);
+
+    const std::string core = openblas_core();
+    std::printf("bench_score: %d threads, BLAS %s%s\n", threads, openrm::blas_library_path().c_str(),
+                core.empty() ? "" : (", OpenBLAS core " + core).c_str());
+    if (!openblas_hint(core).empty()) std::printf("note: %s\n", openblas_hint(core).c_str());
+    std::printf("data: %s\n", data.source.c_str());
+    std::printf("sequences: both sides of %zu pairs, in file order: %s\n", data.pairs.size(), lengths.dump().c_str());
+    std::printf("model: Llama reward model, hidden %lld, %lld layers, %lld heads (%lld kv, head_dim %lld), "
+                "intermediate %lld, vocab %lld: %.2fM parameters, fp32, pad id %lld\n",
+                static_cast<long long>(shape.hidden), static_cast<long long>(shape.layers),
+                static_cast<long long>(shape.heads), static_cast<long long>(shape.kv_heads),
+                static_cast<long long>(shape.head_dim), static_cast<long long>(shape.intermediate),
+                static_cast<long long>(shape.vocab), static_cast<double>(params_total) / 1e6,
+                static_cast<long long>(pad));
+
+    // Warm-up (allocator, OpenMP pool), then each path once.
+    {
+      std::vector<std::vector<openrm::TokenId>> few(seqs.begin(), seqs.begin() + std::min<std::size_t>(8, seqs.size()));
+      (void)run_baseline(*model, few, o.baseline_batch, pad);
+      (void)scorer.score_tokens(few);
+    }
+    const Run base = run_baseline(*model, seqs, o.baseline_batch, pad);
+    const Run ours = run_openrm(scorer, seqs);
+    double max_diff = 0, max_abs = 0;
+    for (std::size_t i = 0; i < seqs.size(); ++i) {
+      max_diff = std::max(max_diff, static_cast<double>(std::fabs(base.rewards[i] - ours.rewards[i])));
+      max_abs = std::max(max_abs, static_cast<double>(std::fabs(base.rewards[i])));
+    }
+    const double peak = gemm_flops(o.gemm, o.gemm, o.gemm, o.gemm_repeat);
+    const double load_after = load_average();
+
+    auto report = [&](const char* name, const Run& r) {
+      const double flops = forward_flops(shape, r.tokens, r.cells);
+      std::printf("%-9s %7lld %10.0f %9.1f%% %9.3f %11.0f %9.2f %10s %8.1f%%\n", name,
+                  static_cast<long long>(r.batches), r.tokens, 100.0 * (1.0 - real_tokens / r.tokens), r.seconds,
+                  real_tokens / r.seconds, static_cast<double>(data.pairs.size()) / r.seconds,
+                  si(flops / r.seconds, "FLOP/s").c_str(), 100.0 * flops / r.seconds / peak);
+      return Json{{"batches", r.batches},      {"computed_tokens", r.tokens}, {"attention_cells", r.cells},
+                  {"seconds", r.seconds},      {"tokens_per_s", real_tokens / r.seconds},
+                  {"pairs_per_s", static_cast<double>(data.pairs.size()) / r.seconds},
+                  {"matmul_flops", flops},     {"matmul_flops_per_s", flops / r.seconds},
+                  {"fraction_of_gemm", flops / r.seconds / peak}};
+    };
+    std::printf("\n%-9s %7s %10s %10s %9s %11s %9s %10s %9s\n", "path", "batches", "computed", "padding", "seconds",
+                "tokens/s", "pairs/s", "matmul", "of GEMM");
+    const Json base_json = report("baseline", base);
+    const Json ours_json = report("openrm", ours);
+    const double speedup = base.seconds / ours.seconds;
+    std::printf("\nopenrm / baseline: %.2fx the tokens/s (baseline: fixed batches of %lld in input order, padded)\n",
+                speedup, static_cast<long long>(o.baseline_batch));
+    std::printf("rewards: largest |openrm - baseline| = %.3g (largest |reward| %.3g)\n", max_diff, max_abs);
+    std::printf("fp32 GEMM %lld^3 (best of %d): %s; openrm's scoring reaches %.1f%% of it\n",
+                static_cast<long long>(o.gemm), o.gemm_repeat, si(peak, "FLOP/s").c_str(),
+                100.0 * ours_json["fraction_of_gemm"].get<double>());
+    std::printf("matmul FLOPs = 2 * computed tokens * %lld (linear weights per layer) * %lld layers + "
+                "2 * 2 * attention cells * %lld (heads x head_dim) * %lld layers, counting what each path computes: "
+                "the baseline every padded token and batch x longest^2 cells, openrm the real tokens and the sum "
+                "of len^2 (full squares: the causal half is masked, not skipped). Useful work: %.1f GFLOP\n",
+                static_cast<long long>(shape.linear_params_per_layer()), static_cast<long long>(shape.layers),
+                static_cast<long long>(shape.heads * shape.head_dim), static_cast<long long>(shape.layers),
+                forward_flops(shape, real_tokens, real_squares) / 1e9);
+    std::printf("1-minute load average: %.2f before, %.2f after (%d hardware threads)\n", load_before, load_after,
+                static_cast<int>(std::thread::hardware_concurrency()));
+
+    if (!o.json_out.empty()) {
+      const Json out = {{"threads", threads},
+                        {"blas", openrm::blas_library_path()},
+                        {"openblas_core", core},
+                        {"data", data.describe},
+                        {"lengths", lengths},
+                        {"model", {{"hidden", shape.hidden}, {"layers", shape.layers}, {"heads", shape.heads},
+                                   {"kv_heads", shape.kv_heads}, {"intermediate", shape.intermediate},
+                                   {"vocab", shape.vocab}, {"parameters", params_total}}},
+                        {"max_tokens", o.max_tokens},
+                        {"baseline_batch", o.baseline_batch},
+                        {"real_tokens", real_tokens},
+                        {"baseline", base_json},
+                        {"openrm", ours_json},
+                        {"speedup", speedup},
+                        {"max_reward_difference", max_diff},
+                        {"gemm_n", o.gemm},
+                        {"gemm_flops_per_s", peak},
+                        {"load_average_before", load_before},
+                        {"load_average_after", load_after}};
+      openrm::write_file_atomic(o.json_out, out.dump(2) + "\n");
+    }
+  });
+}

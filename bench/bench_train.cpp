@@ -1,0 +1,470 @@
+// bench_train: how fast a reward model trains on CPU, and how close the
+// training step's matrix products come to the machine's GEMM speed, measured
+// in one run.
+//
+//   bench_train [--hidden 512] [--layers 4] [--heads N] [--kv-heads N] [--intermediate N]
+//               [--vocab 32000] [--steps 4] [--warmup 1] [--max-tokens 8192]
+//               [--max-length 1024] [--data FILE] [--tokenizer PATH] [--format hh]
+//               [--threads N] [--gemm 2048] [--gemm-repeat 5] [--profile-steps 1]
+//               [--json OUT]
+//
+// A random-init Llama reward model of the given shape takes optimizer steps
+// exactly as the trainer's step does (src/train/trainer.cpp, grad_accum 1):
+// make_pair_batches (token budget, padding counted), pack_pairs,
+// RewardModel::forward, compute_pair_loss, backward, grads_finite,
+// clip_grad_norm (1.0) and AdamW from make_adamw. The pairs' lengths are those
+// of the hh-rlhf test pairs tokenized with the Llama-2 tokenizer (defaults in
+// ../shared/data) when both files exist, otherwise synthetic log-normal
+// lengths (the output says which). The first --warmup steps are not timed.
+//
+// Printed: tokens/s and pairs/s; the time split between the phases of a step;
+// the training step's matmul FLOP/s counted analytically (formula printed);
+// the FLOP/s of a large fp32 GEMM (n x n x n, best of --gemm-repeat) and the
+// ratio; GEMMs at the model's MLP and attention shapes; the load average; and, from --profile-steps extra
+// steps run under an at::RecordFunction observer (not timed), the ops that
+// take the time.
+#include <ATen/record_function.h>
+#include <CLI/CLI.hpp>
+#include <c10/util/Exception.h>
+#include <dlfcn.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "openrm/data/batching.h"
+#include "openrm/data/preference.h"
+#include "openrm/data/tokenize.h"
+#include "openrm/error.h"
+#include "openrm/io/config.h"
+#include "openrm/io/file.h"
+#include "openrm/logging.h"
+#include "openrm/models/pooling.h"
+#include "openrm/models/reward_model.h"
+#include "openrm/runtime.h"
+#include "openrm/tokenizer/tokenizer.h"
+#include "openrm/train/losses.h"
+#include "openrm/train/optim.h"
+#include "bench_common.h"
+#include "tool_main.h"
+
+namespace {
+
+using namespace openrm::bench;
+
+struct BenchOptions : PairSourceOptions {
+  std::int64_t max_tokens = 8192;  // the trainer's default micro-batch budget
+  std::int64_t hidden = 512;
+  std::int64_t layers = 4;
+  std::int64_t heads = 0;          // 0: hidden / 64
+  std::int64_t kv_heads = 0;       // 0: heads
+  std::int64_t intermediate = 0;   // 0: hidden * 11 / 4
+  std::int64_t steps = 4;
+  std::int64_t warmup = 1;
+  std::int64_t profile_steps = 1;
+  std::int64_t gemm = 2048;
+  int gemm_repeat = 5;
+  int threads = 0;
+  double lr = 1e-4;
+  std::string json_out;
+};
+
+// ---- FLOPs -------------------------------------------------------------------
+
+struct BatchWork {
+  std::int64_t pairs = 0, sequences = 0, tokens = 0, padded_tokens = 0, max_len = 0;
+  double flops_linear = 0, flops_attention = 0;  // forward only
+  double forward_flops() const { return flops_linear + flops_attention; }
+  double train_flops() const { return 3.0 * forward_flops(); }  // backward ~ 2x forward
+};
+
+// Forward matmul FLOPs of one packed batch:
+//   linear:    2 * T * (linear params per layer) * layers  + 2 * B * hidden (score head)
+//   attention: 2 * 2 * B * L^2 * heads * head_dim * layers (QK^T and PV, padded to the
+//              batch's longest sequence L, the whole L x L square as the CPU path computes it)
+BatchWork batch_work(const Shape& s, const openrm::PackedBatch& packed, std::int64_t pairs) {
+  BatchWork w;
+  w.pairs = pairs;
+  w.sequences = packed.num_sequences();
+  w.tokens = packed.num_tokens();
+  w.max_len = packed.max_seqlen;
+  w.padded_tokens = w.sequences * w.max_len;
+  w.flops_linear = 2.0 * static_cast<double>(w.tokens) * static_cast<double>(s.linear_params_per_layer()) *
+                       static_cast<double>(s.layers) +
+                   2.0 * static_cast<double>(w.sequences) * static_cast<double>(s.hidden);
+  w.flops_attention = 4.0 * static_cast<double>(w.sequences) * static_cast<double>(w.max_len) *
+                      static_cast<double>(w.max_len) * static_cast<double>(s.heads * s.head_dim) *
+                      static_cast<double>(s.layers);
+  return w;
+}
+
+// ---- an op-level profile through at::RecordFunction --------------------------------
+
+struct OpStat {
+  std::int64_t calls = 0;
+  double self_s = 0, total_s = 0;
+};
+
+struct Frame {
+  Clock::time_point start;
+  double child_s = 0;
+};
+
+thread_local std::vector<Frame> t_frames;
+std::mutex g_profile_mutex;
+std::map<std::string, OpStat> g_profile;
+
+struct TimedContext : at::ObserverContext {};
+
+std::unique_ptr<at::ObserverContext> on_op_start(const at::RecordFunction&) {
+  t_frames.push_back({Clock::now(), 0.0});
+  return std::make_unique<TimedContext>();
+}
+
+void on_op_end(const at::RecordFunction& fn, at::ObserverContext*) {
+  if (t_frames.empty()) return;
+  const Frame frame = t_frames.back();
+  t_frames.pop_back();
+  const double total = seconds_since(frame.start);
+  if (!t_frames.empty()) t_frames.back().child_s += total;
+  std::lock_guard<std::mutex> lock(g_profile_mutex);
+  OpStat& s = g_profile[fn.name()];
+  ++s.calls;
+  s.total_s += total;
+  s.self_s += total - frame.child_s;
+}
+
+bool is_matmul_op(const std::string& name) {
+  static const char* kOps[] = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm",
+                               "aten::addbmm", "aten::mv", "aten::addmv", "aten::dot"};
+  for (const char* op : kOps) {
+    if (name == op) return true;
+  }
+  return false;
+}
+
+// ---- the training step ------------------------------------------------------------
+
+enum Phase { kData, kForward, kBackward, kGrads, kOptimizer, kPhases };
+const char* kPhaseNames[kPhases] = {"pack batch", "forward + loss", "backward", "grad check + clip",
+                                    "AdamW step + zero_grad"};
+
+struct StepTimes {
+  double phase[kPhases] = {0, 0, 0, 0, 0};
+  double total() const {
+    double t = 0;
+    for (double p : phase) t += p;
+    return t;
+  }
+};
+
+class Stepper {
+ public:
+  Stepper(std::shared_ptr<openrm::RewardModel> model, const BenchOptions& o) : model_(std::move(model)) {
+    model_->train();
+    auto groups = openrm::split_decay_groups(*model_, 0.0);
+    openrm::AdamWOptions adam;
+    adam.lr = o.lr;
+    optimizer_ = openrm::make_adamw(groups, adam);
+    params_ = groups.decay;
+    params_.insert(params_.end(), groups.no_decay.begin(), groups.no_decay.end());
+  }
+
+  // One optimizer step on one micro-batch, phase by phase as the trainer does it.
+  StepTimes step(const std::vector<openrm::TokenizedPair>& pairs, const std::vector<std::int64_t>& indices,
+                 double* loss_out) {
+    StepTimes t;
+    auto t0 = Clock::now();
+    optimizer_->zero_grad();
+    openrm::PackedBatch packed = openrm::pack_pairs(pairs, indices);
+    std::vector<float> margins;
+    for (auto i : indices) margins.push_back(static_cast<float>(pairs[static_cast<std::size_t>(i)].margin));
+    auto margin_tensor = torch::tensor(margins);
+    t.phase[kData] = seconds_since(t0);
+
+    t0 = Clock::now();
+    at::Tensor rewards = model_->forward(packed);
+    const openrm::PairLoss pl =
+        openrm::compute_pair_loss(rewards.reshape({-1}).to(at::kFloat), margin_tensor, openrm::PairLossOptions{});
+    const double loss = pl.loss.item<double>();
+    t.phase[kForward] = seconds_since(t0);
+
+    t0 = Clock::now();
+    pl.loss.backward();
+    (void)pl.accuracy.item<double>();
+    t.phase[kBackward] = seconds_since(t0);
+
+    t0 = Clock::now();
+    const bool finite = std::isfinite(loss) && openrm::grads_finite(params_);
+    if (finite) openrm::clip_grad_norm(params_, 1.0);
+    t.phase[kGrads] = seconds_since(t0);
+
+    t0 = Clock::now();
+    if (finite) optimizer_->step();
+    optimizer_->zero_grad();
+    t.phase[kOptimizer] = seconds_since(t0);
+    *loss_out = loss;
+    return t;
+  }
+
+ private:
+  std::shared_ptr<openrm::RewardModel> model_;
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::vector<at::Tensor> params_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  BenchOptions o;
+  CLI::App app{"Benchmark reward-model training steps on CPU against the machine's GEMM speed."};
+  app.add_option("--hidden", o.hidden, "hidden size")->capture_default_str();
+  app.add_option("--layers", o.layers, "decoder layers")->capture_default_str();
+  app.add_option("--heads", o.heads, "attention heads (0: hidden / 64)")->capture_default_str();
+  app.add_option("--kv-heads", o.kv_heads, "key/value heads (0: as many as heads)")->capture_default_str();
+  app.add_option("--intermediate", o.intermediate, "MLP size (0: hidden * 11 / 4)")->capture_default_str();
+  app.add_option("--vocab", o.vocab, "vocabulary size")->capture_default_str();
+  app.add_option("--steps", o.steps, "timed optimizer steps")->capture_default_str();
+  app.add_option("--warmup", o.warmup, "untimed steps first")->capture_default_str();
+  app.add_option("--profile-steps", o.profile_steps, "extra steps under the op profiler (0: none)")
+      ->capture_default_str();
+  app.add_option("--max-tokens", o.max_tokens, "token budget of a micro-batch (sequences x longest)")
+      ->capture_default_str();
+  app.add_option("--max-length", o.max_length, "truncation length in tokens")->capture_default_str();
+  app.add_option("--data", o.data, "preference file whose lengths are used")->capture_default_str();
+  app.add_option("--tokenizer", o.tokenizer, "tokenizer .model file or folder")->capture_default_str();
+  app.add_option("--format", o.format, "chat format")->capture_default_str();
+  app.add_option("--synthetic-pairs", o.synthetic_pairs, "pairs drawn when the data is missing")
+      ->capture_default_str();
+  app.add_option("--gemm", o.gemm, "size n of the n x n x n reference GEMM")->capture_default_str();
+  app.add_option("--gemm-repeat", o.gemm_repeat, "GEMM runs; the best is reported")->capture_default_str();
+  app.add_option("--threads", o.threads, "CPU threads (0: all)")->capture_default_str();
+  app.add_option("--lr", o.lr, "AdamW learning rate")->capture_default_str();
+  app.add_option("--seed", o.seed, "seed of weights, batch order and synthetic data")->capture_default_str();
+  app.add_option("--json", o.json_out, "also write the results as JSON here");
+  return openrm::tools::run_tool("bench_train", app, argc, argv, [&] {
+    if (o.hidden < 1 || o.layers < 1 || o.vocab < 2 || o.steps < 1 || o.warmup < 0 || o.profile_steps < 0 ||
+        o.max_tokens < 1 || o.gemm < 1 || o.gemm_repeat < 1) {
+      throw openrm::Error("--hidden, --layers, --steps, --max-tokens, --gemm and --gemm-repeat must be >= 1, "
+                          "--vocab >= 2, --warmup and --profile-steps >= 0");
+    }
+    const double load_before = load_average();
+    const int threads = openrm::set_num_threads(o.threads);
+    openrm::set_log_level(openrm::LogLevel::kWarn);
+    openrm::warn_if_reference_blas();
+
+    // The pairs and their batches.
+    Pairs data = load_pairs(o);
+    openrm::BatchingOptions batching;
+    batching.max_tokens = o.max_tokens;
+    batching.seed = o.seed;
+    const auto batches = openrm::make_pair_batches(data.pairs, batching);
+    const std::int64_t needed = o.warmup + o.steps + o.profile_steps;
+    if (static_cast<std::int64_t>(batches.size()) < needed) {
+      throw openrm::Error("only " + std::to_string(batches.size()) + " micro-batches; lower --steps");
+    }
+
+    // The model.
+    const Shape shape = make_shape(o.hidden, o.layers, o.heads, o.kv_heads, o.intermediate, o.vocab);
+    auto model = make_llama_model(shape, std::max<std::int64_t>(4096, o.max_length), o.seed);
+    model->set_pooling(openrm::Pooling::kLastToken);  // what the trainer does without a pad id
+    std::int64_t params_total = 0;
+    for (const auto& p : model->parameters()) params_total += p.numel();
+    Stepper stepper(model, o);
+
+    const std::string core = openblas_core();
+    std::printf("bench_train: %d threads, BLAS %s%s\n", threads, openrm::blas_library_path().c_str(),
+                core.empty() ? "" : (", OpenBLAS core " + core).c_str());
+    if (!openblas_hint(core).empty()) std::printf("note: %s\n", openblas_hint(core).c_str());
+    std::printf("data: %s\n", data.source.c_str());
+    const Json lengths = length_stats(data.pairs);
+    std::printf("sequence lengths: %s\n", lengths.dump().c_str());
+    std::printf("model: Llama reward model, hidden %lld, %lld layers, %lld heads (%lld kv, head_dim %lld), "
+                "intermediate %lld, vocab %lld: %.2fM parameters (%.2fM in linear layers, %.2fM embedding), fp32\n",
+                static_cast<long long>(shape.hidden), static_cast<long long>(shape.layers),
+                static_cast<long long>(shape.heads), static_cast<long long>(shape.kv_heads),
+                static_cast<long long>(shape.head_dim), static_cast<long long>(shape.intermediate),
+                static_cast<long long>(shape.vocab), static_cast<double>(params_total) / 1e6,
+                static_cast<double>(shape.linear_params_per_layer() * shape.layers) / 1e6,
+                static_cast<double>(shape.vocab * shape.hidden) / 1e6);
+    std::printf("steps: %lld warm-up + %lld timed (+ %lld profiled), one micro-batch of <= %lld padded tokens "
+                "each, AdamW lr %g, clip 1.0\n",
+                static_cast<long long>(o.warmup), static_cast<long long>(o.steps),
+                static_cast<long long>(o.profile_steps), static_cast<long long>(o.max_tokens), o.lr);
+
+    // Warm-up, then the timed steps.
+    auto work_of = [&](std::size_t b) {
+      return batch_work(shape, openrm::pack_pairs(data.pairs, batches[b]), static_cast<std::int64_t>(batches[b].size()));
+    };
+    double loss = 0;
+    for (std::int64_t s = 0; s < o.warmup; ++s) stepper.step(data.pairs, batches[static_cast<std::size_t>(s)], &loss);
+    StepTimes timed;
+    BatchWork work;
+    std::printf("\n%-5s %6s %6s %7s %8s %9s %9s %10s %10s\n", "step", "pairs", "seqs", "max_len", "tokens",
+                "padded", "loss", "seconds", "GFLOP/s");
+    Json steps_json = Json::array();
+    for (std::int64_t s = o.warmup; s < o.warmup + o.steps; ++s) {
+      const auto b = static_cast<std::size_t>(s);
+      const BatchWork w = work_of(b);
+      const StepTimes t = stepper.step(data.pairs, batches[b], &loss);
+      for (int p = 0; p < kPhases; ++p) timed.phase[p] += t.phase[p];
+      work.pairs += w.pairs;
+      work.sequences += w.sequences;
+      work.tokens += w.tokens;
+      work.padded_tokens += w.padded_tokens;
+      work.flops_linear += w.flops_linear;
+      work.flops_attention += w.flops_attention;
+      std::printf("%-5lld %6lld %6lld %7lld %8lld %9lld %9.4f %10.3f %10.1f\n", static_cast<long long>(s + 1),
+                  static_cast<long long>(w.pairs), static_cast<long long>(w.sequences),
+                  static_cast<long long>(w.max_len), static_cast<long long>(w.tokens),
+                  static_cast<long long>(w.padded_tokens), loss, t.total(), w.train_flops() / t.total() / 1e9);
+      steps_json.push_back({{"pairs", w.pairs}, {"sequences", w.sequences}, {"max_len", w.max_len},
+                            {"tokens", w.tokens}, {"padded_tokens", w.padded_tokens}, {"seconds", t.total()},
+                            {"train_flops", w.train_flops()}});
+    }
+    const double seconds = timed.total();
+    const double tokens_per_s = static_cast<double>(work.tokens) / seconds;
+    const double pairs_per_s = static_cast<double>(work.pairs) / seconds;
+    const double achieved = work.train_flops() / seconds;
+
+    // The reference GEMMs, same threads, same run.
+    const double peak = gemm_flops(o.gemm, o.gemm, o.gemm, o.gemm_repeat);
+    const std::int64_t typical_tokens = std::max<std::int64_t>(1, work.tokens / o.steps);
+    const double mlp_gemm = gemm_flops(typical_tokens, shape.hidden, shape.intermediate, o.gemm_repeat);
+    const std::int64_t typical_seqs = std::max<std::int64_t>(1, work.sequences / o.steps);
+    std::int64_t typical_len = 0;
+    for (const auto& st : steps_json) typical_len += st["max_len"].get<std::int64_t>();
+    typical_len = std::max<std::int64_t>(1, typical_len / o.steps);
+    const double attn_bmm = bmm_flops(typical_seqs * shape.heads, typical_len, shape.head_dim, o.gemm_repeat);
+
+    std::printf("\ntimed: %lld steps, %lld pairs, %lld tokens (%lld padded to the batch's longest, %.0f%% padding) "
+                "in %.3f s\n",
+                static_cast<long long>(o.steps), static_cast<long long>(work.pairs), static_cast<long long>(work.tokens),
+                static_cast<long long>(work.padded_tokens),
+                100.0 * (1.0 - static_cast<double>(work.tokens) / static_cast<double>(work.padded_tokens)), seconds);
+    std::printf("training: %.0f tokens/s, %.2f pairs/s, %.2f s per step\n", tokens_per_s, pairs_per_s,
+                seconds / static_cast<double>(o.steps));
+    std::printf("phases: ");
+    for (int p = 0; p < kPhases; ++p) {
+      std::printf("%s %.1f%%%s", kPhaseNames[p], 100.0 * timed.phase[p] / seconds, p + 1 < kPhases ? ", " : "\n");
+    }
+    std::printf("matmul FLOPs per step = 3 x forward (backward ~ 2 x forward); forward = 2 * tokens * %lld "
+                "(linear weights per layer) * %lld layers + 2 * 2 * sum_batches(B * L^2) * %lld (heads x head_dim) "
+                "* %lld layers, L padded to the batch's longest sequence\n",
+                static_cast<long long>(shape.linear_params_per_layer()), static_cast<long long>(shape.layers),
+                static_cast<long long>(shape.heads * shape.head_dim), static_cast<long long>(shape.layers));
+    std::printf("  timed steps: %.1f GFLOP (linear %.1f, attention %.1f, padded)\n", work.train_flops() / 1e9,
+                3 * work.flops_linear / 1e9, 3 * work.flops_attention / 1e9);
+    std::printf("achieved matmul rate of the training step: %s\n", si(achieved, "FLOP/s").c_str());
+    std::printf("fp32 GEMM %lld^3 (best of %d): %s\n", static_cast<long long>(o.gemm), o.gemm_repeat,
+                si(peak, "FLOP/s").c_str());
+    std::printf("fp32 GEMM at the MLP shape (%lld x %lld) @ (%lld x %lld): %s\n",
+                static_cast<long long>(typical_tokens), static_cast<long long>(shape.hidden),
+                static_cast<long long>(shape.hidden), static_cast<long long>(shape.intermediate),
+                si(mlp_gemm, "FLOP/s").c_str());
+    std::printf("fp32 batched GEMM at the attention shape (%lld x %lld x %lld) @ (%lld x %lld x %lld): %s\n",
+                static_cast<long long>(typical_seqs * shape.heads), static_cast<long long>(typical_len),
+                static_cast<long long>(shape.head_dim), static_cast<long long>(typical_seqs * shape.heads),
+                static_cast<long long>(shape.head_dim), static_cast<long long>(typical_len),
+                si(attn_bmm, "FLOP/s").c_str());
+    std::printf("ratio: the training step reaches %.1f%% of the large GEMM's FLOP/s\n", 100.0 * achieved / peak);
+
+    const double load_after = load_average();
+    std::printf("1-minute load average: %.2f before, %.2f after the timed steps and GEMMs (%d hardware threads)\n", load_before,
+                load_after, static_cast<int>(std::thread::hardware_concurrency()));
+    Json out = {{"threads", threads},
+                {"load_average_before", load_before},
+                {"load_average_after", load_after},
+                {"blas", openrm::blas_library_path()},
+                {"openblas_core", core},
+                {"data", data.describe},
+                {"lengths", lengths},
+                {"model", {{"hidden", shape.hidden}, {"layers", shape.layers}, {"heads", shape.heads},
+                           {"kv_heads", shape.kv_heads}, {"intermediate", shape.intermediate},
+                           {"vocab", shape.vocab}, {"parameters", params_total}}},
+                {"max_tokens", o.max_tokens},
+                {"max_length", o.max_length},
+                {"warmup_steps", o.warmup},
+                {"steps", steps_json},
+                {"seconds", seconds},
+                {"tokens", work.tokens},
+                {"padded_tokens", work.padded_tokens},
+                {"pairs", work.pairs},
+                {"tokens_per_s", tokens_per_s},
+                {"pairs_per_s", pairs_per_s},
+                {"train_flops", work.train_flops()},
+                {"train_flops_linear", 3 * work.flops_linear},
+                {"train_flops_attention", 3 * work.flops_attention},
+                {"achieved_flops_per_s", achieved},
+                {"gemm_n", o.gemm},
+                {"gemm_flops_per_s", peak},
+                {"mlp_gemm_flops_per_s", mlp_gemm},
+                {"attention_bmm_flops_per_s", attn_bmm},
+                {"fraction_of_gemm", achieved / peak}};
+    Json phases;
+    for (int p = 0; p < kPhases; ++p) phases[kPhaseNames[p]] = timed.phase[p] / seconds;
+    out["phase_share"] = phases;
+
+    // Where the time goes: steps under an op observer (slower, not timed above).
+    if (o.profile_steps > 0) {
+      {
+        std::lock_guard<std::mutex> lock(g_profile_mutex);
+        g_profile.clear();
+      }
+      auto handle = at::addGlobalCallback(at::RecordFunctionCallback(&on_op_start, &on_op_end)
+                                              .needsInputs(false)
+                                              .scopes({at::RecordScope::FUNCTION, at::RecordScope::BACKWARD_FUNCTION}));
+      StepTimes prof;
+      BatchWork pwork;
+      for (std::int64_t s = o.warmup + o.steps; s < needed; ++s) {
+        const auto b = static_cast<std::size_t>(s);
+        const BatchWork w = work_of(b);
+        pwork.flops_linear += w.flops_linear;
+        pwork.flops_attention += w.flops_attention;
+        const StepTimes t = stepper.step(data.pairs, batches[b], &loss);
+        for (int p = 0; p < kPhases; ++p) prof.phase[p] += t.phase[p];
+      }
+      at::removeCallback(handle);
+      std::vector<std::pair<std::string, OpStat>> ops(g_profile.begin(), g_profile.end());
+      std::sort(ops.begin(), ops.end(), [](const auto& a, const auto& b) { return a.second.self_s > b.second.self_s; });
+      double matmul_s = 0, all_s = 0;
+      for (const auto& [name, s] : ops) {
+        all_s += s.self_s;
+        if (is_matmul_op(name)) matmul_s += s.self_s;
+      }
+      const double prof_s = prof.total();
+      std::printf("\nprofile of %lld more step(s) (op observer on; %.3f s, %.1f GFLOP): self time by op\n",
+                  static_cast<long long>(o.profile_steps), prof_s, pwork.train_flops() / 1e9);
+      std::printf("  %-44s %7s %10s %7s\n", "op", "calls", "self s", "share");
+      Json top = Json::array();
+      for (std::size_t i = 0; i < ops.size() && i < 20; ++i) {
+        const auto& [name, s] = ops[i];
+        std::printf("  %-44s %7lld %10.3f %6.1f%%\n", name.c_str(), static_cast<long long>(s.calls), s.self_s,
+                    100.0 * s.self_s / prof_s);
+        top.push_back({{"op", name}, {"calls", s.calls}, {"self_s", s.self_s}});
+      }
+      std::printf("  matmul ops (mm, addmm, bmm, ...): %.3f s = %.1f%% of the step; inside them %s "
+                  "(%.1f%% of the large GEMM)\n",
+                  matmul_s, 100.0 * matmul_s / prof_s, si(pwork.train_flops() / matmul_s, "FLOP/s").c_str(),
+                  100.0 * pwork.train_flops() / matmul_s / peak);
+      std::printf("  everything else: %.3f s = %.1f%% (time outside any op: %.3f s)\n", prof_s - matmul_s,
+                  100.0 * (prof_s - matmul_s) / prof_s, prof_s - all_s);
+      Json pphases;
+      for (int p = 0; p < kPhases; ++p) pphases[kPhaseNames[p]] = prof.phase[p] / prof_s;
+      out["profile"] = {{"steps", o.profile_steps}, {"seconds", prof_s}, {"matmul_seconds", matmul_s},
+                        {"matmul_flops_per_s", pwork.train_flops() / matmul_s}, {"phase_share", pphases},
+                        {"top_ops", top}};
+    }
+    if (!o.json_out.empty()) openrm::write_file_atomic(o.json_out, out.dump(2) + "\n");
+  });
+}

@@ -1,0 +1,191 @@
+// Batched scoring: rewards for conversations, prompt + response records,
+// preference pairs or token sequences, in input order, on CPU or CUDA.
+//
+//   openrm::ScoreOptions options;          // CPU, fp32, all cores
+//   auto scorer = openrm::Scorer::from_folder("my-rm", options);
+//   std::vector<float> r = scorer.score_tokens(sequences);      // no tokenizing
+//   openrm::ScoreResult s = scorer.score_conversations(convs);  // tokenized here
+//
+// Sequences are sorted by length and cut into token-budget batches of packed
+// (padding-free) sequences. A sequence's reward does not depend on the batch
+// it lands in (up to float rounding of a few units in the last place).
+#pragma once
+
+#include <openrm/data/preference.h>
+#include <openrm/data/tokenize.h>
+#include <openrm/models/model_folder.h>
+#include <openrm/models/reward_model.h>
+#include <openrm/tokenizer/chat_format.h>
+#include <openrm/tokenizer/tokenizer.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace openrm {
+
+struct ScoreOptions {
+  // "cpu", "cuda" or "cuda:N".
+  std::string device = "cpu";
+  // "fp32", "bf16", "fp16", or "auto": fp32 on CPU, bf16 on CUDA.
+  std::string dtype = "auto";
+  // CPU threads for the model and for tokenizing (0: all hardware threads).
+  int threads = 0;
+  // Token budget of one forward pass, in real tokens (attention is
+  // padding-free on CPU and CUDA). A sequence over the budget on its own is a
+  // batch of one.
+  std::int64_t max_tokens = 16384;
+  // At most this many sequences per forward pass (0: no cap).
+  std::int64_t max_batch_sequences = 0;
+  // Return (reward - reward_mean) / reward_std with the mean and std stored
+  // in openrm.json by openrm-train (an error when the folder has none).
+  bool normalize = false;
+  // How records become token ids: max_length and the truncation policy. Its
+  // `format` is replaced by `chat_format` or the folder's chat format, and
+  // its `threads` by `threads` above.
+  TokenizeOptions tokenize;
+  // The chat format to render with; unset: the folder's (openrm.json, else
+  // the tokenizer's chat_template, else plain).
+  std::optional<ChatFormat> chat_format;
+  // A tokenizer (folder or .model file) instead of the model folder's.
+  std::string tokenizer;
+  // Overrides the folder's pooling rule.
+  std::optional<Pooling> pooling;
+
+  // Throws openrm::Error naming the first bad field.
+  void validate() const;
+};
+
+// Counts of one or more score_* calls (stats() adds them up).
+struct ScoreStats {
+  std::int64_t sequences = 0;  // sequences scored
+  std::int64_t tokens = 0;     // their real tokens
+  // Attention work in query x key cells: the sum of len^2 over sequences.
+  double attention_cells = 0.0;
+  std::int64_t batches = 0;    // forward passes
+  double seconds = 0.0;        // time in the forward passes (synchronised)
+  double tokenize_seconds = 0.0;
+  TruncationStats truncation;  // of the records tokenized here
+
+  ScoreStats& operator+=(const ScoreStats& other);
+};
+
+struct ScoreResult {
+  // One reward per input, in input order; NaN for a record that truncation
+  // dropped (TruncationPolicy::kDrop, or no way to fit it).
+  std::vector<float> rewards;
+  ScoreStats stats;
+};
+
+struct PairScores {
+  // One entry per input pair, in input order; NaN where the pair was dropped.
+  std::vector<float> chosen;
+  std::vector<float> rejected;
+  ScoreStats stats;
+};
+
+class Scorer {
+ public:
+  // Loads a reward-model folder (model, tokenizer, chat format, openrm.json)
+  // onto options.device in options.dtype. Errors name the folder.
+  static Scorer from_folder(const std::string& dir, const ScoreOptions& options = {});
+
+  // Wraps a model already loaded (its device and dtype are kept; the options'
+  // device and dtype are ignored). `tokenizer` may be null when only
+  // score_tokens is used. `metadata` gives reward_mean / reward_std for
+  // normalize.
+  Scorer(std::shared_ptr<RewardModel> model, std::shared_ptr<const Tokenizer> tokenizer, ChatFormat format,
+         const ScoreOptions& options = {}, ModelMetadata metadata = {});
+
+  // Rewards of token sequences (each non-empty; ids in the vocabulary), in
+  // input order. No tokenizing, no truncation: a sequence longer than the
+  // model's max_position_embeddings is an error naming its index.
+  std::vector<float> score_tokens(const std::vector<std::vector<TokenId>>& sequences);
+  // Rewards of conversations: the last message is the response.
+  ScoreResult score_conversations(const std::vector<Conversation>& conversations);
+  // Rewards of records read by ScoreRecordReader.
+  ScoreResult score_records(const std::vector<ScoreRecord>& records);
+  // Rewards of both sides of preference pairs.
+  PairScores score_pairs(const std::vector<PreferencePair>& pairs);
+
+  RewardModel& model() { return *model_; }
+  const ScoreOptions& options() const { return options_; }
+  ChatFormat chat_format() const { return format_; }
+  // The pooling rule in effect (a model without a pad token pools the last
+  // token: transformers could only score it one sequence at a time).
+  Pooling pooling() const { return model_->pooling(); }
+  // Stored normalisation, when openrm.json has it.
+  std::optional<double> reward_mean() const { return reward_mean_; }
+  std::optional<double> reward_std() const { return reward_std_; }
+  // Everything scored so far.
+  const ScoreStats& stats() const { return total_; }
+
+ private:
+  // Scores sequences (nullptr entries are dropped ones: NaN) in length-sorted
+  // batches; adds to `stats`.
+  std::vector<float> run(const std::vector<const std::vector<TokenId>*>& sequences, ScoreStats& stats);
+  // Tokenizes conversation(0..n-1) in parallel; nullopt where dropped.
+  std::vector<std::optional<std::vector<TokenId>>> tokenize(
+      std::size_t n, const std::function<const Conversation&(std::size_t)>& conversation, ScoreStats& stats) const;
+  ScoreResult score_tokenized(std::size_t n, const std::function<const Conversation&(std::size_t)>& conversation);
+  const Tokenizer& require_tokenizer() const;
+
+  std::shared_ptr<RewardModel> model_;
+  std::shared_ptr<const Tokenizer> tokenizer_;
+  ChatFormat format_;
+  ScoreOptions options_;
+  std::optional<double> reward_mean_, reward_std_;
+  ScoreStats total_;
+};
+
+// Scoring a JSONL / .jsonl.gz file record by record (openrm-score).
+struct ScoreFileOptions {
+  // "auto": a record with a `chosen` or `rejected` field is a pair, any other
+  // a record to score; "records" or "pairs": every record is of that kind.
+  std::string kind = "auto";
+  // Pair layouts and field names (a k-wise ranking is an error here).
+  ReadOptions pairs;
+  // Field names of records to score.
+  ScoreFields records;
+  // Skip and count invalid records (no output line) instead of stopping.
+  bool skip_invalid = false;
+  // Records read, scored and written at a time: memory is bounded by this,
+  // not by the file. Larger chunks sort more sequences by length together.
+  std::int64_t chunk_records = 4096;
+  // Seconds between progress reports (a live line on a terminal, log lines
+  // otherwise); 0: none.
+  double progress_seconds = 10.0;
+};
+
+struct ScoreFileResult {
+  std::int64_t lines = 0;            // input lines, blank ones included
+  std::int64_t records = 0;          // output lines written
+  std::int64_t pairs = 0;            // of which pairs
+  std::int64_t dropped = 0;          // records written with a null reward (truncation dropped them)
+  std::int64_t skipped_invalid = 0;  // invalid records skipped (skip_invalid)
+  std::vector<std::string> first_errors;  // the first few skip messages
+  ScoreStats stats;
+  double seconds = 0.0;              // wall time of the whole call
+};
+
+// Reads `input` ("-" is stdin) in chunks, scores each chunk and hands each
+// output line (JSON, ending in "\n") to `write`, in input order:
+//   {"line": N, "id": ..., "reward": R}                          a record
+//   {"line": N, "id": ..., "reward_chosen": C, "reward_rejected": R}  a pair
+// ("id" only when the input has one; rewards null and "dropped": true when
+// truncation dropped the record). Errors name the file and line.
+ScoreFileResult score_file(Scorer& scorer, const std::string& input,
+                           const std::function<void(const std::string&)>& write,
+                           const ScoreFileOptions& options = {});
+
+// Parses ScoreOptions::dtype for a device: "fp32"/"float32", "bf16"/"bfloat16",
+// "fp16"/"float16", "auto". Throws openrm::Error listing the names.
+c10::ScalarType score_dtype_from_name(const std::string& name, const c10::Device& device);
+// Parses "cpu", "cuda", "cuda:N"; throws openrm::Error when CUDA is asked for
+// and none is available, or the device index does not exist.
+c10::Device score_device_from_name(const std::string& name);
+
+}  // namespace openrm

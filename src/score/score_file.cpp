@@ -1,0 +1,184 @@
+// Scoring a JSONL file chunk by chunk, in bounded memory (openrm-score).
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "logging.h"
+#include "openrm/data/jsonl.h"
+#include "openrm/error.h"
+#include "openrm/score/scorer.h"
+
+namespace openrm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr std::size_t kMaxKeptErrors = 5;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// A reward as JSON text: 9 significant digits give back the same float; a
+// dropped record (NaN) is null.
+std::string reward_text(float value) {
+  if (!std::isfinite(value)) return "null";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(value));
+  return buf;
+}
+
+// One input record of a chunk: a record to score or a pair.
+struct Item {
+  bool is_pair = false;
+  std::int64_t line = 0;
+  std::string id;
+  std::size_t index = 0;  // into the chunk's records or pairs
+};
+
+class ProgressReporter {
+ public:
+  explicit ProgressReporter(double every_seconds)
+      : every_(every_seconds), tty_(::isatty(2) == 1), start_(Clock::now()), last_(start_) {}
+
+  void update(std::int64_t records, std::int64_t tokens) {
+    if (every_ <= 0) return;
+    const bool live = tty_ && seconds_since(last_) >= 0.5;
+    if (!live && seconds_since(last_) < every_) return;
+    last_ = Clock::now();
+    const double elapsed = seconds_since(start_);
+    char line[160];
+    std::snprintf(line, sizeof line, "scored %lld records, %.1f records/s, %.0f tokens/s, %.0f s",
+                  static_cast<long long>(records), static_cast<double>(records) / elapsed,
+                  static_cast<double>(tokens) / elapsed, elapsed);
+    if (tty_) {
+      std::fprintf(stderr, "\r%s\x1b[K", line);
+      std::fflush(stderr);
+      shown_ = true;
+    } else {
+      log().info("{}", line);
+    }
+  }
+  void finish() {
+    if (shown_) std::fprintf(stderr, "\n");
+  }
+
+ private:
+  double every_;
+  bool tty_;
+  bool shown_ = false;
+  Clock::time_point start_, last_;
+};
+
+}  // namespace
+
+ScoreFileResult score_file(Scorer& scorer, const std::string& input,
+                           const std::function<void(const std::string&)>& write, const ScoreFileOptions& options) {
+  if (options.kind != "auto" && options.kind != "records" && options.kind != "pairs") {
+    throw Error("score_file: kind must be auto, records or pairs, got '" + options.kind + "'");
+  }
+  if (options.chunk_records <= 0) {
+    throw Error("score_file: chunk_records must be positive, got " + std::to_string(options.chunk_records));
+  }
+  const auto start = Clock::now();
+  ScoreFileResult result;
+  JsonlReader reader(input);
+  ProgressReporter progress(options.progress_seconds);
+  std::vector<Item> items;
+  std::vector<ScoreRecord> records;
+  std::vector<PreferencePair> pairs;
+  std::string line;
+  bool more = true;
+  while (more) {
+    items.clear();
+    records.clear();
+    pairs.clear();
+    while (static_cast<std::int64_t>(items.size()) < options.chunk_records) {
+      try {
+        more = reader.next(line);
+        if (!more) break;
+        const nlohmann::json value = reader.parse(line);
+        const bool is_pair =
+            options.kind == "pairs" ||
+            (options.kind == "auto" && value.is_object() &&
+             (value.contains(options.pairs.fields.chosen) || value.contains(options.pairs.fields.rejected)));
+        Item item;
+        item.is_pair = is_pair;
+        item.line = reader.line_number();
+        if (is_pair) {
+          PreferencePair pair = parse_preference_record(value, reader.location(), item.line, options.pairs);
+          item.id = pair.id;
+          item.index = pairs.size();
+          pairs.push_back(std::move(pair));
+        } else {
+          ScoreRecord record = parse_score_record(value, reader.location(), item.line, options.records);
+          item.id = record.id;
+          item.index = records.size();
+          records.push_back(std::move(record));
+        }
+        items.push_back(std::move(item));
+      } catch (const RecordError& e) {
+        if (!options.skip_invalid) throw;
+        ++result.skipped_invalid;
+        if (result.first_errors.size() < kMaxKeptErrors) result.first_errors.push_back(e.what());
+      }
+    }
+    if (items.empty()) break;
+
+    ScoreResult record_scores;
+    PairScores pair_scores;
+    if (!records.empty()) record_scores = scorer.score_records(records);
+    if (!pairs.empty()) pair_scores = scorer.score_pairs(pairs);
+    result.stats += record_scores.stats;
+    result.stats += pair_scores.stats;
+
+    std::string out;
+    for (const Item& item : items) {
+      out += "{\"line\": " + std::to_string(item.line);
+      if (!item.id.empty()) out += ", \"id\": " + nlohmann::json(item.id).dump();
+      bool dropped;
+      if (item.is_pair) {
+        const float c = pair_scores.chosen[item.index], r = pair_scores.rejected[item.index];
+        dropped = std::isnan(c);
+        out += ", \"reward_chosen\": " + reward_text(c) + ", \"reward_rejected\": " + reward_text(r);
+        ++result.pairs;
+      } else {
+        const float r = record_scores.rewards[item.index];
+        dropped = std::isnan(r);
+        out += ", \"reward\": " + reward_text(r);
+      }
+      if (dropped) {
+        out += ", \"dropped\": true";
+        ++result.dropped;
+      }
+      out += "}\n";
+      ++result.records;
+    }
+    write(out);
+    progress.update(result.records, result.stats.tokens);
+  }
+  progress.finish();
+  result.lines = reader.lines_read();
+  if (result.records == 0) {
+    if (result.skipped_invalid == 0) throw Error(reader.name() + ": no records");
+    throw Error(reader.name() + ": no valid record (" + std::to_string(result.skipped_invalid) +
+                " invalid skipped; first: " + result.first_errors.front() + ")");
+  }
+  if (result.skipped_invalid > 0) {
+    log().warn("{}: skipped {} invalid record(s); first: {}", reader.name(), result.skipped_invalid,
+               result.first_errors.front());
+  }
+  if (result.dropped > 0) {
+    log().warn("{}: {} record(s) dropped by truncation (written with a null reward): {}", reader.name(),
+               result.dropped, result.stats.truncation.summary());
+  } else if (result.stats.truncation.truncated > 0) {
+    log().info("{}: truncation: {}", reader.name(), result.stats.truncation.summary());
+  }
+  result.seconds = seconds_since(start);
+  return result;
+}
+
+}  // namespace openrm

@@ -1,0 +1,328 @@
+// Batched scoring (docs/scoring.md).
+#include "openrm/score/scorer.h"
+
+#include <ATen/ATen.h>
+#include <torch/cuda.h>
+#include <torch/csrc/autograd/grad_mode.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <exception>
+#include <limits>
+#include <numeric>
+#include <thread>
+
+#include "logging.h"
+#include "openrm/error.h"
+#include "openrm/io/file.h"
+#include "openrm/runtime.h"
+
+namespace openrm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+constexpr float kDropped = std::numeric_limits<float>::quiet_NaN();
+
+std::optional<double> metadata_number(const ModelMetadata& metadata, const char* key) {
+  const auto it = metadata.other.find(key);
+  if (it == metadata.other.end() || !it->is_number()) return std::nullopt;
+  return it->get<double>();
+}
+
+int hardware_threads() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
+
+}  // namespace
+
+ScoreStats& ScoreStats::operator+=(const ScoreStats& o) {
+  sequences += o.sequences;
+  tokens += o.tokens;
+  attention_cells += o.attention_cells;
+  batches += o.batches;
+  seconds += o.seconds;
+  tokenize_seconds += o.tokenize_seconds;
+  truncation += o.truncation;
+  return *this;
+}
+
+void ScoreOptions::validate() const {
+  auto fail = [](const std::string& field, const std::string& message) {
+    throw Error("score options: " + field + " " + message);
+  };
+  if (max_tokens <= 0) fail("max_tokens", "must be positive, got " + std::to_string(max_tokens));
+  if (max_batch_sequences < 0) {
+    fail("max_batch_sequences", "must be >= 0 (0: no cap), got " + std::to_string(max_batch_sequences));
+  }
+  if (threads < 0) fail("threads", "must be >= 0 (0: all), got " + std::to_string(threads));
+  if (tokenize.max_length < 0) {
+    fail("max_length", "must be >= 0 (0: no limit), got " + std::to_string(tokenize.max_length));
+  }
+  with_context("score options", [&] {
+    const c10::Device dev = score_device_from_name(device);
+    score_dtype_from_name(dtype, dev);
+  });
+}
+
+c10::Device score_device_from_name(const std::string& name) {
+  if (name == "cpu") return c10::Device(c10::kCPU);
+  if (name.rfind("cuda", 0) != 0) {
+    throw Error("device '" + name + "' is not one of cpu, cuda, cuda:N");
+  }
+  c10::Device device(c10::kCPU);
+  try {
+    device = c10::Device(name);
+  } catch (const std::exception&) {
+    throw Error("device '" + name + "' is not one of cpu, cuda, cuda:N");
+  }
+  if (!torch::cuda::is_available()) {
+    throw Error("device '" + name + "' was asked for, but this process sees no CUDA GPU (no device, or a "
+                "LibTorch built without CUDA); use device cpu");
+  }
+  const auto count = static_cast<std::int64_t>(torch::cuda::device_count());
+  if (device.has_index() && device.index() >= count) {
+    throw Error("device '" + name + "' does not exist: " + std::to_string(count) + " CUDA device(s) visible");
+  }
+  return device;
+}
+
+c10::ScalarType score_dtype_from_name(const std::string& name, const c10::Device& device) {
+  if (name == "auto") return device.is_cuda() ? at::kBFloat16 : at::kFloat;
+  if (name == "fp32" || name == "float32") return at::kFloat;
+  if (name == "bf16" || name == "bfloat16") return at::kBFloat16;
+  if (name == "fp16" || name == "float16") {
+    // CPU half matmuls are slow or missing in LibTorch 1.13.
+    if (!device.is_cuda()) throw Error("dtype fp16 is only supported on CUDA (use fp32 or bf16 on CPU)");
+    return at::kHalf;
+  }
+  throw Error("dtype '" + name + "' is not one of auto, fp32, bf16, fp16");
+}
+
+Scorer Scorer::from_folder(const std::string& dir, const ScoreOptions& options) {
+  options.validate();
+  if (!path_exists(dir)) throw Error(dir + ": no such model folder");
+  if (!is_directory(dir)) throw Error(dir + ": not a folder (expected a model folder)");
+  std::shared_ptr<const Tokenizer> tokenizer;
+  if (!options.tokenizer.empty()) {
+    if (!path_exists(options.tokenizer)) {
+      throw Error(options.tokenizer + ": no such tokenizer (expected a folder with tokenizer.model, or a .model file)");
+    }
+    tokenizer = load_tokenizer(options.tokenizer);
+  }
+  LoadOptions load;
+  load.device = score_device_from_name(options.device);
+  load.dtype = score_dtype_from_name(options.dtype, load.device);
+  load.pooling = options.pooling;
+  set_num_threads(options.threads);
+  if (!load.device.is_cuda()) warn_if_reference_blas();
+  RewardModelFolder folder = load_reward_model_folder(dir, load);
+  if (!tokenizer) tokenizer = folder.tokenizer;
+  const ChatFormat format = options.chat_format.value_or(folder.chat_format);
+  return Scorer(folder.model, tokenizer, format, options, std::move(folder.metadata));
+}
+
+Scorer::Scorer(std::shared_ptr<RewardModel> model, std::shared_ptr<const Tokenizer> tokenizer, ChatFormat format,
+               const ScoreOptions& options, ModelMetadata metadata)
+    : model_(std::move(model)), tokenizer_(std::move(tokenizer)), format_(format), options_(options) {
+  if (!model_) throw Error("Scorer: no model");
+  options_.validate();
+  if (model_->config().num_labels != 1) {
+    throw Error("Scorer: needs a single-output reward head; this model has num_labels = " +
+                std::to_string(model_->config().num_labels));
+  }
+  if (options_.pooling) model_->set_pooling(*options_.pooling);
+  if (model_->pooling() == Pooling::kRightmostNonPad && !model_->config().pad_token_id) {
+    // transformers can only score such a model one unpadded sequence at a
+    // time, where its rule reads the last token: the same as kLastToken.
+    log().info("the model has no pad_token_id: pooling the last token of each sequence");
+    model_->set_pooling(Pooling::kLastToken);
+  }
+  reward_mean_ = metadata_number(metadata, "reward_mean");
+  reward_std_ = metadata_number(metadata, "reward_std");
+  if (options_.normalize) {
+    if (!reward_mean_ || !reward_std_) {
+      throw Error("normalize: the model folder's openrm.json has no reward_mean / reward_std "
+                  "(openrm-train stores them from its final evaluation); score without normalising");
+    }
+    if (!(*reward_std_ > 0.0) || !std::isfinite(*reward_mean_)) {
+      throw Error("normalize: openrm.json's reward_std must be positive and reward_mean finite, got " +
+                  std::to_string(*reward_mean_) + " / " + std::to_string(*reward_std_));
+    }
+  }
+  options_.tokenize.format = format_;
+  options_.tokenize.threads = options_.threads;
+  // The model's train/eval mode is left alone (it may be a training loop's):
+  // scoring runs without autograd, which is all inference needs here.
+}
+
+const Tokenizer& Scorer::require_tokenizer() const {
+  if (!tokenizer_) {
+    throw Error("this scorer has no tokenizer (the model folder has none; give one with ScoreOptions::tokenizer "
+                "or --tokenizer): only token ids can be scored");
+  }
+  return *tokenizer_;
+}
+
+std::vector<float> Scorer::run(const std::vector<const std::vector<TokenId>*>& sequences, ScoreStats& stats) {
+  const std::size_t n = sequences.size();
+  std::vector<float> rewards(n, kDropped);
+  const auto max_positions = model_->config().max_position_embeddings;
+  std::vector<std::size_t> order;
+  order.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!sequences[i]) continue;
+    const auto len = static_cast<std::int64_t>(sequences[i]->size());
+    if (len == 0) throw Error("sequence " + std::to_string(i) + " is empty");
+    if (max_positions > 0 && len > max_positions) {
+      throw Error("sequence " + std::to_string(i) + " has " + std::to_string(len) +
+                  " tokens, more than the model's max_position_embeddings (" + std::to_string(max_positions) +
+                  "); truncate it first (max_length)");
+    }
+    order.push_back(i);
+  }
+  if (order.empty()) return rewards;
+
+  // Longest first: the longest sequences run first, so a budget too large
+  // for the memory fails at once rather than at the end. Attention is
+  // padding-free on CPU and CUDA alike, so a batch costs its real tokens.
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return sequences[a]->size() > sequences[b]->size(); });
+  const bool cuda = model_->device().is_cuda();
+
+  torch::NoGradGuard no_grad;
+  std::vector<const std::vector<TokenId>*> batch;
+  std::vector<std::size_t> batch_index;
+  const auto start = Clock::now();
+  std::size_t next = 0;
+  while (next < order.size()) {
+    batch.clear();
+    batch_index.clear();
+    std::int64_t real_tokens = 0;
+    double squares = 0.0;
+    while (next < order.size()) {
+      const auto len = static_cast<std::int64_t>(sequences[order[next]]->size());
+      const auto count = static_cast<std::int64_t>(batch.size()) + 1;
+      const bool over = real_tokens + len > options_.max_tokens ||
+                        (options_.max_batch_sequences > 0 && count > options_.max_batch_sequences);
+      if (!batch.empty() && over) break;
+      batch.push_back(sequences[order[next]]);
+      batch_index.push_back(order[next]);
+      real_tokens += len;
+      squares += static_cast<double>(len) * static_cast<double>(len);
+      ++next;
+    }
+    const PackedBatch packed = PackedBatch::from_views(batch, /*pin_memory=*/cuda);
+    at::Tensor out = model_->forward(packed).reshape({-1}).to(at::kCPU, at::kFloat).contiguous();
+    const float* r = out.data_ptr<float>();
+    for (std::size_t k = 0; k < batch.size(); ++k) rewards[batch_index[k]] = r[k];
+    ++stats.batches;
+    stats.sequences += static_cast<std::int64_t>(batch.size());
+    stats.tokens += real_tokens;
+    stats.attention_cells += squares;
+  }
+  stats.seconds += seconds_since(start);
+
+  if (options_.normalize) {
+    const auto mean = static_cast<float>(*reward_mean_), std = static_cast<float>(*reward_std_);
+    for (float& r : rewards) r = (r - mean) / std;  // NaN stays NaN
+  }
+  return rewards;
+}
+
+std::vector<std::optional<std::vector<TokenId>>> Scorer::tokenize(
+    std::size_t n, const std::function<const Conversation&(std::size_t)>& conversation, ScoreStats& stats) const {
+  const Tokenizer& tokenizer = require_tokenizer();
+  const auto start = Clock::now();
+  std::vector<std::optional<std::vector<TokenId>>> ids(n);
+  const int requested = options_.threads > 0 ? options_.threads : hardware_threads();
+  const int workers = static_cast<int>(std::max<std::size_t>(1, std::min<std::size_t>(requested, n / 8)));
+  std::vector<TruncationStats> counts(static_cast<std::size_t>(workers));
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(workers));
+  auto work = [&](int w) {
+    const std::size_t begin = n * static_cast<std::size_t>(w) / static_cast<std::size_t>(workers);
+    const std::size_t end = n * static_cast<std::size_t>(w + 1) / static_cast<std::size_t>(workers);
+    try {
+      for (std::size_t i = begin; i < end; ++i) {
+        ids[i] = with_context("record " + std::to_string(i), [&] {
+          return tokenize_conversation(conversation(i), tokenizer, options_.tokenize,
+                                       &counts[static_cast<std::size_t>(w)]);
+        });
+      }
+    } catch (...) {
+      errors[static_cast<std::size_t>(w)] = std::current_exception();
+    }
+  };
+  if (workers == 1) {
+    work(0);
+  } else {
+    std::vector<std::thread> threads;
+    for (int w = 0; w < workers; ++w) threads.emplace_back(work, w);
+    for (auto& t : threads) t.join();
+  }
+  for (const auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+  for (const auto& c : counts) stats.truncation += c;
+  stats.tokenize_seconds += seconds_since(start);
+  return ids;
+}
+
+std::vector<float> Scorer::score_tokens(const std::vector<std::vector<TokenId>>& sequences) {
+  std::vector<const std::vector<TokenId>*> views;
+  views.reserve(sequences.size());
+  for (const auto& s : sequences) views.push_back(&s);
+  ScoreStats stats;
+  auto rewards = run(views, stats);
+  total_ += stats;
+  return rewards;
+}
+
+ScoreResult Scorer::score_tokenized(std::size_t n,
+                                    const std::function<const Conversation&(std::size_t)>& conversation) {
+  ScoreResult result;
+  const auto ids = tokenize(n, conversation, result.stats);
+  std::vector<const std::vector<TokenId>*> views;
+  views.reserve(ids.size());
+  for (const auto& s : ids) views.push_back(s ? &*s : nullptr);
+  result.rewards = run(views, result.stats);
+  total_ += result.stats;
+  return result;
+}
+
+ScoreResult Scorer::score_conversations(const std::vector<Conversation>& conversations) {
+  return score_tokenized(conversations.size(), [&](std::size_t i) -> const Conversation& { return conversations[i]; });
+}
+
+ScoreResult Scorer::score_records(const std::vector<ScoreRecord>& records) {
+  return score_tokenized(records.size(),
+                         [&](std::size_t i) -> const Conversation& { return records[i].conversation; });
+}
+
+PairScores Scorer::score_pairs(const std::vector<PreferencePair>& pairs) {
+  PairScores result;
+  const auto start = Clock::now();
+  TokenizedPairs tokenized = tokenize_pairs(pairs, require_tokenizer(), options_.tokenize);
+  result.stats.tokenize_seconds = seconds_since(start);
+  result.stats.truncation = tokenized.stats;
+  std::vector<const std::vector<TokenId>*> views(2 * pairs.size(), nullptr);
+  for (const auto& p : tokenized.pairs) {
+    const auto i = static_cast<std::size_t>(p.source_index);
+    views[2 * i] = &p.chosen;
+    views[2 * i + 1] = &p.rejected;
+  }
+  const auto rewards = run(views, result.stats);
+  result.chosen.resize(pairs.size());
+  result.rejected.resize(pairs.size());
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    result.chosen[i] = rewards[2 * i];
+    result.rejected[i] = rewards[2 * i + 1];
+  }
+  total_ += result.stats;
+  return result;
+}
+
+}  // namespace openrm

@@ -1,0 +1,517 @@
+// The Scorer and openrm-score: batched rewards against each sequence scored
+// alone, in input order; normalisation against the formula; records, pairs
+// and streaming files; errors; and the CUDA path against CPU fp32
+// (*_CUDA, skipped without a GPU).
+#include <gtest/gtest.h>
+#include <torch/cuda.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <openrm/data/tokenize.h>
+#include <openrm/eval/evaluate.h>
+#include <openrm/io/file.h>
+#include <openrm/models/model_folder.h>
+#include <openrm/score/scorer.h>
+#include <random>
+#include <sstream>
+
+#include "test_io_util.h"
+#include "test_paths.h"
+#include "test_util.h"
+
+namespace openrm {
+namespace {
+
+std::vector<std::vector<TokenId>> random_sequences(int n, int max_len, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int> length(1, max_len), id(1, 63);
+  std::vector<std::vector<TokenId>> out(static_cast<std::size_t>(n));
+  for (auto& s : out) {
+    for (int k = length(rng); k > 0; --k) s.push_back(id(rng));
+  }
+  return out;
+}
+
+std::shared_ptr<RewardModel> tiny_model(const std::string& architecture = "LlamaForSequenceClassification") {
+  auto model = create_reward_model(test::tiny_config(architecture));
+  model->init_weights(/*seed=*/3, /*std=*/0.2);
+  return model;
+}
+
+// The reference: each sequence alone, through RewardModel::score.
+float alone(RewardModel& model, const std::vector<TokenId>& ids) {
+  return model.score({std::vector<std::int64_t>(ids.begin(), ids.end())})[0];
+}
+
+// ---- score_tokens ------------------------------------------------------------------
+
+TEST(Scorer, TokenRewardsEqualEachSequenceAloneInInputOrder) {
+  for (const char* arch : {"LlamaForSequenceClassification", "MistralForSequenceClassification",
+                           "Qwen3ForSequenceClassification"}) {
+    auto model = tiny_model(arch);
+    ScoreOptions options;
+    options.max_tokens = 150;  // many batches of different shapes
+    Scorer scorer(model, nullptr, ChatFormat::kPlain, options);
+    const auto seqs = random_sequences(41, 60, 7);
+    const auto rewards = scorer.score_tokens(seqs);
+    ASSERT_EQ(rewards.size(), seqs.size());
+    double worst = 0;
+    for (std::size_t i = 0; i < seqs.size(); ++i) {
+      worst = std::max(worst, std::fabs(double(rewards[i]) - alone(*model, seqs[i])));
+    }
+    EXPECT_LT(worst, 1e-5) << arch << ": largest difference between batched and alone";
+    const ScoreStats& s = scorer.stats();
+    EXPECT_GT(s.batches, 5) << arch;
+    EXPECT_EQ(s.sequences, 41);
+    std::int64_t tokens = 0;
+    for (const auto& q : seqs) tokens += static_cast<std::int64_t>(q.size());
+    EXPECT_EQ(s.tokens, tokens);
+  }
+}
+
+TEST(Scorer, BatchesRespectTheBudget) {
+  auto model = tiny_model();
+  const auto seqs = random_sequences(64, 60, 11);
+  std::int64_t tokens = 0;
+  double squares = 0;
+  for (const auto& q : seqs) {
+    tokens += static_cast<std::int64_t>(q.size());
+    squares += static_cast<double>(q.size() * q.size());
+  }
+  ScoreOptions options;
+  options.max_tokens = 256;
+  Scorer scorer(model, nullptr, ChatFormat::kPlain, options);
+  scorer.score_tokens(seqs);
+  const ScoreStats& s = scorer.stats();
+  // No batch over 256 tokens (every sequence is shorter), and greedy filling
+  // leaves each batch but the last more than 256 - 60 tokens.
+  EXPECT_GE(s.batches, (tokens + 255) / 256);
+  EXPECT_LE(s.batches, tokens / (256 - 60) + 1);
+  EXPECT_DOUBLE_EQ(s.attention_cells, squares);
+
+  // A sequence cap per batch.
+  options.max_batch_sequences = 3;
+  Scorer capped(model, nullptr, ChatFormat::kPlain, options);
+  capped.score_tokens(seqs);
+  EXPECT_GE(capped.stats().batches, 22);  // ceil(64 / 3)
+}
+
+TEST(Scorer, NormalisesWithTheStoredMeanAndStd) {
+  auto model = tiny_model();
+  ModelMetadata meta;
+  meta.other["reward_mean"] = 0.25;
+  meta.other["reward_std"] = 2.0;
+  const auto seqs = random_sequences(9, 30, 5);
+  Scorer raw(model, nullptr, ChatFormat::kPlain, {}, meta);
+  EXPECT_EQ(raw.reward_mean(), 0.25);
+  ScoreOptions options;
+  options.normalize = true;
+  Scorer normalized(model, nullptr, ChatFormat::kPlain, options, meta);
+  const auto r = raw.score_tokens(seqs), n = normalized.score_tokens(seqs);
+  for (std::size_t i = 0; i < seqs.size(); ++i) EXPECT_NEAR(n[i], (r[i] - 0.25) / 2.0, 1e-6);
+
+  std::string err = test::error_of([&] { Scorer(model, nullptr, ChatFormat::kPlain, options); });
+  EXPECT_TRUE(test::contains(err, "normalize: the model folder's openrm.json has no reward_mean")) << err;
+  meta.other["reward_std"] = 0.0;
+  err = test::error_of([&] { Scorer(model, nullptr, ChatFormat::kPlain, options, meta); });
+  EXPECT_TRUE(test::contains(err, "reward_std must be positive")) << err;
+}
+
+TEST(Scorer, ModelWithoutPadTokenPoolsTheLastToken) {
+  ModelConfig config = test::tiny_config("LlamaForSequenceClassification");
+  config.pad_token_id.reset();
+  auto model = create_reward_model(config);
+  model->init_weights(4, 0.2);
+  Scorer scorer(model, nullptr, ChatFormat::kPlain);
+  EXPECT_EQ(scorer.pooling(), Pooling::kLastToken);
+  const auto seqs = random_sequences(12, 40, 2);
+  const auto rewards = scorer.score_tokens(seqs);
+  // transformers scores such a model one sequence at a time.
+  for (std::size_t i = 0; i < seqs.size(); ++i) EXPECT_NEAR(rewards[i], alone(*model, seqs[i]), 1e-5);
+}
+
+TEST(Scorer, BadTokenInputsNameTheSequence) {
+  auto model = tiny_model();
+  Scorer scorer(model, nullptr, ChatFormat::kPlain);
+  auto seqs = random_sequences(4, 10, 1);
+  seqs[2].clear();
+  std::string err = test::error_of([&] { scorer.score_tokens(seqs); });
+  EXPECT_TRUE(test::contains(err, "sequence 2 is empty")) << err;
+
+  seqs = random_sequences(4, 10, 1);
+  seqs[3] = std::vector<TokenId>(129, 5);  // tiny_config: max_position_embeddings 128
+  err = test::error_of([&] { scorer.score_tokens(seqs); });
+  EXPECT_TRUE(test::contains(err, "sequence 3 has 129 tokens, more than the model's max_position_embeddings (128)"))
+      << err;
+
+  seqs = random_sequences(4, 10, 1);
+  seqs[1][0] = 64;  // vocab 64
+  err = test::error_of([&] { scorer.score_tokens(seqs); });
+  EXPECT_TRUE(test::contains(err, "token id 64")) << err;
+  EXPECT_TRUE(test::contains(err, "outside the vocabulary [0, 64)")) << err;
+
+  EXPECT_TRUE(scorer.score_tokens({}).empty());
+  err = test::error_of([&] { scorer.score_conversations({{{"user", "hi"}}}); });
+  EXPECT_TRUE(test::contains(err, "this scorer has no tokenizer")) << err;
+}
+
+TEST(Scorer, OptionsAndDevicesAreValidated) {
+  ScoreOptions o;
+  o.max_tokens = 0;
+  EXPECT_TRUE(test::contains(test::error_of([&] { o.validate(); }), "max_tokens must be positive"));
+  o = {};
+  o.dtype = "fp8";
+  EXPECT_TRUE(test::contains(test::error_of([&] { o.validate(); }), "dtype 'fp8' is not one of auto, fp32"));
+  o = {};
+  o.dtype = "fp16";
+  EXPECT_TRUE(test::contains(test::error_of([&] { o.validate(); }), "fp16 is only supported on CUDA"));
+  o = {};
+  o.device = "tpu";
+  EXPECT_TRUE(test::contains(test::error_of([&] { o.validate(); }), "device 'tpu' is not one of cpu, cuda"));
+  EXPECT_EQ(score_dtype_from_name("auto", c10::Device(c10::kCPU)), at::kFloat);
+  EXPECT_EQ(score_dtype_from_name("bf16", c10::Device(c10::kCPU)), at::kBFloat16);
+  if (!torch::cuda::is_available()) {
+    o = {};
+    o.device = "cuda";
+    const std::string err = test::error_of([&] { o.validate(); });
+    EXPECT_TRUE(test::contains(err, "device 'cuda' was asked for, but this process sees no CUDA GPU")) << err;
+  }
+}
+
+// ---- records, pairs and files ------------------------------------------------------
+
+class ScorerFiles : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir = tmp.file("rm");
+    test::make_tiny_model_folder(dir, /*with_tokenizer=*/true);
+  }
+  test::TempDir tmp;
+  std::string dir;
+};
+
+TEST_F(ScorerFiles, ConversationsAndPairsEqualTokenizingAndScoringAlone) {
+  ScoreOptions options;
+  options.tokenize.max_length = 40;
+  options.max_tokens = 100;
+  options.threads = 2;
+  Scorer scorer = Scorer::from_folder(dir, options);
+  auto model = load_reward_model(dir);
+  auto tokenizer = load_tokenizer(dir);
+
+  std::vector<Conversation> convs;
+  for (int i = 0; i < 30; ++i) {
+    std::string answer = "jumps over the lazy dog " + std::to_string(i);
+    for (int k = 0; k < i % 7; ++k) answer += " again and again";  // some over max_length
+    convs.push_back({{"user", "The quick brown fox " + std::to_string(i)}, {"assistant", answer}});
+  }
+  const ScoreResult result = scorer.score_conversations(convs);
+  ASSERT_EQ(result.rewards.size(), convs.size());
+  TokenizeOptions t;
+  t.format = ChatFormat::kPlain;
+  t.max_length = 40;
+  TruncationStats expect_stats;
+  for (std::size_t i = 0; i < convs.size(); ++i) {
+    const auto ids = tokenize_conversation(convs[i], *tokenizer, t, &expect_stats);
+    ASSERT_TRUE(ids.has_value());
+    EXPECT_LE(ids->size(), 40u);
+    EXPECT_NEAR(result.rewards[i], alone(*model, *ids), 1e-5) << i;
+  }
+  EXPECT_GT(expect_stats.truncated, 0);
+  EXPECT_EQ(result.stats.truncation.truncated, expect_stats.truncated);
+  EXPECT_EQ(result.stats.truncation.input, 30);
+
+  // Pairs: the same rewards as evaluate(), which batches pairs its own way.
+  std::vector<PreferencePair> pairs;
+  for (int i = 0; i < 12; ++i) {
+    PreferencePair p;
+    p.prompt = {{"user", "A reward model scores answer number " + std::to_string(i)}};
+    p.chosen = {{"assistant", "for you " + std::to_string(i)}};
+    p.rejected = {{"assistant", "The quick brown fox"}};
+    pairs.push_back(p);
+  }
+  const PairScores ps = scorer.score_pairs(pairs);
+  TokenizeOptions pt = t;
+  const TokenizedPairs tokenized = tokenize_pairs(pairs, *tokenizer, pt);
+  const EvalResult eval = evaluate(*model, tokenized.pairs);
+  ASSERT_EQ(eval.rewards.size(), 12u);
+  for (std::size_t i = 0; i < 12; ++i) {
+    EXPECT_NEAR(ps.chosen[i], eval.rewards[i].chosen, 1e-5);
+    EXPECT_NEAR(ps.rejected[i], eval.rewards[i].rejected, 1e-5);
+  }
+}
+
+TEST_F(ScorerFiles, DroppedRecordsAreNaNAndCounted) {
+  ScoreOptions options;
+  options.tokenize.max_length = 12;
+  options.tokenize.policy = TruncationPolicy::kDrop;
+  Scorer scorer = Scorer::from_folder(dir, options);
+  const std::vector<Conversation> convs = {
+      {{"user", "fox"}, {"assistant", "dog"}},
+      {{"user", "The quick brown fox jumps over the lazy dog again"}, {"assistant", "and again and again"}},
+      {{"user", "dog"}, {"assistant", "fox"}}};
+  const ScoreResult r = scorer.score_conversations(convs);
+  EXPECT_TRUE(std::isfinite(r.rewards[0]));
+  EXPECT_TRUE(std::isnan(r.rewards[1]));
+  EXPECT_TRUE(std::isfinite(r.rewards[2]));
+  EXPECT_EQ(r.stats.truncation.dropped, 1);
+  EXPECT_EQ(r.stats.sequences, 2);
+}
+
+std::string record_line(int i) {
+  nlohmann::json j = {{"id", "r" + std::to_string(i)},
+                      {"prompt", "The quick brown fox " + std::to_string(i)},
+                      {"response", "jumps over the lazy dog."}};
+  return j.dump() + "\n";
+}
+
+std::string pair_line(int i) {
+  nlohmann::json j = {{"prompt", "A reward model " + std::to_string(i)},
+                      {"chosen", "scores answer number " + std::to_string(i)},
+                      {"rejected", "for you."}};
+  return j.dump() + "\n";
+}
+
+std::vector<nlohmann::json> json_lines(const std::string& text) {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+TEST_F(ScorerFiles, ScoreFileKeepsInputOrderAcrossChunks) {
+  std::string input;
+  for (int i = 0; i < 23; ++i) input += i % 3 == 2 ? pair_line(i) : record_line(i);
+  input += "\n";  // a blank line is skipped
+  input += R"({"messages": [{"role": "user", "content": "fox"}, {"role": "assistant", "content": "dog"}]})" "\n";
+  const std::string path = tmp.file("in.jsonl");
+  test::write_bytes(path, input);
+
+  Scorer scorer = Scorer::from_folder(dir);
+  std::string whole, chunked;
+  ScoreFileOptions options;
+  options.chunk_records = 1000;
+  const ScoreFileResult r = score_file(scorer, path, [&](const std::string& s) { whole += s; }, options);
+  options.chunk_records = 4;
+  score_file(scorer, path, [&](const std::string& s) { chunked += s; }, options);
+  EXPECT_EQ(r.records, 24);
+  EXPECT_EQ(r.pairs, 7);
+  EXPECT_EQ(r.lines, 25);
+  const auto a = json_lines(whole), b = json_lines(chunked);
+  ASSERT_EQ(a.size(), 24u);
+  ASSERT_EQ(b.size(), 24u);
+
+  // Each line against the record scored on its own.
+  auto data = read_preferences(path, [] {
+    ReadOptions o;
+    o.skip_invalid = true;  // the records are not pairs
+    return o;
+  }());
+  ASSERT_EQ(data.pairs.size(), 7u);
+  std::size_t next_pair = 0;
+  for (int i = 0; i < 24; ++i) {
+    const auto& j = a[static_cast<std::size_t>(i)];
+    EXPECT_EQ(j["line"], i < 23 ? i + 1 : 25);
+    for (const char* key : {"reward", "reward_chosen", "reward_rejected"}) {
+      if (j.contains(key)) EXPECT_NEAR(j[key].get<double>(), b[static_cast<std::size_t>(i)][key].get<double>(), 1e-5);
+    }
+    if (i < 23 && i % 3 == 2) {
+      ASSERT_TRUE(j.contains("reward_chosen")) << j.dump();
+      EXPECT_FALSE(j.contains("id"));
+      const PairScores ps = scorer.score_pairs({data.pairs[next_pair++]});
+      EXPECT_NEAR(j["reward_chosen"].get<double>(), ps.chosen[0], 1e-5);
+      EXPECT_NEAR(j["reward_rejected"].get<double>(), ps.rejected[0], 1e-5);
+    } else if (i < 23) {
+      EXPECT_EQ(j["id"], "r" + std::to_string(i));
+      const Conversation conv = {{"user", "The quick brown fox " + std::to_string(i)},
+                                 {"assistant", "jumps over the lazy dog."}};
+      EXPECT_NEAR(j["reward"].get<double>(), scorer.score_conversations({conv}).rewards[0], 1e-5);
+    }
+  }
+}
+
+TEST_F(ScorerFiles, ScoreFileErrorsNameTheFileAndLine) {
+  Scorer scorer = Scorer::from_folder(dir);
+  const auto sink = [](const std::string&) {};
+  const std::string bad = tmp.file("bad.jsonl");
+  test::write_bytes(bad, record_line(0) + "{\"prompt\": \"x\"}\n" + record_line(2));
+  std::string err = test::error_of([&] { score_file(scorer, bad, sink); });
+  EXPECT_TRUE(test::contains(err, bad + ":2:")) << err;
+  ScoreFileOptions skip;
+  skip.skip_invalid = true;
+  const ScoreFileResult r = score_file(scorer, bad, sink, skip);
+  EXPECT_EQ(r.records, 2);
+  EXPECT_EQ(r.skipped_invalid, 1);
+
+  const std::string empty = tmp.file("empty.jsonl");
+  test::write_bytes(empty, "");
+  err = test::error_of([&] { score_file(scorer, empty, sink); });
+  EXPECT_TRUE(test::contains(err, empty + ": no records")) << err;
+
+  const std::string ranked = tmp.file("ranked.jsonl");
+  test::write_bytes(ranked, R"({"prompt": "q", "responses": ["a", "b"], "scores": [1, 0], "chosen": "a"})" "\n");
+  err = test::error_of([&] { score_file(scorer, ranked, sink); });
+  EXPECT_TRUE(test::contains(err, ranked + ":1:")) << err;
+  EXPECT_TRUE(test::contains(err, "k-wise ranking")) << err;
+
+  err = test::error_of([&] { Scorer::from_folder(tmp.file("nope")); });
+  EXPECT_TRUE(test::contains(err, tmp.file("nope") + ": no such model folder")) << err;
+}
+
+// ---- openrm-score -------------------------------------------------------------------
+
+class ScoreCli : public ScorerFiles {
+ protected:
+  void SetUp() override {
+    if (!test::tool_built("openrm-score")) GTEST_SKIP() << "openrm-score was not built (OPENRM_BUILD_TOOLS=OFF)";
+    ScorerFiles::SetUp();
+  }
+  test::ToolRun run(const std::string& args) { return test::run_tool("openrm-score", args, tmp); }
+};
+
+TEST_F(ScoreCli, ScoresAFileAndStdinToStdout) {
+  std::string input;
+  for (int i = 0; i < 10; ++i) input += i % 2 ? pair_line(i) : record_line(i);
+  const std::string in = tmp.file("in.jsonl"), out = tmp.file("out.jsonl");
+  test::write_bytes(in, input);
+  test::ToolRun r = run("--model '" + dir + "' --input '" + in + "' --output '" + out + "' --threads 1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(test::contains(r.output, "scored 10 records (5 pairs)")) << r.output;
+  const auto lines = json_lines(test::read_bytes(out));
+  ASSERT_EQ(lines.size(), 10u);
+
+  Scorer scorer = Scorer::from_folder(dir);
+  std::string expected;
+  const std::string path = tmp.file("again.jsonl");
+  test::write_bytes(path, input);
+  score_file(scorer, path, [&](const std::string& s) { expected += s; });
+  const auto expect = json_lines(expected);
+  for (std::size_t i = 0; i < 10; ++i) {
+    for (const char* key : {"reward", "reward_chosen", "reward_rejected"}) {
+      EXPECT_EQ(lines[i].contains(key), expect[i].contains(key));
+      if (lines[i].contains(key)) EXPECT_NEAR(lines[i][key].get<double>(), expect[i][key].get<double>(), 1e-5);
+    }
+  }
+
+  // gzip in, stdin, stdout.
+  const std::string gz = tmp.file("in.jsonl.gz");
+  ASSERT_EQ(std::system(("gzip -c '" + in + "' > '" + gz + "'").c_str()), 0);
+  const std::string piped = tmp.file("piped.jsonl");
+  const std::string tool = std::string(OPENRM_BINARY_DIR) + "/tools/openrm-score";
+  ASSERT_EQ(std::system((tool + " --model '" + dir + "' --input - --output - < '" + gz + "' > '" + piped +
+                         "' 2>/dev/null").c_str()),
+            0);
+  const auto from_stdin = json_lines(test::read_bytes(piped));
+  ASSERT_EQ(from_stdin.size(), 10u);
+  for (std::size_t i = 0; i < 10; ++i) EXPECT_EQ(from_stdin[i]["line"], lines[i]["line"]);
+}
+
+TEST_F(ScoreCli, BadInputsGiveOneErrorLineAndKeepTheOldOutput) {
+  const std::string in = tmp.file("in.jsonl"), out = tmp.file("out.jsonl");
+  test::write_bytes(in, record_line(0) + record_line(1));
+  test::write_bytes(out, "precious\n");
+  auto error = [&](const std::string& args) {
+    const test::ToolRun r = run(args);
+    EXPECT_EQ(test::read_bytes(out), "precious\n") << args;  // never half-written
+    return test::error_line(r, "openrm-score");
+  };
+  const std::string io = " --input '" + in + "' --output '" + out + "'";
+
+  std::string line = error("--model '" + tmp.file("nope") + "'" + io);
+  EXPECT_TRUE(test::contains(line, tmp.file("nope") + ": no such model folder")) << line;
+
+  const std::string alien = tmp.file("alien");
+  test::make_tiny_model_folder(alien, true);
+  auto config = nlohmann::json::parse(test::read_bytes(alien + "/config.json"));
+  config["architectures"] = {"GPT2ForSequenceClassification"};
+  config["model_type"] = "gpt2";
+  test::write_bytes(alien + "/config.json", config.dump());
+  line = error("--model '" + alien + "'" + io);
+  EXPECT_TRUE(test::contains(line, "GPT2ForSequenceClassification")) << line;
+  EXPECT_TRUE(test::contains(line, "LlamaForSequenceClassification")) << line;  // lists the supported ones
+
+  const std::string empty = tmp.file("empty.jsonl");
+  test::write_bytes(empty, "");
+  line = error("--model '" + dir + "' --input '" + empty + "' --output '" + out + "'");
+  EXPECT_TRUE(test::contains(line, empty + ": no records")) << line;
+
+  line = error("--model '" + dir + "' --input '" + tmp.file("missing.jsonl") + "' --output '" + out + "'");
+  EXPECT_TRUE(test::contains(line, tmp.file("missing.jsonl"))) << line;
+
+  const std::string broken = tmp.file("broken.jsonl");
+  test::write_bytes(broken, record_line(0) + "{\"prompt\": 5, \"response\": \"x\"}\n");
+  line = error("--model '" + dir + "' --input '" + broken + "' --output '" + out + "'");
+  EXPECT_TRUE(test::contains(line, broken + ":2: field 'prompt'")) << line;
+
+  line = error("--model '" + dir + "'" + io + " --device cuda:0" + (torch::cuda::is_available() ? " --dtype fp8" : ""));
+  EXPECT_FALSE(line.empty());
+  if (!torch::cuda::is_available()) EXPECT_TRUE(test::contains(line, "no CUDA GPU")) << line;
+
+  line = error("--model '" + dir + "'" + io + " --normalize");
+  EXPECT_TRUE(test::contains(line, "no reward_mean")) << line;
+
+  const std::string unwritable = tmp.file("no-such-dir/out.jsonl");
+  line = test::error_line(run("--model '" + dir + "' --input '" + in + "' --output '" + unwritable + "'"),
+                          "openrm-score");
+  EXPECT_TRUE(test::contains(line, unwritable)) << line;
+
+  // Over max_length with --truncation drop: scored, the dropped one null.
+  test::write_bytes(in, record_line(0) + R"({"prompt": "The quick brown fox jumps over the lazy dog", "response": "again and again and again and again and again and again and again and again"})" "\n");
+  const test::ToolRun r = run("--model '" + dir + "'" + io + " --max-length 60 --truncation drop");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto lines = json_lines(test::read_bytes(out));
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_TRUE(lines[0]["reward"].is_number());
+  EXPECT_TRUE(lines[1]["reward"].is_null());
+  EXPECT_EQ(lines[1]["dropped"], true);
+  EXPECT_TRUE(test::contains(r.output, "1 dropped by truncation")) << r.output;
+}
+
+// ---- CUDA --------------------------------------------------------------------------
+
+// bf16 on CUDA against fp32 on CPU. The tolerance is bf16's: 8 bits of
+// mantissa give a relative rounding of 2^-8 per operation; measured
+// differences are in docs/scoring.md.
+TEST(Scorer, Bf16RewardsMatchCpuFp32_CUDA) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA GPU";
+  test::TempDir tmp;
+  const std::string dir = tmp.file("rm");
+  test::make_tiny_model_folder(dir, /*with_tokenizer=*/false);
+  ScoreOptions cpu_options;
+  Scorer cpu = Scorer::from_folder(dir, cpu_options);
+  ScoreOptions gpu_options;
+  gpu_options.device = "cuda";
+  gpu_options.max_tokens = 300;
+  Scorer gpu = Scorer::from_folder(dir, gpu_options);
+  EXPECT_EQ(gpu.model().dtype(), at::kBFloat16);
+  const auto seqs = random_sequences(50, 120, 9);
+  const auto a = cpu.score_tokens(seqs), b = gpu.score_tokens(seqs);
+  double scale = 0, worst = 0;
+  for (std::size_t i = 0; i < seqs.size(); ++i) {
+    scale = std::max(scale, std::fabs(double(a[i])));
+    worst = std::max(worst, std::fabs(double(a[i]) - b[i]));
+  }
+  EXPECT_LT(worst, 0.05 * std::max(1.0, scale)) << "largest |cpu fp32 - cuda bf16|";
+
+  // fp32 on CUDA (padded SDPA path) agrees with the CPU closely.
+  gpu_options.dtype = "fp32";
+  Scorer gpu32 = Scorer::from_folder(dir, gpu_options);
+  const auto c = gpu32.score_tokens(seqs);
+  for (std::size_t i = 0; i < seqs.size(); ++i) EXPECT_NEAR(a[i], c[i], 1e-3 * std::max(1.0, scale));
+}
+
+TEST(Scorer, Bf16BatchedEqualsAlone_CUDA) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA GPU";
+  auto model = tiny_model("MistralForSequenceClassification");  // sliding window through flash
+  model->to(c10::Device("cuda:0"), at::kBFloat16);
+  Scorer scorer(model, nullptr, ChatFormat::kPlain);
+  const auto seqs = random_sequences(30, 120, 4);
+  const auto batched = scorer.score_tokens(seqs);
+  for (std::size_t i = 0; i < seqs.size(); ++i) {
+    const float single = scorer.score_tokens({seqs[i]})[0];
+    EXPECT_NEAR(batched[i], single, 0.02 * std::max(1.0f, std::fabs(single))) << i;
+  }
+}
+
+}  // namespace
+}  // namespace openrm

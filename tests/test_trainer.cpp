@@ -1,0 +1,847 @@
+// The trainer end to end, on a tiny Llama (hidden 32, 2 layers) with a
+// tokenizer trained here on the demo data: bit-reproducible CPU runs, resume
+// after SIGKILL equal to an uninterrupted run, non-finite steps, the output
+// folder, option and CLI errors, epochs and gradient accumulation.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <openrm/data/batching.h>
+#include <openrm/data/preference.h>
+#include <openrm/data/tokenize.h>
+#include <openrm/eval/evaluate.h>
+#include <openrm/io/file.h>
+#include <openrm/logging.h>
+#include <openrm/models/model_folder.h>
+#include <openrm/tokenizer/train_tokenizer.h>
+#include <openrm/train/optim.h>
+#include <openrm/train/trainer.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <limits>
+#include <memory>
+#include <sstream>
+#include <thread>
+
+#include "test_io_util.h"
+#include "test_paths.h"
+#include "test_util.h"
+
+extern char** environ;
+
+namespace openrm {
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+// ---- shared inputs: a tokenizer, a model config and small data files --------
+
+struct Assets {
+  test::TempDir dir;
+  std::string tokenizer;  // folder
+  std::string config;     // config.json of a tiny Llama with the tokenizer's vocabulary
+  std::string train;      // 120 demo pairs
+  std::string eval;       // 40 demo test pairs
+  std::vector<PreferencePair> train_pairs;
+  std::shared_ptr<const Tokenizer> tok;
+};
+
+std::string pair_line(const std::string& id, const std::string& prompt, const std::string& chosen,
+                      const std::string& rejected, const Json& margin = Json()) {
+  Json j = {{"id", id}, {"prompt", prompt}, {"chosen", chosen}, {"rejected", rejected}};
+  if (!margin.is_null()) j["margin"] = margin;
+  return j.dump() + "\n";
+}
+
+std::string pairs_jsonl(const std::vector<PreferencePair>& pairs) {
+  std::string text;
+  for (const auto& p : pairs) {
+    text += pair_line(p.id, p.prompt.back().content, p.chosen.back().content, p.rejected.back().content);
+  }
+  return text;
+}
+
+const Assets& assets() {
+  static const std::unique_ptr<Assets> a = [] {
+    auto a = std::make_unique<Assets>();
+    ReadOptions read;
+    read.max_records = 300;
+    const auto demo = read_preferences(std::string(OPENRM_SOURCE_DIR) + "/data/demo-prefs-train.jsonl.gz", read);
+    std::vector<std::string> texts;
+    for (const auto& p : demo.pairs) {
+      texts.push_back(p.prompt.back().content);
+      texts.push_back(p.chosen.back().content);
+      texts.push_back(p.rejected.back().content);
+    }
+    TokenizerTrainOptions t;
+    t.vocab_size = 160;
+    t.byte_fallback = false;
+    t.character_coverage = 1.0;
+    a->tokenizer = a->dir.file("tokenizer");
+    a->tok = train_tokenizer(texts, a->tokenizer, t);
+
+    Json config = test::tiny_config("LlamaForSequenceClassification").to_json();
+    config["vocab_size"] = a->tok->vocab_size();
+    config.erase("pad_token_id");  // the trainer takes the tokenizer's
+    a->config = a->dir.file("config.json");
+    write_file_atomic(a->config, config.dump(2));
+
+    a->train_pairs.assign(demo.pairs.begin(), demo.pairs.begin() + 120);
+    a->train = a->dir.file("train.jsonl");
+    test::write_bytes(a->train, pairs_jsonl(a->train_pairs));
+    read.max_records = 40;
+    const auto held_out = read_preferences(std::string(OPENRM_SOURCE_DIR) + "/data/demo-prefs-test.jsonl.gz", read);
+    a->eval = a->dir.file("eval.jsonl");
+    test::write_bytes(a->eval, pairs_jsonl(held_out.pairs));
+    return a;
+  }();
+  return *a;
+}
+
+// 120 pairs, max_length 64, 1024-token micro-batches.
+TrainOptions small_options(const std::string& output) {
+  const Assets& a = assets();
+  TrainOptions o;
+  o.data = {a.train};
+  o.init_config = a.config;
+  o.tokenizer = a.tokenizer;
+  o.output_dir = output;
+  o.max_length = 64;
+  o.max_tokens = 1024;
+  o.lr = 3e-3;
+  o.threads = 1;
+  o.seed = 11;
+  o.log_every = 1000;
+  return o;
+}
+
+// Micro-batches in an epoch of the small options, from the batching itself.
+std::int64_t small_batches_per_epoch() {
+  TokenizeOptions t;
+  t.max_length = 64;
+  const auto tokenized = tokenize_pairs(assets().train_pairs, *assets().tok, t);
+  BatchingOptions b;
+  b.max_tokens = 1024;
+  b.seed = 11;
+  return static_cast<std::int64_t>(make_pair_batches(tokenized.pairs, b).size());
+}
+
+// The same options as openrm-train flags.
+std::vector<std::string> small_flags(const std::string& output) {
+  const Assets& a = assets();
+  return {"--data", a.train, "--init-config", a.config, "--tokenizer", a.tokenizer, "--output", output,
+          "--max-length", "64", "--max-tokens", "1024", "--lr", "0.003", "--threads", "1", "--seed", "11",
+          "--log-every", "1000"};
+}
+
+std::vector<Json> read_jsonl(const std::string& path) {
+  std::vector<Json> out;
+  std::istringstream in(read_text_file(path));
+  for (std::string line; std::getline(in, line);) out.push_back(Json::parse(line));
+  return out;
+}
+
+// metrics.jsonl's lines without the timing; its step lines only (no eval
+// lines) unless with_eval.
+std::vector<Json> step_lines(const std::string& dir, bool with_eval = false) {
+  std::vector<Json> out;
+  for (Json j : read_jsonl(join_path(dir, "metrics.jsonl"))) {
+    if (j.contains("eval") && !with_eval) continue;
+    j.erase("tokens_per_s");
+    out.push_back(j);
+  }
+  return out;
+}
+
+std::string model_sha(const std::string& dir) { return sha256_file(join_path(dir, "model.safetensors")); }
+
+std::vector<std::int64_t> checkpoint_steps(const std::string& output) {
+  std::vector<std::int64_t> steps;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(join_path(output, "checkpoints"), ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("checkpoint-", 0) == 0 && name.find_first_not_of("0123456789", 11) == std::string::npos) {
+      steps.push_back(std::stoll(name.substr(11)));
+    }
+  }
+  std::sort(steps.begin(), steps.end());
+  return steps;
+}
+
+std::string checkpoint_dir(const std::string& output, std::int64_t step) {
+  char name[64];
+  std::snprintf(name, sizeof(name), "checkpoint-%08lld", static_cast<long long>(step));
+  return join_path(join_path(output, "checkpoints"), name);
+}
+
+// Every checkpoint-* folder loads whole: model, trainer state with its own
+// step, optimizer state into an optimizer of the model's layout.
+void expect_complete_checkpoints(const std::string& output, std::int64_t total_steps) {
+  for (std::int64_t step : checkpoint_steps(output)) {
+    const std::string dir = checkpoint_dir(output, step);
+    SCOPED_TRACE(dir);
+    EXPECT_GT(step, 0);
+    EXPECT_LE(step, total_steps);
+    try {
+      auto model = load_reward_model(dir);
+      const Json state = Json::parse(read_text_file(join_path(dir, "trainer_state.json")));
+      EXPECT_EQ(state.at("step").get<std::int64_t>(), step);
+      EXPECT_TRUE(state.at("options").is_object());
+      auto optimizer = make_adamw(split_decay_groups(*model, 0.0), AdamWOptions{});
+      load_optimizer_state(*optimizer, join_path(dir, "optimizer.pt"));
+      EXPECT_TRUE(path_exists(join_path(dir, "rng_state.safetensors")));
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "checkpoint does not load: " << e.what();
+    }
+  }
+}
+
+// ---- running openrm-train ---------------------------------------------------
+
+std::string tool_path() { return std::string(OPENRM_BINARY_DIR) + "/tools/openrm-train"; }
+
+// Starts openrm-train with stdout and stderr going to `log`.
+pid_t spawn_tool(const std::vector<std::string>& args, const std::string& log) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  const std::string tool = tool_path();
+  std::vector<std::string> all = {tool};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& s : all) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, tool.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) throw std::runtime_error("posix_spawn " + tool + " failed");
+  return pid;
+}
+
+// The exit code, or -signal for a process killed by a signal.
+int decode_status(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return -WTERMSIG(status);
+  return -1000;
+}
+
+struct ToolRun {
+  int status = -1;
+  std::string output;  // stdout and stderr
+};
+
+ToolRun run_tool(const std::vector<std::string>& args, const std::string& log) {
+  const pid_t pid = spawn_tool(args, log);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return {decode_status(status), test::read_bytes(log)};
+}
+
+// The one "openrm-train: error: " line of a failed run.
+std::string error_line(const ToolRun& run) {
+  EXPECT_EQ(run.status, 1) << run.output;
+  EXPECT_EQ(run.output.find("terminate"), std::string::npos) << run.output;
+  std::istringstream lines(run.output);
+  std::string line, found;
+  int count = 0;
+  while (std::getline(lines, line)) {
+    if (line.rfind("openrm-train: error: ", 0) == 0) {
+      found = line;
+      ++count;
+    }
+  }
+  EXPECT_EQ(count, 1) << run.output;
+  return found;
+}
+
+class Trainer : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    set_log_level(LogLevel::kWarn);
+    assets();
+  }
+  test::TempDir tmp;
+};
+
+class TrainerCli : public Trainer {
+ protected:
+  void SetUp() override {
+    if (!path_exists(tool_path())) GTEST_SKIP() << "openrm-train was not built (OPENRM_BUILD_TOOLS=OFF)";
+  }
+};
+
+// ---- 1. bit-reproducible CPU runs ---------------------------------------------
+
+TEST_F(Trainer, CpuRunsAreBitReproducibleForASeed) {
+  TrainOptions o = small_options(tmp.file("a"));
+  const TrainResult a = train_reward_model(o);
+  EXPECT_EQ(a.steps, small_batches_per_epoch());
+  o.output_dir = tmp.file("b");
+  train_reward_model(o);
+  o.output_dir = tmp.file("c");
+  o.seed = 12;
+  train_reward_model(o);
+
+  EXPECT_EQ(model_sha(tmp.file("a")), model_sha(tmp.file("b")));
+  EXPECT_EQ(step_lines(tmp.file("a")), step_lines(tmp.file("b")));
+  EXPECT_NE(model_sha(tmp.file("a")), model_sha(tmp.file("c")));
+  EXPECT_NE(step_lines(tmp.file("a")), step_lines(tmp.file("c")));
+}
+
+// ---- 2. resume after SIGKILL ----------------------------------------------------
+
+TEST_F(TrainerCli, ResumeAfterSigkillEqualsAnUninterruptedRun) {
+  // The reference: 4 epochs uninterrupted, in this process.
+  TrainOptions o = small_options(tmp.file("reference"));
+  o.epochs = 4;
+  o.save_every = 2;
+  o.eval_data = assets().eval;
+  o.eval_every = 10;
+  const TrainResult reference = train_reward_model(o);
+  const std::int64_t total = reference.steps;
+  ASSERT_EQ(total, 4 * small_batches_per_epoch());  // the same count every epoch (< 1024 pairs)
+  ASSERT_GE(total, 40);
+
+  const std::string out = tmp.file("killed");
+  std::vector<std::string> flags = small_flags(out);
+  for (const std::string& f : {std::string("--epochs"), std::string("4"), std::string("--save-every"),
+                               std::string("2"), std::string("--eval-data"), assets().eval, std::string("--eval-every"),
+                               std::string("10")}) {
+    flags.push_back(f);
+  }
+  const std::string root = join_path(out, "checkpoints");
+  auto temporary_folder_left = [&] {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(root, ec)) {
+      if (e.path().filename().string().rfind(".tmp-checkpoint-", 0) == 0) return true;
+    }
+    return false;
+  };
+  auto newest = [&] {
+    const auto steps = checkpoint_steps(out);
+    return steps.empty() ? std::int64_t{0} : steps.back();
+  };
+  struct Moment {
+    const char* what;
+    std::function<bool()> now;
+  };
+  const std::vector<Moment> moments = {
+      {"as soon as the first checkpoint exists", [&] { return newest() > 0; }},
+      {"while a checkpoint is being written",
+       [&] { return newest() >= total / 4 && (temporary_folder_left() || newest() >= total / 2); }},
+      {"past the middle", [&] { return newest() >= 2 * total / 3; }},
+  };
+  std::int64_t previous = 0;
+  for (std::size_t i = 0; i < moments.size(); ++i) {
+    SCOPED_TRACE(moments[i].what);
+    const std::string log = tmp.file("run" + std::to_string(i) + ".log");
+    const pid_t pid = spawn_tool(flags, log);
+    int status = 0;
+    bool exited = false;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (!moments[i].now() && std::chrono::steady_clock::now() < deadline) {
+      if (::waitpid(pid, &status, WNOHANG) == pid) {
+        exited = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+    }
+    if (!exited) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+    }
+    const std::string output = test::read_bytes(log);
+    ASSERT_EQ(decode_status(status), -SIGKILL) << "the run was not killed:\n" << output;
+    std::cout << "killed " << moments[i].what << ": newest checkpoint " << newest()
+              << (temporary_folder_left() ? ", a temporary checkpoint folder left behind" : "") << std::endl;
+    if (i > 0) {
+      EXPECT_TRUE(test::contains(output, "resumed from " + checkpoint_dir(out, previous))) << output;
+    }
+    // Whatever the moment, every checkpoint left behind is complete.
+    expect_complete_checkpoints(out, total);
+    const std::int64_t step = newest();
+    EXPECT_GT(step, previous);
+    EXPECT_LT(step, total);
+    previous = step;
+  }
+
+  const ToolRun last = run_tool(flags, tmp.file("last.log"));
+  ASSERT_EQ(last.status, 0) << last.output;
+  EXPECT_TRUE(test::contains(last.output, "resumed from " + checkpoint_dir(out, previous))) << last.output;
+  EXPECT_EQ(model_sha(out), model_sha(tmp.file("reference")));
+  // metrics.jsonl holds each step and evaluation once, as the uninterrupted
+  // run wrote them.
+  EXPECT_EQ(step_lines(out, true), step_lines(tmp.file("reference"), true));
+  EXPECT_EQ(read_text_file(join_path(out, "openrm.json")), read_text_file(tmp.file("reference/openrm.json")));
+  EXPECT_TRUE(test::contains(read_text_file(join_path(out, "README.md")), "resumed from step | " +
+                                                                             std::to_string(previous)));
+  EXPECT_EQ(checkpoint_steps(out), (std::vector<std::int64_t>{total - 2, total}));
+  EXPECT_FALSE(temporary_folder_left());  // the resumed runs cleared them
+
+  // A finished folder resumes to nothing to do and the same model.
+  const ToolRun again = run_tool(flags, tmp.file("again.log"));
+  ASSERT_EQ(again.status, 0) << again.output;
+  EXPECT_TRUE(test::contains(again.output, "after " + std::to_string(total) + " steps")) << again.output;
+  EXPECT_EQ(model_sha(out), model_sha(tmp.file("reference")));
+  EXPECT_EQ(step_lines(out, true), step_lines(tmp.file("reference"), true));
+}
+
+// ---- 3. non-finite steps ------------------------------------------------------------
+
+TEST_F(Trainer, ANonFiniteBatchIsSkippedAndCounted) {
+  // One pair's margin overflows float32, so its batch's loss is infinite.
+  std::vector<PreferencePair> pairs = assets().train_pairs;
+  std::string text;
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    const auto& p = pairs[i];
+    text += pair_line(p.id, p.prompt.back().content, p.chosen.back().content, p.rejected.back().content,
+                      i == 17 ? Json(1e39) : Json(0.0));
+  }
+  const std::string data = tmp.file("overflow.jsonl");
+  test::write_bytes(data, text);
+  TrainOptions o = small_options(tmp.file("out"));
+  o.data = {data};
+  const TrainResult r = train_reward_model(o);
+  const std::int64_t steps = small_batches_per_epoch();
+  EXPECT_EQ(r.steps, steps);
+  EXPECT_EQ(r.skipped_steps, 1);
+  const auto lines = step_lines(tmp.file("out"));
+  ASSERT_EQ(lines.size(), static_cast<std::size_t>(steps));
+  int skipped = 0;
+  for (const auto& j : lines) {
+    if (j.at("skipped").get<bool>()) {
+      ++skipped;
+      EXPECT_TRUE(j.at("loss").is_null()) << j;
+      EXPECT_TRUE(j.at("grad_norm").is_null()) << j;
+    } else {
+      EXPECT_TRUE(std::isfinite(j.at("loss").get<double>())) << j;
+    }
+  }
+  EXPECT_EQ(skipped, 1);
+  EXPECT_TRUE(test::contains(read_text_file(tmp.file("out/README.md")),
+                             "| optimizer steps | " + std::to_string(steps) + " (1 skipped for non-finite values)"));
+  // The skipped step changed nothing: the weights are finite and score.
+  auto model = load_reward_model(tmp.file("out"));
+  for (const auto& p : model->parameters()) EXPECT_TRUE(torch::isfinite(p).all().item<bool>());
+}
+
+TEST_F(Trainer, TooManyNonFiniteStepsInARowStopTheRun) {
+  TrainOptions o = small_options(tmp.file("out"));
+  o.lr = 1e30;  // the first step blows the weights up; every later loss is not finite
+  o.save_every = 1;
+  o.keep_checkpoints = 10;
+  o.max_bad_steps = 3;
+  const std::string err = test::error_of([&] { train_reward_model(o); });
+  EXPECT_TRUE(test::contains(err, "3 steps in a row had a non-finite loss or gradient")) << err;
+  const std::string marker = "the last good checkpoint is ";
+  const auto at = err.find(marker);
+  ASSERT_NE(at, std::string::npos) << err;
+  const std::string named = err.substr(at + marker.size());
+  EXPECT_TRUE(is_directory(named)) << named;
+  EXPECT_NO_THROW(load_reward_model(named));
+  EXPECT_EQ(named, checkpoint_dir(tmp.file("out"), checkpoint_steps(tmp.file("out")).back()));
+  expect_complete_checkpoints(tmp.file("out"), small_batches_per_epoch());
+  EXPECT_FALSE(path_exists(tmp.file("out/model.safetensors")));  // no final model from a failed run
+
+  // metrics.jsonl: the good first step, then the three skipped ones.
+  const auto lines = step_lines(tmp.file("out"));
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_FALSE(lines[0].at("skipped").get<bool>());
+  for (std::size_t i = 1; i < lines.size(); ++i) {
+    EXPECT_TRUE(lines[i].at("skipped").get<bool>()) << lines[i];
+    EXPECT_EQ(lines[i].at("step").get<std::int64_t>(), static_cast<std::int64_t>(i + 1));
+  }
+}
+
+// ---- 4. the output folder -----------------------------------------------------------
+
+TEST_F(TrainerCli, OutputFolderLoadsAndDescribesTheRun) {
+  const Assets& a = assets();
+  const std::string out = tmp.file("out");
+  TrainOptions o = small_options(out);
+  o.eval_data = a.eval;
+  o.eval_every = 5;
+  o.chat_format = "hh";
+  o.warmup_steps = 3;
+  o.min_lr_ratio = 0.1;
+  const TrainResult r = train_reward_model(o);
+  const std::int64_t total = small_batches_per_epoch();
+  ASSERT_EQ(r.steps, total);
+  ASSERT_GT(total, 10);
+
+  // The folder loads whole, with the chat format it was trained with.
+  const RewardModelFolder folder = load_reward_model_folder(out);
+  ASSERT_TRUE(folder.model);
+  ASSERT_TRUE(folder.tokenizer);
+  EXPECT_EQ(folder.chat_format, ChatFormat::kHH);
+  EXPECT_EQ(folder.metadata.chat_format, ChatFormat::kHH);  // stored, not inferred
+  EXPECT_EQ(folder.tokenizer->vocab_size(), a.tok->vocab_size());
+  ASSERT_TRUE(folder.model->config().pad_token_id.has_value());
+  EXPECT_EQ(*folder.model->config().pad_token_id, a.tok->special_tokens().pad.id);
+
+  // openrm.json's reward mean and std: the population statistics of all 2N
+  // rewards that evaluating the folder on the eval file gives.
+  // The trainer's batches (o.max_tokens): other batch shapes change rewards
+  // in the last bits (BLAS picks kernels by shape, docs/models.md), which can
+  // flip a pair whose sides are (near) ties, and accuracy is compared exactly.
+  EvalOptions eval_options;
+  eval_options.tokenize.max_length = 64;
+  eval_options.max_tokens = o.max_tokens;
+  const EvalResult e = evaluate_file(out, a.eval, eval_options);
+  EXPECT_EQ(e.chat_format, "hh");
+  ASSERT_EQ(e.rewards.size(), 40u);
+  double sum = 0, sum_sq = 0;
+  for (const auto& p : e.rewards) sum += double(p.chosen) + double(p.rejected);
+  const double mean = sum / 80.0;
+  for (const auto& p : e.rewards) {
+    sum_sq += (p.chosen - mean) * (p.chosen - mean) + (p.rejected - mean) * (p.rejected - mean);
+  }
+  const double std = std::sqrt(sum_sq / 80.0);
+  EXPECT_GT(std, 0.0);
+  EXPECT_NEAR(folder.metadata.other.at("reward_mean").get<double>(), mean, 1e-5);
+  EXPECT_NEAR(folder.metadata.other.at("reward_std").get<double>(), std, 1e-5);
+  EXPECT_NEAR(r.eval.accuracy, e.metrics.accuracy, 1e-12);
+
+  // The model card: each data file with its hash, and the truncation.
+  const std::string card = read_text_file(join_path(out, "README.md"));
+  for (const std::string& file : {a.train, a.eval}) {
+    EXPECT_TRUE(test::contains(card, "`" + file + "` | `" + sha256_file(file) + "`")) << card;
+  }
+  TokenizeOptions t;
+  t.format = ChatFormat::kHH;
+  t.max_length = 64;
+  const auto tokenized = tokenize_pairs(read_preferences(a.train).pairs, *a.tok, t);
+  EXPECT_GT(tokenized.stats.truncated, 0);
+  EXPECT_TRUE(test::contains(card, tokenized.stats.summary())) << card;
+  EXPECT_TRUE(test::contains(card, "| optimizer steps | " + std::to_string(total) + " (0 skipped")) << card;
+
+  // metrics.jsonl: a line per step with the schedule's lr, eval lines every
+  // 5 steps and the final one.
+  LrSchedule schedule{LrSchedule::kCosine, 3, total, 3e-3, 0.1};
+  std::int64_t steps = 0;
+  std::vector<std::int64_t> eval_steps;
+  const auto all = read_jsonl(join_path(out, "metrics.jsonl"));
+  for (const auto& j : all) {
+    if (j.contains("eval")) {
+      eval_steps.push_back(j.at("step").get<std::int64_t>());
+      EXPECT_EQ(j.at("eval").at("pairs").get<std::int64_t>(), 40) << j;
+      EXPECT_TRUE(j.at("eval").at("accuracy").is_number()) << j;
+      continue;
+    }
+    ++steps;
+    EXPECT_EQ(j.at("step").get<std::int64_t>(), steps) << j;
+    for (const char* key : {"loss", "accuracy", "lr", "grad_norm", "tokens_per_s", "epoch"}) {
+      EXPECT_TRUE(j.contains(key) && j.at(key).is_number()) << key << " in " << j;
+    }
+    EXPECT_FALSE(j.at("skipped").get<bool>());
+    const double s = static_cast<double>(steps - 1);
+    const double expected_lr =
+        s < 3 ? 3e-3 * s / 3 : 3e-3 * (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * (s - 3) / double(total - 3))));
+    EXPECT_NEAR(j.at("lr").get<double>(), expected_lr, 1e-15) << j;
+    EXPECT_NEAR(j.at("lr").get<double>(), lr_at(schedule, steps - 1), 1e-18);
+  }
+  EXPECT_EQ(steps, total);
+  std::vector<std::int64_t> expected_eval_steps;
+  for (std::int64_t s = 5; s < total; s += 5) expected_eval_steps.push_back(s);
+  expected_eval_steps.push_back(total);
+  EXPECT_EQ(eval_steps, expected_eval_steps);
+  EXPECT_NEAR(all.back().at("eval").at("accuracy").get<double>(), e.metrics.accuracy, 1e-12);
+
+  // training_config.json holds every option, and reads back to the same ones.
+  const Json config = Json::parse(read_text_file(join_path(out, "training_config.json")));
+  EXPECT_EQ(config, train_options_json(o));
+  TrainOptions back;
+  apply_train_options_json(back, config, "training_config.json");
+  EXPECT_EQ(train_options_json(back), config);
+
+  // openrm-train --config training_config.json retrains the same model.
+  const std::string again = tmp.file("again");
+  const ToolRun run = run_tool({"--config", join_path(out, "training_config.json"), "--output", again},
+                               tmp.file("again.log"));
+  ASSERT_EQ(run.status, 0) << run.output;
+  Json config_again = Json::parse(read_text_file(join_path(again, "training_config.json")));
+  EXPECT_EQ(config_again.at("output_dir"), again);
+  config_again["output_dir"] = out;
+  EXPECT_EQ(config_again, config);
+  EXPECT_EQ(model_sha(again), model_sha(out));
+}
+
+// ---- 5. options and CLI errors ---------------------------------------------------
+
+TEST(TrainOptionsJson, UnknownAndMistypedFieldsNameTheFileAndField) {
+  TrainOptions o;
+  std::string err = test::error_of([&] {
+    apply_train_options_json(o, Json{{"lr", 0.1}, {"learning_rate", 1}}, "cfg.json");
+  });
+  EXPECT_TRUE(test::contains(err, "cfg.json")) << err;
+  EXPECT_TRUE(test::contains(err, "unknown field(s): learning_rate")) << err;
+
+  err = test::error_of([&] { apply_train_options_json(o, Json{{"lr", "fast"}}, "cfg.json"); });
+  EXPECT_TRUE(test::contains(err, "cfg.json: field 'lr': expected a number")) << err;
+  err = test::error_of([&] { apply_train_options_json(o, Json{{"seed", -1}}, "cfg.json"); });
+  EXPECT_TRUE(test::contains(err, "cfg.json: field 'seed'")) << err;
+  err = test::error_of([&] { apply_train_options_json(o, Json{{"max_steps", 1.5}}, "cfg.json"); });
+  EXPECT_TRUE(test::contains(err, "cfg.json: field 'max_steps': expected an integer")) << err;
+  err = test::error_of([&] { apply_train_options_json(o, Json{{"data", "train.jsonl"}}, "cfg.json"); });
+  EXPECT_TRUE(test::contains(err, "cfg.json: field 'data': expected a list of strings")) << err;
+  err = test::error_of([&] { apply_train_options_json(o, Json{{"resume", 1}}, "cfg.json"); });
+  EXPECT_TRUE(test::contains(err, "cfg.json: field 'resume': expected true or false")) << err;
+  err = test::error_of([&] { apply_train_options_json(o, Json::array({1, 2}), "cfg.json"); });
+  EXPECT_TRUE(test::contains(err, "cfg.json: expected a JSON object")) << err;
+
+  // Every field round-trips.
+  TrainOptions changed;
+  changed.data = {"a.jsonl", "b.jsonl.gz"};
+  changed.seed = 123456789012345ULL;
+  changed.lr = 0.125;
+  changed.grad_accum = 3;
+  changed.resume = false;
+  changed.dtype = "bf16";
+  changed.threads = 2;
+  TrainOptions back;
+  apply_train_options_json(back, train_options_json(changed), "x");
+  EXPECT_EQ(train_options_json(back), train_options_json(changed));
+  EXPECT_EQ(back.seed, 123456789012345ULL);
+  EXPECT_EQ(back.data, changed.data);
+}
+
+TEST(TrainOptionsValidate, NamesTheBadField) {
+  TrainOptions o;
+  o.data = {"train.jsonl"};
+  o.init_config = "config.json";
+  o.output_dir = "out";
+  EXPECT_NO_THROW(o.validate());
+  auto err_with = [&](const std::function<void(TrainOptions&)>& change) {
+    TrainOptions bad = o;
+    change(bad);
+    return test::error_of([&] { bad.validate(); });
+  };
+  std::string err = err_with([](TrainOptions& b) { b.init_model = "rm"; });
+  EXPECT_TRUE(test::contains(err, "exactly one of init_model, init_causal_lm, init_config (got 2)")) << err;
+  err = err_with([](TrainOptions& b) { b.init_config.clear(); });
+  EXPECT_TRUE(test::contains(err, "(got 0)")) << err;
+  err = err_with([](TrainOptions& b) { b.dtype = "bf16"; });
+  EXPECT_TRUE(test::contains(err, "'dtype'")) << err;
+  EXPECT_TRUE(test::contains(err, "CUDA")) << err;
+  err = err_with([](TrainOptions& b) { b.grad_accum = 0; });
+  EXPECT_TRUE(test::contains(err, "'grad_accum': must be >= 1")) << err;
+  err = err_with([](TrainOptions& b) { b.lr = std::nan(""); });
+  EXPECT_TRUE(test::contains(err, "'lr'")) << err;
+  err = err_with([](TrainOptions& b) { b.data.clear(); });
+  EXPECT_TRUE(test::contains(err, "'data'")) << err;
+  err = err_with([](TrainOptions& b) { b.schedule = "step"; });
+  EXPECT_TRUE(test::contains(err, "'schedule'")) << err;
+
+  // train_reward_model validates before it creates anything.
+  test::TempDir tmp;
+  TrainOptions bad = o;
+  bad.grad_accum = 0;
+  bad.output_dir = tmp.file("out");
+  EXPECT_TRUE(test::contains(test::error_of([&] { train_reward_model(bad); }), "grad_accum"));
+  EXPECT_FALSE(path_exists(bad.output_dir));
+}
+
+TEST_F(TrainerCli, BadInputsGiveOneErrorLine) {
+  const Assets& a = assets();
+  // small_flags with some flags added or replaced.
+  auto flags_with = [&](const std::string& output, const std::vector<std::string>& extra) {
+    std::vector<std::string> f = small_flags(output);
+    for (std::size_t i = 0; i + 1 < extra.size(); i += 2) {
+      const auto at = std::find(f.begin(), f.end(), extra[i]);
+      if (at != f.end()) {
+        *(at + 1) = extra[i + 1];
+      } else {
+        f.push_back(extra[i]);
+        f.push_back(extra[i + 1]);
+      }
+    }
+    return f;
+  };
+  const std::string log = tmp.file("run.log");
+
+  std::vector<std::string> f = small_flags(tmp.file("o1"));
+  f[1] = tmp.file("missing.jsonl");
+  std::string line = error_line(run_tool(f, log));
+  EXPECT_TRUE(test::contains(line, tmp.file("missing.jsonl"))) << line;
+
+  const std::string broken = tmp.file("broken.jsonl");
+  test::write_bytes(broken, pairs_jsonl({a.train_pairs[0], a.train_pairs[1]}) + "{\"prompt\": \"open\n");
+  f[1] = broken;
+  line = error_line(run_tool(f, log));
+  EXPECT_TRUE(test::contains(line, broken + ":3: malformed JSON")) << line;
+
+  // No tokenizer: a model from a config has none.
+  f = {"--data", a.train, "--init-config", a.config, "--output", tmp.file("o2")};
+  line = error_line(run_tool(f, log));
+  EXPECT_TRUE(test::contains(line, "no tokenizer")) << line;
+  EXPECT_TRUE(test::contains(line, "--tokenizer")) << line;
+
+  const std::string config = tmp.file("cfg.json");
+  test::write_bytes(config, R"({"lr": 0.001, "learning_rate": 0.1})");
+  line = error_line(run_tool(flags_with(tmp.file("o3"), {"--config", config}), log));
+  EXPECT_TRUE(test::contains(line, config + ": unknown field(s): learning_rate")) << line;
+  test::write_bytes(config, R"({"lr": )");
+  line = error_line(run_tool(flags_with(tmp.file("o3"), {"--config", config}), log));
+  EXPECT_TRUE(test::contains(line, config + ": malformed JSON")) << line;
+
+  line = error_line(run_tool(flags_with(tmp.file("o4"), {"--grad-accum", "0"}), log));
+  EXPECT_TRUE(test::contains(line, "grad_accum")) << line;
+
+  // A changed trajectory option cannot resume the folder.
+  const std::string out = tmp.file("o5");
+  TrainOptions o = small_options(out);
+  o.max_steps = 2;
+  train_reward_model(o);
+  line = error_line(run_tool(flags_with(out, {"--max-steps", "2", "--lr", "0.01"}), log));
+  EXPECT_TRUE(test::contains(line, "cannot resume from " + checkpoint_dir(out, 2))) << line;
+  EXPECT_TRUE(test::contains(line, "option 'lr' was 0.003 and is now 0.01")) << line;
+  EXPECT_TRUE(test::contains(line, "--no-resume")) << line;
+  EXPECT_TRUE(test::contains(line, "new --output folder")) << line;
+  // Options that do not change the trajectory may change.
+  const ToolRun ok = run_tool(flags_with(out, {"--max-steps", "2", "--threads", "2", "--keep-checkpoints", "3"}), log);
+  EXPECT_EQ(ok.status, 0) << ok.output;
+}
+
+TEST_F(Trainer, NoResumeStartsOverAndReplacesTheOldCheckpoints) {
+  const std::string out = tmp.file("out");
+  TrainOptions first = small_options(out);
+  first.max_steps = 6;
+  first.save_every = 2;
+  train_reward_model(first);
+  ASSERT_EQ(checkpoint_steps(out), (std::vector<std::int64_t>{4, 6}));
+
+  TrainOptions second = first;
+  second.lr = 1e-3;
+  second.max_steps = 3;
+  EXPECT_TRUE(test::contains(test::error_of([&] { train_reward_model(second); }), "option 'lr'"));
+  second.resume = false;
+  const TrainResult r = train_reward_model(second);
+  EXPECT_EQ(r.resumed_from, -1);
+  EXPECT_EQ(r.steps, 3);
+  EXPECT_EQ(step_lines(out).size(), 3u);
+  // Only the new run's checkpoints are left, so a later resume continues it.
+  EXPECT_EQ(checkpoint_steps(out), (std::vector<std::int64_t>{2, 3}));
+  for (std::int64_t step : checkpoint_steps(out)) {
+    const Json state = Json::parse(read_text_file(join_path(checkpoint_dir(out, step), "trainer_state.json")));
+    EXPECT_EQ(state.at("options").at("lr").get<double>(), 1e-3);
+  }
+  const std::string sha = model_sha(out);
+  second.resume = true;
+  const TrainResult resumed = train_reward_model(second);
+  EXPECT_EQ(resumed.resumed_from, 3);
+  EXPECT_EQ(model_sha(out), sha);
+}
+
+// ---- 6 and 7. epochs, gradient accumulation, learning ----------------------------------
+
+// Synthetic pairs a learning model separates easily: "yes" answers are chosen,
+// "no" answers rejected. Most answers have 1 to 3 words, one in eight 24, so
+// how many long pairs fall into each length bucket (and so the number of
+// batches) varies with the batching seed.
+std::string yes_no_pairs(int n, int offset) {
+  std::string text;
+  for (int i = offset; i < offset + n; ++i) {
+    std::string yes, no;
+    const int yes_words = i % 8 == 0 ? 24 : 1 + i % 3, no_words = i % 8 == 4 ? 24 : 1 + (i / 3) % 3;
+    for (int k = 0; k < yes_words; ++k) yes += k ? " yes" : "yes";
+    for (int k = 0; k < no_words; ++k) no += k ? " no" : "no";
+    text += pair_line("p" + std::to_string(i), "Question " + std::to_string(i % 10) + ": is it so?", yes + ".",
+                      no + ".");
+  }
+  return text;
+}
+
+TEST_F(Trainer, EveryEpochVisitsEveryPairOnceWithGradientAccumulation) {
+  // Over 1024 pairs (batching's bucket size), so an epoch's number of
+  // micro-batches depends on its seed.
+  const int n = 1100;
+  const std::string data = tmp.file("yes-no.jsonl"), held_out = tmp.file("yes-no-eval.jsonl");
+  test::write_bytes(data, yes_no_pairs(n, 0));
+  test::write_bytes(held_out, yes_no_pairs(40, 5000));
+  TokenizeOptions t;
+  t.max_length = 64;
+  const auto tokenized = tokenize_pairs(read_preferences(data).pairs, *assets().tok, t);
+  ASSERT_EQ(tokenized.pairs.size(), static_cast<std::size_t>(n));
+  BatchingOptions b;
+  b.max_tokens = 2048;
+  auto batches = [&](std::uint64_t seed) {
+    b.seed = seed;
+    return make_pair_batches(tokenized.pairs, b);
+  };
+  // A seed whose second epoch has more micro-batches than its first.
+  std::uint64_t seed = 0;
+  while (seed < 500 && batches(seed + 1).size() <= batches(seed).size()) ++seed;
+  ASSERT_LT(seed, 500u) << "no seed with a longer second epoch";
+  std::vector<std::vector<std::int64_t>> micro = batches(seed);
+  const std::size_t first_epoch = micro.size();
+  const auto second = batches(seed + 1);
+  micro.insert(micro.end(), second.begin(), second.end());
+
+  TrainOptions o = small_options(tmp.file("out"));
+  o.data = {data};
+  o.eval_data = held_out;
+  o.max_tokens = 2048;
+  o.grad_accum = 2;
+  o.epochs = 2;
+  o.seed = seed;
+  o.lr = 1e-2;
+  const TrainResult r = train_reward_model(o);
+  const auto lines = step_lines(tmp.file("out"));
+  const std::size_t expected_steps = (micro.size() + 1) / 2;
+  EXPECT_EQ(r.steps, static_cast<std::int64_t>(expected_steps));
+  ASSERT_EQ(lines.size(), expected_steps);
+  std::int64_t pairs = 0;
+  for (std::size_t k = 0; k < lines.size(); ++k) {
+    std::size_t expected = micro[2 * k].size() + (2 * k + 1 < micro.size() ? micro[2 * k + 1].size() : 0);
+    EXPECT_EQ(lines[k].at("pairs").get<std::size_t>(), expected) << "step " << k + 1;
+    pairs += lines[k].at("pairs").get<std::int64_t>();
+  }
+  EXPECT_EQ(pairs, 2 * n);  // each epoch saw every pair once
+  EXPECT_NEAR(lines.back().at("epoch").get<double>(), 2.0, 1e-12);
+  EXPECT_NEAR(lines[first_epoch / 2 - 1].at("epoch").get<double>(),
+              static_cast<double>(first_epoch / 2 * 2) / static_cast<double>(first_epoch), 1e-12);
+
+  // Learning sanity: the held-out "yes" answers win.
+  ASSERT_TRUE(r.has_eval);
+  EXPECT_GT(r.eval.accuracy, 0.9);
+}
+
+TEST_F(Trainer, GradientAccumulationStepCountsForOneEpoch) {
+  // B micro-batches: (B + 1) / 2 steps of two (an odd last one of one), and
+  // the lr schedule runs over those steps.
+  const std::int64_t batches = small_batches_per_epoch();
+  const std::int64_t steps = (batches + 1) / 2;
+  TrainOptions o = small_options(tmp.file("out"));
+  o.grad_accum = 2;
+  o.schedule = "linear";
+  const TrainResult r = train_reward_model(o);
+  EXPECT_EQ(r.steps, steps);
+  const auto lines = step_lines(tmp.file("out"));
+  ASSERT_EQ(lines.size(), static_cast<std::size_t>(steps));
+  std::int64_t pairs = 0;
+  for (std::size_t k = 0; k < lines.size(); ++k) {
+    pairs += lines[k].at("pairs").get<std::int64_t>();
+    EXPECT_NEAR(lines[k].at("lr").get<double>(), 3e-3 * (1.0 - double(k) / double(steps)), 1e-15);
+  }
+  EXPECT_EQ(pairs, static_cast<std::int64_t>(assets().train_pairs.size()));
+
+  // max_steps counts optimizer steps, whatever grad_accum is.
+  o.output_dir = tmp.file("capped");
+  o.max_steps = 5;
+  EXPECT_EQ(train_reward_model(o).steps, 5);
+  EXPECT_EQ(step_lines(tmp.file("capped")).size(), 5u);
+}
+
+}  // namespace
+}  // namespace openrm

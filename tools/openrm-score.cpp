@@ -1,0 +1,128 @@
+// openrm-score: rewards for every record (or pair) of a JSONL file.
+//
+//   openrm-score --model DIR --input FILE --output FILE [--device cpu|cuda[:N]]
+//                [--dtype auto|fp32|bf16|fp16] [--threads N] [--max-tokens N]
+//                [--max-length N] [--truncation truncate|drop] [--normalize]
+//                [--tokenizer PATH] [--chat-format NAME] [--kind auto|records|pairs]
+//                [--skip-invalid] [--chunk-records N]
+//
+// Input and output may be "-" (stdin, stdout). The output is written to a
+// temporary file and renamed at the end, so an existing file is replaced
+// whole or not at all. docs/scoring.md describes the formats.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "openrm/error.h"
+#include "openrm/io/file.h"
+#include "openrm/score/scorer.h"
+#include "tool_main.h"
+
+namespace {
+
+constexpr const char* kTool = "openrm-score";
+
+struct ScoreCommand {
+  std::string model;
+  std::string input;
+  std::string output;
+  std::string kind = "auto";
+  std::string truncation = "truncate";
+  std::string chat_format;
+  std::string pooling;
+  bool skip_invalid = false;
+  std::int64_t chunk_records = openrm::ScoreFileOptions{}.chunk_records;
+  openrm::ScoreOptions options;
+};
+
+void run_score(ScoreCommand& cmd) {
+  openrm::ScoreOptions& options = cmd.options;
+  options.tokenize.policy = openrm::truncation_policy_from_name(cmd.truncation);
+  if (!cmd.chat_format.empty()) options.chat_format = openrm::chat_format_from_name(cmd.chat_format);
+  if (!cmd.pooling.empty()) options.pooling = openrm::parse_pooling(cmd.pooling);
+  options.validate();
+
+  // The output first: an unwritable path fails before the model is loaded,
+  // and an interrupted run leaves any existing file untouched.
+  std::unique_ptr<openrm::AtomicFileWriter> file;
+  if (cmd.output != "-") file = std::make_unique<openrm::AtomicFileWriter>(cmd.output);
+  if (cmd.input != "-" && !openrm::path_exists(cmd.input)) throw openrm::Error(cmd.input + ": no such file");
+
+  openrm::Scorer scorer = openrm::Scorer::from_folder(cmd.model, options);
+  openrm::ScoreFileOptions file_options;
+  file_options.kind = cmd.kind;
+  file_options.skip_invalid = cmd.skip_invalid;
+  file_options.pairs.skip_invalid = cmd.skip_invalid;
+  file_options.chunk_records = cmd.chunk_records;
+  const auto write = [&](const std::string& text) {
+    if (file) {
+      file->write(text);
+    } else {
+      std::cout << text;
+      if (!std::cout) throw openrm::Error("writing to standard output failed");
+    }
+  };
+  const openrm::ScoreFileResult result = openrm::score_file(scorer, cmd.input, write, file_options);
+  if (file) file->commit();
+  std::cout.flush();
+
+  const openrm::ScoreStats& s = result.stats;
+  std::fprintf(stderr,
+               "%s: scored %lld records (%lld pairs) from %s in %.2f s: %lld sequences, %lld tokens, "
+               "%.0f tokens/s in the model (%lld batches), %lld skipped as invalid, "
+               "%lld dropped by truncation, %lld truncated\n",
+               kTool, static_cast<long long>(result.records), static_cast<long long>(result.pairs),
+               cmd.input.c_str(), result.seconds, static_cast<long long>(s.sequences),
+               static_cast<long long>(s.tokens), s.seconds > 0 ? static_cast<double>(s.tokens) / s.seconds : 0.0,
+               static_cast<long long>(s.batches),
+               static_cast<long long>(result.skipped_invalid), static_cast<long long>(result.dropped),
+               static_cast<long long>(s.truncation.truncated));
+  if (file) std::fprintf(stderr, "%s: wrote %s\n", kTool, cmd.output.c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ScoreCommand cmd;
+  openrm::ScoreOptions& o = cmd.options;
+  CLI::App app{"Score every record or preference pair of a JSONL file with a reward model."};
+  app.add_option("--model", cmd.model, "reward model folder (config.json, model.safetensors, tokenizer)")
+      ->required();
+  app.add_option("--input", cmd.input, "records or pairs: .jsonl or .jsonl.gz (- for stdin)")->required();
+  app.add_option("--output", cmd.output, "JSONL output, one line per input record (- for stdout)")->required();
+  app.add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
+  app.add_option("--dtype", o.dtype, "auto (fp32 on CPU, bf16 on CUDA), fp32, bf16 or fp16")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "fp32", "bf16", "fp16"}));
+  app.add_option("--threads", o.threads, "CPU threads for the model and tokenizing (0: all)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-tokens", o.max_tokens,
+                 "token budget of one forward pass, in real tokens")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-length", o.tokenize.max_length, "longest sequence in tokens (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--truncation", cmd.truncation, "what to do with records over --max-length")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"truncate", "drop"}));
+  app.add_flag("--normalize", o.normalize, "(reward - mean) / std with the mean and std stored in openrm.json");
+  app.add_option("--tokenizer", o.tokenizer, "tokenizer folder or .model file (default: the model folder's)");
+  app.add_option("--chat-format", cmd.chat_format, "chat format (default: the folder's; see docs/chat-formats.md)")
+      ->check(CLI::IsMember(openrm::chat_format_names()));
+  app.add_option("--pooling", cmd.pooling, "override the folder's pooling rule")
+      ->check(CLI::IsMember({"rightmost_non_pad", "last_token", "before_first_pad"}));
+  app.add_option("--kind", cmd.kind, "auto (pairs have chosen/rejected), records or pairs")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "records", "pairs"}));
+  app.add_flag("--skip-invalid", cmd.skip_invalid, "skip and count invalid records instead of stopping");
+  app.add_option("--chunk-records", cmd.chunk_records, "records read and scored at a time (bounds memory)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+
+  return openrm::tools::run_tool(kTool, app, argc, argv, [&] { run_score(cmd); });
+}
