@@ -90,8 +90,8 @@ struct BatchWork {
 
 // Forward matmul FLOPs of one packed batch:
 //   linear:    2 * T * (linear params per layer) * layers  + 2 * B * hidden (score head)
-//   attention: 2 * 2 * B * L^2 * heads * head_dim * layers (QK^T and PV, padded to the
-//              batch's longest sequence L, the whole L x L square as the CPU path computes it)
+//   attention: 2 * 2 * sum(len^2) * heads * head_dim * layers (QK^T and PV; the CPU path
+//              runs attention per sequence, over the whole len x len square, masked)
 BatchWork batch_work(const Shape& s, const openrm::PackedBatch& packed, std::int64_t pairs) {
   BatchWork w;
   w.pairs = pairs;
@@ -102,9 +102,9 @@ BatchWork batch_work(const Shape& s, const openrm::PackedBatch& packed, std::int
   w.flops_linear = 2.0 * static_cast<double>(w.tokens) * static_cast<double>(s.linear_params_per_layer()) *
                        static_cast<double>(s.layers) +
                    2.0 * static_cast<double>(w.sequences) * static_cast<double>(s.hidden);
-  w.flops_attention = 4.0 * static_cast<double>(w.sequences) * static_cast<double>(w.max_len) *
-                      static_cast<double>(w.max_len) * static_cast<double>(s.heads * s.head_dim) *
-                      static_cast<double>(s.layers);
+  double squares = 0;
+  for (const auto len : packed.lengths) squares += static_cast<double>(len) * static_cast<double>(len);
+  w.flops_attention = 4.0 * squares * static_cast<double>(s.heads * s.head_dim) * static_cast<double>(s.layers);
   return w;
 }
 
@@ -359,11 +359,11 @@ int main(int argc, char** argv) {
       std::printf("%s %.1f%%%s", kPhaseNames[p], 100.0 * timed.phase[p] / seconds, p + 1 < kPhases ? ", " : "\n");
     }
     std::printf("matmul FLOPs per step = 3 x forward (backward ~ 2 x forward); forward = 2 * tokens * %lld "
-                "(linear weights per layer) * %lld layers + 2 * 2 * sum_batches(B * L^2) * %lld (heads x head_dim) "
-                "* %lld layers, L padded to the batch's longest sequence\n",
+                "(linear weights per layer) * %lld layers + 2 * 2 * sum over sequences of len^2 * %lld (heads x head_dim) "
+                "* %lld layers (attention runs per sequence, unpadded)\n",
                 static_cast<long long>(shape.linear_params_per_layer()), static_cast<long long>(shape.layers),
                 static_cast<long long>(shape.heads * shape.head_dim), static_cast<long long>(shape.layers));
-    std::printf("  timed steps: %.1f GFLOP (linear %.1f, attention %.1f, padded)\n", work.train_flops() / 1e9,
+    std::printf("  timed steps: %.1f GFLOP (linear %.1f, attention %.1f)\n", work.train_flops() / 1e9,
                 3 * work.flops_linear / 1e9, 3 * work.flops_attention / 1e9);
     std::printf("achieved matmul rate of the training step: %s\n", si(achieved, "FLOP/s").c_str());
     std::printf("fp32 GEMM %lld^3 (best of %d): %s\n", static_cast<long long>(o.gemm), o.gemm_repeat,

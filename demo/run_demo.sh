@@ -4,7 +4,7 @@
 #   2. train a sentencepiece tokenizer on the training pairs
 #   3. train a small reward model from scratch (Bradley-Terry)
 #   4. evaluate it on the held-out pairs (accuracy, calibration, length bias)
-#   5. score a few examples in-process
+#   5. score the held-out pairs with openrm-score, and a few examples in-process
 # Usage: demo/run_demo.sh BUILD_DIR   (after the build; writes BUILD_DIR/demo-run)
 set -euo pipefail
 
@@ -40,6 +40,11 @@ step "training a reward model from scratch"
 step "evaluating on the held-out pairs"
 "$build/tools/openrm-eval" --model "$work/reward-model" --data "$work/demo-prefs-test.jsonl.gz" \
   --json "$work/eval.json"
+
+step "scoring the held-out pairs with openrm-score (the first 3 of $work/scores.jsonl)"
+"$build/tools/openrm-score" --model "$work/reward-model" --input "$work/demo-prefs-test.jsonl.gz" \
+  --output "$work/scores.jsonl"
+head -n 3 "$work/scores.jsonl"
 
 step "scoring examples in-process (demo/score_examples.cpp)"
 "$build/demo/score_examples" "$work/reward-model"

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -180,6 +181,77 @@ TEST_P(EachArchitecture, ScoreAloneEqualsScoreInMixedBatch) {
   auto rev_scores = model->score(reversed);
   for (size_t i = 0; i < kSequences.size(); ++i) {
     EXPECT_LE(std::abs(rev_scores[kSequences.size() - 1 - i] - batched[i]), 1e-6);
+  }
+}
+
+// A Llama/Mistral forward written out from the definitions in transformers'
+// modeling_llama.py, one sequence, in double precision, with plain loops for
+// attention: an outside reference for the packed, batched model (no parity
+// fixtures exist yet; see docs/parity.md).
+double textbook_reward(RewardModel& model, const std::vector<int64_t>& ids) {
+  torch::NoGradGuard no_grad;
+  const ModelConfig& c = model.config();
+  std::map<std::string, at::Tensor> w;
+  for (const auto& item : model.named_parameters()) w[item.key()] = item.value().to(at::kDouble);
+  const int64_t T = static_cast<int64_t>(ids.size()), D = c.head_dim, Hq = c.num_attention_heads;
+  const int64_t Hkv = c.num_key_value_heads;
+  auto rms = [&](const at::Tensor& x, const at::Tensor& weight) {
+    return weight * x / at::sqrt(x.pow(2).mean(-1, true) + c.rms_norm_eps);
+  };
+  // RoPE, rotate_half form: x * cos + rotate_half(x) * sin, with the angle of
+  // pair i at position p equal to p / theta^(2i / D), repeated over both halves.
+  auto rope = [&](const at::Tensor& x) {  // (T, heads, D)
+    auto inv = 1.0 / at::pow(c.rope_theta, at::arange(0, D, 2, at::kDouble) / static_cast<double>(D));
+    auto ang = at::arange(T, at::kDouble).unsqueeze(1) * inv.unsqueeze(0);  // (T, D/2)
+    auto emb = at::cat({ang, ang}, -1).unsqueeze(1);                          // (T, 1, D)
+    auto rotated = at::cat({-x.narrow(-1, D / 2, D / 2), x.narrow(-1, 0, D / 2)}, -1);
+    return x * emb.cos() + rotated * emb.sin();
+  };
+  const int64_t window = c.sliding_window;
+  auto x = w["model.embed_tokens.weight"].index_select(0, at::tensor(ids, at::kLong));  // (T, H)
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    auto h = rms(x, w[p + "input_layernorm.weight"]);
+    auto q = rope(at::matmul(h, w[p + "self_attn.q_proj.weight"].t()).view({T, Hq, D}));
+    auto k = rope(at::matmul(h, w[p + "self_attn.k_proj.weight"].t()).view({T, Hkv, D}));
+    auto v = at::matmul(h, w[p + "self_attn.v_proj.weight"].t()).view({T, Hkv, D});
+    auto out = at::zeros({T, Hq, D}, at::kDouble);
+    for (int64_t head = 0; head < Hq; ++head) {
+      const int64_t kv = head / (Hq / Hkv);
+      for (int64_t i = 0; i < T; ++i) {
+        std::vector<double> logits;
+        std::vector<int64_t> keys;
+        for (int64_t j = 0; j <= i; ++j) {
+          if (window > 0 && i - j >= window) continue;
+          logits.push_back((q[i][head] * k[j][kv]).sum().item<double>() / std::sqrt(static_cast<double>(D)));
+          keys.push_back(j);
+        }
+        const double top = *std::max_element(logits.begin(), logits.end());
+        double total = 0;
+        for (double& e : logits) total += (e = std::exp(e - top));
+        for (size_t n = 0; n < keys.size(); ++n) out[i][head] += logits[n] / total * v[keys[n]][kv];
+      }
+    }
+    x = x + at::matmul(out.view({T, Hq * D}), w[p + "self_attn.o_proj.weight"].t());
+    h = rms(x, w[p + "post_attention_layernorm.weight"]);
+    auto gate = at::matmul(h, w[p + "mlp.gate_proj.weight"].t());
+    auto up = at::matmul(h, w[p + "mlp.up_proj.weight"].t());
+    x = x + at::matmul(gate * at::sigmoid(gate) * up, w[p + "mlp.down_proj.weight"].t());
+  }
+  x = rms(x, w["model.norm.weight"]);
+  return at::matmul(x[T - 1], w["score.weight"].t()).item<double>();
+}
+
+TEST(Decoder, MatchesATextbookForwardInDoublePrecision) {
+  for (const char* arch : {"LlamaForSequenceClassification", "MistralForSequenceClassification"}) {
+    auto config = tiny_config(arch);
+    if (std::string(arch).rfind("Mistral", 0) == 0) config.sliding_window = 4;
+    auto model = random_model(config, 17);
+    const auto batched = model->score(kSequences);
+    for (size_t i = 0; i < kSequences.size(); ++i) {
+      const double expected = textbook_reward(*model, kSequences[i]);
+      EXPECT_NEAR(batched[i], expected, 2e-5 * std::max(1.0, std::fabs(expected))) << arch << " sequence " << i;
+    }
   }
 }
 

@@ -241,6 +241,21 @@ TEST_F(ScorerFiles, ConversationsAndPairsEqualTokenizingAndScoringAlone) {
   }
 }
 
+TEST_F(ScorerFiles, RecordsLongerThanTheModelAreTruncatedAndCounted) {
+  ScoreOptions options;
+  options.tokenize.max_length = 0;  // no limit asked: the model's 128 positions apply
+  Scorer scorer = Scorer::from_folder(dir, options);
+  std::string answer;
+  for (int k = 0; k < 40; ++k) answer += "jumps over the lazy dog ";
+  const ScoreResult r = scorer.score_conversations({{{"user", "The quick brown fox"}, {"assistant", answer}}});
+  ASSERT_EQ(r.rewards.size(), 1u);
+  EXPECT_TRUE(std::isfinite(r.rewards[0]));
+  EXPECT_EQ(r.stats.truncation.truncated, 1);
+  EXPECT_GT(r.stats.truncation.longest_before, 128);
+  EXPECT_EQ(r.stats.tokens, 128);
+  EXPECT_EQ(scorer.options().tokenize.max_length, 128);
+}
+
 TEST_F(ScorerFiles, DroppedRecordsAreNaNAndCounted) {
   ScoreOptions options;
   options.tokenize.max_length = 12;
@@ -502,8 +517,13 @@ TEST(Scorer, Bf16RewardsMatchCpuFp32_CUDA) {
 
 TEST(Scorer, Bf16BatchedEqualsAlone_CUDA) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA GPU";
-  auto model = tiny_model("MistralForSequenceClassification");  // sliding window through flash
-  model->to(c10::Device("cuda:0"), at::kBFloat16);
+  ModelConfig config = test::tiny_config("MistralForSequenceClassification");
+  config.sliding_window = 16;  // the window through flash's left window
+  LoadOptions on_gpu;
+  on_gpu.device = c10::Device("cuda:0");
+  on_gpu.dtype = at::kBFloat16;
+  auto model = create_reward_model(config, on_gpu);
+  model->init_weights(/*seed=*/3, /*std=*/0.2);
   Scorer scorer(model, nullptr, ChatFormat::kPlain);
   const auto seqs = random_sequences(30, 120, 4);
   const auto batched = scorer.score_tokens(seqs);

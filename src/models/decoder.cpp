@@ -196,17 +196,20 @@ class AttentionImpl : public torch::nn::Module {
       // same computation whatever batch it is in. The (heads, len, len)
       // scores of one sequence stay small enough for the caches; a padded
       // grid for a whole batch can reach hundreds of MB per layer.
-      auto q3 = q.view({T, heads_, head_dim_}), k3 = k.view({T, kv_heads_, head_dim_});
-      auto v3 = v.view({T, kv_heads_, head_dim_});
+      // split_with_sizes, not one narrow per sequence: in backward it
+      // concatenates the gradients once, where each narrow would add its own
+      // full-size zero gradient.
+      const auto qs = q.view({T, heads_, head_dim_}).split_with_sizes(layout.lengths, 0);
+      const auto ks = k.view({T, kv_heads_, head_dim_}).split_with_sizes(layout.lengths, 0);
+      const auto vs = v.view({T, kv_heads_, head_dim_}).split_with_sizes(layout.lengths, 0);
       std::vector<at::Tensor> outs;
       outs.reserve(layout.lengths.size());
-      std::int64_t start = 0;
-      for (const std::int64_t len : layout.lengths) {
-        auto heads_of = [&](const at::Tensor& t) { return t.narrow(0, start, len).transpose(0, 1).unsqueeze(0); };
-        auto o = compat::masked_attention(heads_of(q3), heads_of(k3), heads_of(v3),
+      for (std::size_t b = 0; b < layout.lengths.size(); ++b) {
+        const std::int64_t len = layout.lengths[b];
+        auto heads_of = [](const at::Tensor& t) { return t.transpose(0, 1).unsqueeze(0); };  // (1, n, len, D)
+        auto o = compat::masked_attention(heads_of(qs[b]), heads_of(ks[b]), heads_of(vs[b]),
                                           layout.causal_mask(len, window_), scale_);  // (1, heads, len, D)
         outs.push_back(o[0].transpose(0, 1).reshape({len, heads_ * head_dim_}));
-        start += len;
       }
       return o_proj->forward(outs.size() == 1 ? outs[0] : at::cat(outs, 0));
     }

@@ -155,6 +155,15 @@ Scorer::Scorer(std::shared_ptr<RewardModel> model, std::shared_ptr<const Tokeniz
   }
   options_.tokenize.format = format_;
   options_.tokenize.threads = options_.threads;
+  // Records longer than the model can take are truncated (or dropped) by the
+  // policy and counted, never passed on to fail.
+  const std::int64_t max_positions = model_->config().max_position_embeddings;
+  std::int64_t& max_length = options_.tokenize.max_length;
+  if (max_positions > 0 && (max_length == 0 || max_length > max_positions)) {
+    log().debug("max_length {} lowered to the model's max_position_embeddings, {}",
+               max_length == 0 ? std::string("(no limit)") : std::to_string(max_length), max_positions);
+    max_length = max_positions;
+  }
   // The model's train/eval mode is left alone (it may be a training loop's):
   // scoring runs without autograd, which is all inference needs here.
 }
