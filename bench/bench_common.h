@@ -3,6 +3,7 @@
 // reference GEMMs measured in the same run, and facts about the machine.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <dlfcn.h>
 #include <torch/torch.h>
 
@@ -41,6 +42,38 @@ struct PairSourceOptions {
   std::int64_t synthetic_pairs = 1800;
   std::uint64_t seed = 0;
 };
+
+// What both benchmarks take besides their own settings: the pairs, the
+// model's shape, the reference GEMM, threads, seed and the JSON output.
+struct CommonOptions : PairSourceOptions {
+  std::int64_t hidden = 512;
+  std::int64_t layers = 4;
+  std::int64_t heads = 0;         // 0: hidden / 64
+  std::int64_t kv_heads = 0;      // 0: heads
+  std::int64_t intermediate = 0;  // 0: hidden * 11 / 4
+  std::int64_t gemm = 2048;
+  int gemm_repeat = 5;
+  int threads = 0;
+  std::string json_out;
+};
+
+inline void add_common_options(CLI::App& app, CommonOptions& o) {
+  app.add_option("--hidden", o.hidden, "hidden size")->capture_default_str();
+  app.add_option("--layers", o.layers, "decoder layers")->capture_default_str();
+  app.add_option("--heads", o.heads, "attention heads (0: hidden / 64)")->capture_default_str();
+  app.add_option("--kv-heads", o.kv_heads, "key/value heads (0: as many as heads)")->capture_default_str();
+  app.add_option("--intermediate", o.intermediate, "MLP size (0: hidden * 11 / 4)")->capture_default_str();
+  app.add_option("--vocab", o.vocab, "vocabulary size")->capture_default_str();
+  app.add_option("--max-length", o.max_length, "truncation length in tokens")->capture_default_str();
+  app.add_option("--data", o.data, "preference file whose lengths are used")->capture_default_str();
+  app.add_option("--tokenizer", o.tokenizer, "tokenizer .model file or folder")->capture_default_str();
+  app.add_option("--format", o.format, "chat format")->capture_default_str();
+  app.add_option("--gemm", o.gemm, "size n of the n x n x n reference GEMM")->capture_default_str();
+  app.add_option("--gemm-repeat", o.gemm_repeat, "GEMM runs; the best is reported")->capture_default_str();
+  app.add_option("--threads", o.threads, "CPU threads (0: all)")->capture_default_str();
+  app.add_option("--seed", o.seed, "seed of the weights, batch order and synthetic lengths")->capture_default_str();
+  app.add_option("--json", o.json_out, "also write the results as JSON here");
+}
 
 // ---- the pairs -------------------------------------------------------------
 
@@ -131,19 +164,30 @@ inline Pairs load_pairs(const PairSourceOptions& o) {
 
 // ---- GEMM reference -------------------------------------------------------------
 
-// Best FLOP/s of an (m x k) @ (k x n) fp32 product over `repeat` runs (after one warm-up).
-inline double gemm_flops(std::int64_t m, std::int64_t k, std::int64_t n, int repeat) {
+// Best FLOP/s over `repeat` runs (after one warm-up) of `batch` fp32
+// products (m x k) @ (k x n): one mm when batch is 1, else one bmm.
+inline double matmul_flops(std::int64_t batch, std::int64_t m, std::int64_t k, std::int64_t n, int repeat) {
   torch::NoGradGuard no_grad;
-  auto a = torch::randn({m, k});
-  auto b = torch::randn({k, n});
-  auto c = at::mm(a, b);
+  auto a = batch == 1 ? torch::randn({m, k}) : torch::randn({batch, m, k});
+  auto b = batch == 1 ? torch::randn({k, n}) : torch::randn({batch, k, n});
+  auto c = at::matmul(a, b);
   double best = 1e30;
   for (int r = 0; r < repeat; ++r) {
     auto t0 = Clock::now();
-    at::mm_out(c, a, b);
+    if (batch == 1) {
+      at::mm_out(c, a, b);
+    } else {
+      at::bmm_out(c, a, b);
+    }
     best = std::min(best, seconds_since(t0));
   }
-  return 2.0 * static_cast<double>(m) * static_cast<double>(k) * static_cast<double>(n) / best;
+  return 2.0 * static_cast<double>(batch) * static_cast<double>(m) * static_cast<double>(k) * static_cast<double>(n) /
+         best;
+}
+
+// The reference: an (n x n) @ (n x n) GEMM.
+inline double gemm_flops(std::int64_t m, std::int64_t k, std::int64_t n, int repeat) {
+  return matmul_flops(1, m, k, n, repeat);
 }
 
 // OpenBLAS's kernel set ("SkylakeX", "Haswell", "Prescott", ...), or "" when
@@ -181,22 +225,6 @@ inline double load_average() {
   if (std::fscanf(f, "%lf", &load) != 1) load = -1;
   std::fclose(f);
   return load;
-}
-
-// Best FLOP/s of the attention scores' batched product, (batch, L, D) @ (batch, D, L).
-inline double bmm_flops(std::int64_t batch, std::int64_t L, std::int64_t D, int repeat) {
-  torch::NoGradGuard no_grad;
-  auto a = torch::randn({batch, L, D});
-  auto b = torch::randn({batch, D, L});
-  auto c = at::bmm(a, b);
-  double best = 1e30;
-  for (int r = 0; r < repeat; ++r) {
-    auto t0 = Clock::now();
-    at::bmm_out(c, a, b);
-    best = std::min(best, seconds_since(t0));
-  }
-  return 2.0 * static_cast<double>(batch) * static_cast<double>(L) * static_cast<double>(L) * static_cast<double>(D) /
-         best;
 }
 
 // ---- the model -------------------------------------------------------------------
@@ -243,6 +271,33 @@ inline std::shared_ptr<openrm::RewardModel> make_llama_model(const Shape& shape,
   auto model = openrm::create_reward_model(openrm::parse_model_config(cfg.dump(), "bench config"));
   model->init_weights(seed);
   return model;
+}
+
+inline std::int64_t parameter_count(openrm::RewardModel& model) {
+  std::int64_t n = 0;
+  for (const auto& p : model.parameters()) n += p.numel();
+  return n;
+}
+
+// "Llama reward model, hidden 512, 4 layers, ...: 29.23M parameters (12.85M in
+// linear layers, 16.38M embedding), fp32"
+inline std::string describe_model(const Shape& s, std::int64_t parameters) {
+  char line[320];
+  std::snprintf(line, sizeof line,
+                "Llama reward model, hidden %lld, %lld layers, %lld heads (%lld kv, head_dim %lld), intermediate %lld, "
+                "vocab %lld: %.2fM parameters (%.2fM in linear layers, %.2fM embedding), fp32",
+                static_cast<long long>(s.hidden), static_cast<long long>(s.layers), static_cast<long long>(s.heads),
+                static_cast<long long>(s.kv_heads), static_cast<long long>(s.head_dim),
+                static_cast<long long>(s.intermediate), static_cast<long long>(s.vocab),
+                static_cast<double>(parameters) / 1e6,
+                static_cast<double>(s.linear_params_per_layer() * s.layers) / 1e6,
+                static_cast<double>(s.vocab * s.hidden) / 1e6);
+  return line;
+}
+
+inline Json model_json(const Shape& s, std::int64_t parameters) {
+  return {{"hidden", s.hidden},       {"layers", s.layers}, {"heads", s.heads},          {"kv_heads", s.kv_heads},
+          {"intermediate", s.intermediate}, {"vocab", s.vocab}, {"parameters", parameters}};
 }
 
 // A number with an SI prefix: si(1.5e11, "FLOP/s") is "150.0 GFLOP/s".

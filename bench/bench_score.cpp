@@ -44,19 +44,10 @@ namespace {
 
 using namespace openrm::bench;
 
-struct BenchOptions : PairSourceOptions {
-  std::int64_t hidden = 512;
-  std::int64_t layers = 4;
-  std::int64_t heads = 0;
-  std::int64_t kv_heads = 0;
-  std::int64_t intermediate = 0;
+struct BenchOptions : CommonOptions {
   std::int64_t pairs = 200;
   std::int64_t max_tokens = openrm::ScoreOptions{}.max_tokens;
   std::int64_t baseline_batch = 32;
-  std::int64_t gemm = 2048;
-  int gemm_repeat = 5;
-  int threads = 0;
-  std::string json_out;
 };
 
 // Matmul FLOPs of a forward pass: 2 * tokens * (linear weights per layer) *
@@ -121,25 +112,11 @@ Run run_openrm(openrm::Scorer& scorer, const std::vector<std::vector<openrm::Tok
 int main(int argc, char** argv) {
   BenchOptions o;
   CLI::App app{"Benchmark batched scoring on CPU against fixed padded batches and the machine's GEMM speed."};
-  app.add_option("--hidden", o.hidden, "hidden size")->capture_default_str();
-  app.add_option("--layers", o.layers, "decoder layers")->capture_default_str();
-  app.add_option("--heads", o.heads, "attention heads (0: hidden / 64)")->capture_default_str();
-  app.add_option("--kv-heads", o.kv_heads, "key/value heads (0: as many as heads)")->capture_default_str();
-  app.add_option("--intermediate", o.intermediate, "MLP size (0: hidden * 11 / 4)")->capture_default_str();
-  app.add_option("--vocab", o.vocab, "vocabulary size")->capture_default_str();
+  add_common_options(app, o);
   app.add_option("--pairs", o.pairs, "pairs scored (both sides; the first ones of the file)")->capture_default_str();
-  app.add_option("--max-length", o.max_length, "truncation length in tokens")->capture_default_str();
   app.add_option("--max-tokens", o.max_tokens, "openrm's token budget per forward (real tokens)")
       ->capture_default_str();
   app.add_option("--baseline-batch", o.baseline_batch, "the baseline's fixed batch size")->capture_default_str();
-  app.add_option("--data", o.data, "preference file whose lengths are used")->capture_default_str();
-  app.add_option("--tokenizer", o.tokenizer, "tokenizer .model file or folder")->capture_default_str();
-  app.add_option("--format", o.format, "chat format")->capture_default_str();
-  app.add_option("--gemm", o.gemm, "size n of the n x n x n reference GEMM")->capture_default_str();
-  app.add_option("--gemm-repeat", o.gemm_repeat, "GEMM runs; the best is reported")->capture_default_str();
-  app.add_option("--threads", o.threads, "CPU threads (0: all)")->capture_default_str();
-  app.add_option("--seed", o.seed, "seed of the weights and synthetic lengths")->capture_default_str();
-  app.add_option("--json", o.json_out, "also write the results as JSON here");
   return openrm::tools::run_tool("bench_score", app, argc, argv, [&] {
     if (o.hidden < 1 || o.layers < 1 || o.vocab < 3 || o.pairs < 1 || o.max_tokens < 1 || o.baseline_batch < 1 ||
         o.gemm < 1 || o.gemm_repeat < 1) {
@@ -176,8 +153,7 @@ int main(int argc, char** argv) {
     const Shape shape = make_shape(o.hidden, o.layers, o.heads, o.kv_heads, o.intermediate, o.vocab);
     auto model = make_llama_model(shape, std::max<std::int64_t>(4096, o.max_length), o.seed, pad);
     model->eval();
-    std::int64_t params_total = 0;
-    for (const auto& p : model->parameters()) params_total += p.numel();
+    const std::int64_t params_total = parameter_count(*model);
     openrm::ScoreOptions score_options;
     score_options.threads = threads;
     score_options.max_tokens = o.max_tokens;
@@ -189,13 +165,7 @@ int main(int argc, char** argv) {
     if (!openblas_hint(core).empty()) std::printf("note: %s\n", openblas_hint(core).c_str());
     std::printf("data: %s\n", data.source.c_str());
     std::printf("sequences: both sides of %zu pairs, in file order: %s\n", data.pairs.size(), lengths.dump().c_str());
-    std::printf("model: Llama reward model, hidden %lld, %lld layers, %lld heads (%lld kv, head_dim %lld), "
-                "intermediate %lld, vocab %lld: %.2fM parameters, fp32, pad id %lld\n",
-                static_cast<long long>(shape.hidden), static_cast<long long>(shape.layers),
-                static_cast<long long>(shape.heads), static_cast<long long>(shape.kv_heads),
-                static_cast<long long>(shape.head_dim), static_cast<long long>(shape.intermediate),
-                static_cast<long long>(shape.vocab), static_cast<double>(params_total) / 1e6,
-                static_cast<long long>(pad));
+    std::printf("model: %s, pad id %lld\n", describe_model(shape, params_total).c_str(), static_cast<long long>(pad));
 
     // Warm-up (allocator, OpenMP pool), then each path once.
     {
@@ -252,9 +222,7 @@ int main(int argc, char** argv) {
                         {"openblas_core", core},
                         {"data", data.describe},
                         {"lengths", lengths},
-                        {"model", {{"hidden", shape.hidden}, {"layers", shape.layers}, {"heads", shape.heads},
-                                   {"kv_heads", shape.kv_heads}, {"intermediate", shape.intermediate},
-                                   {"vocab", shape.vocab}, {"parameters", params_total}}},
+                        {"model", model_json(shape, params_total)},
                         {"max_tokens", o.max_tokens},
                         {"baseline_batch", o.baseline_batch},
                         {"real_tokens", real_tokens},

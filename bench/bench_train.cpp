@@ -62,21 +62,12 @@ namespace {
 
 using namespace openrm::bench;
 
-struct BenchOptions : PairSourceOptions {
+struct BenchOptions : CommonOptions {
   std::int64_t max_tokens = 8192;  // the trainer's default micro-batch budget
-  std::int64_t hidden = 512;
-  std::int64_t layers = 4;
-  std::int64_t heads = 0;          // 0: hidden / 64
-  std::int64_t kv_heads = 0;       // 0: heads
-  std::int64_t intermediate = 0;   // 0: hidden * 11 / 4
   std::int64_t steps = 4;
   std::int64_t warmup = 1;
   std::int64_t profile_steps = 1;
-  std::int64_t gemm = 2048;
-  int gemm_repeat = 5;
-  int threads = 0;
   double lr = 1e-4;
-  std::string json_out;
 };
 
 // ---- FLOPs -------------------------------------------------------------------
@@ -228,30 +219,16 @@ class Stepper {
 int main(int argc, char** argv) {
   BenchOptions o;
   CLI::App app{"Benchmark reward-model training steps on CPU against the machine's GEMM speed."};
-  app.add_option("--hidden", o.hidden, "hidden size")->capture_default_str();
-  app.add_option("--layers", o.layers, "decoder layers")->capture_default_str();
-  app.add_option("--heads", o.heads, "attention heads (0: hidden / 64)")->capture_default_str();
-  app.add_option("--kv-heads", o.kv_heads, "key/value heads (0: as many as heads)")->capture_default_str();
-  app.add_option("--intermediate", o.intermediate, "MLP size (0: hidden * 11 / 4)")->capture_default_str();
-  app.add_option("--vocab", o.vocab, "vocabulary size")->capture_default_str();
+  add_common_options(app, o);
   app.add_option("--steps", o.steps, "timed optimizer steps")->capture_default_str();
   app.add_option("--warmup", o.warmup, "untimed steps first")->capture_default_str();
   app.add_option("--profile-steps", o.profile_steps, "extra steps under the op profiler (0: none)")
       ->capture_default_str();
   app.add_option("--max-tokens", o.max_tokens, "token budget of a micro-batch (sequences x longest)")
       ->capture_default_str();
-  app.add_option("--max-length", o.max_length, "truncation length in tokens")->capture_default_str();
-  app.add_option("--data", o.data, "preference file whose lengths are used")->capture_default_str();
-  app.add_option("--tokenizer", o.tokenizer, "tokenizer .model file or folder")->capture_default_str();
-  app.add_option("--format", o.format, "chat format")->capture_default_str();
   app.add_option("--synthetic-pairs", o.synthetic_pairs, "pairs drawn when the data is missing")
       ->capture_default_str();
-  app.add_option("--gemm", o.gemm, "size n of the n x n x n reference GEMM")->capture_default_str();
-  app.add_option("--gemm-repeat", o.gemm_repeat, "GEMM runs; the best is reported")->capture_default_str();
-  app.add_option("--threads", o.threads, "CPU threads (0: all)")->capture_default_str();
   app.add_option("--lr", o.lr, "AdamW learning rate")->capture_default_str();
-  app.add_option("--seed", o.seed, "seed of weights, batch order and synthetic data")->capture_default_str();
-  app.add_option("--json", o.json_out, "also write the results as JSON here");
   return openrm::tools::run_tool("bench_train", app, argc, argv, [&] {
     if (o.hidden < 1 || o.layers < 1 || o.vocab < 2 || o.steps < 1 || o.warmup < 0 || o.profile_steps < 0 ||
         o.max_tokens < 1 || o.gemm < 1 || o.gemm_repeat < 1) {
@@ -278,8 +255,7 @@ int main(int argc, char** argv) {
     const Shape shape = make_shape(o.hidden, o.layers, o.heads, o.kv_heads, o.intermediate, o.vocab);
     auto model = make_llama_model(shape, std::max<std::int64_t>(4096, o.max_length), o.seed);
     model->set_pooling(openrm::Pooling::kLastToken);  // what the trainer does without a pad id
-    std::int64_t params_total = 0;
-    for (const auto& p : model->parameters()) params_total += p.numel();
+    const std::int64_t params_total = parameter_count(*model);
     Stepper stepper(model, o);
 
     const std::string core = openblas_core();
@@ -289,14 +265,7 @@ int main(int argc, char** argv) {
     std::printf("data: %s\n", data.source.c_str());
     const Json lengths = length_stats(data.pairs);
     std::printf("sequence lengths: %s\n", lengths.dump().c_str());
-    std::printf("model: Llama reward model, hidden %lld, %lld layers, %lld heads (%lld kv, head_dim %lld), "
-                "intermediate %lld, vocab %lld: %.2fM parameters (%.2fM in linear layers, %.2fM embedding), fp32\n",
-                static_cast<long long>(shape.hidden), static_cast<long long>(shape.layers),
-                static_cast<long long>(shape.heads), static_cast<long long>(shape.kv_heads),
-                static_cast<long long>(shape.head_dim), static_cast<long long>(shape.intermediate),
-                static_cast<long long>(shape.vocab), static_cast<double>(params_total) / 1e6,
-                static_cast<double>(shape.linear_params_per_layer() * shape.layers) / 1e6,
-                static_cast<double>(shape.vocab * shape.hidden) / 1e6);
+    std::printf("model: %s\n", describe_model(shape, params_total).c_str());
     std::printf("steps: %lld warm-up + %lld timed (+ %lld profiled), one micro-batch of <= %lld padded tokens "
                 "each, AdamW lr %g, clip 1.0\n",
                 static_cast<long long>(o.warmup), static_cast<long long>(o.steps),
@@ -345,7 +314,7 @@ int main(int argc, char** argv) {
     std::int64_t typical_len = 0;
     for (const auto& st : steps_json) typical_len += st["max_len"].get<std::int64_t>();
     typical_len = std::max<std::int64_t>(1, typical_len / o.steps);
-    const double attn_bmm = bmm_flops(typical_seqs * shape.heads, typical_len, shape.head_dim, o.gemm_repeat);
+    const double attn_bmm = matmul_flops(typical_seqs * shape.heads, typical_len, shape.head_dim, typical_len, o.gemm_repeat);
 
     std::printf("\ntimed: %lld steps, %lld pairs, %lld tokens (%lld padded to the batch's longest, %.0f%% padding) "
                 "in %.3f s\n",
@@ -389,9 +358,7 @@ int main(int argc, char** argv) {
                 {"openblas_core", core},
                 {"data", data.describe},
                 {"lengths", lengths},
-                {"model", {{"hidden", shape.hidden}, {"layers", shape.layers}, {"heads", shape.heads},
-                           {"kv_heads", shape.kv_heads}, {"intermediate", shape.intermediate},
-                           {"vocab", shape.vocab}, {"parameters", params_total}}},
+                {"model", model_json(shape, params_total)},
                 {"max_tokens", o.max_tokens},
                 {"max_length", o.max_length},
                 {"warmup_steps", o.warmup},

@@ -236,10 +236,7 @@ int decode_status(int status) {
   return -1000;
 }
 
-struct ToolRun {
-  int status = -1;
-  std::string output;  // stdout and stderr
-};
+using test::ToolRun;
 
 ToolRun run_tool(const std::vector<std::string>& args, const std::string& log) {
   const pid_t pid = spawn_tool(args, log);
@@ -249,21 +246,7 @@ ToolRun run_tool(const std::vector<std::string>& args, const std::string& log) {
 }
 
 // The one "openrm-train: error: " line of a failed run.
-std::string error_line(const ToolRun& run) {
-  EXPECT_EQ(run.status, 1) << run.output;
-  EXPECT_EQ(run.output.find("terminate"), std::string::npos) << run.output;
-  std::istringstream lines(run.output);
-  std::string line, found;
-  int count = 0;
-  while (std::getline(lines, line)) {
-    if (line.rfind("openrm-train: error: ", 0) == 0) {
-      found = line;
-      ++count;
-    }
-  }
-  EXPECT_EQ(count, 1) << run.output;
-  return found;
-}
+std::string error_line(const ToolRun& run) { return test::error_line(run, "openrm-train"); }
 
 class Trainer : public ::testing::Test {
  protected:

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "data/parallel.h"
 #include "logging.h"
 #include "openrm/error.h"
 
@@ -184,12 +185,6 @@ class GroupFitter {
   const TokenizeOptions& options_;
 };
 
-int worker_count(int requested, std::size_t items) {
-  int n = requested > 0 ? requested : static_cast<int>(std::thread::hardware_concurrency());
-  n = std::max(1, n);
-  return static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(n), std::max<std::size_t>(1, items / 8)));
-}
-
 }  // namespace
 
 std::string truncation_policy_name(TruncationPolicy policy) {
@@ -248,55 +243,37 @@ std::optional<std::vector<TokenId>> tokenize_conversation(const Conversation& co
 TokenizedPairs tokenize_pairs(const std::vector<PreferencePair>& pairs, const Tokenizer& tokenizer,
                               const TokenizeOptions& options) {
   const std::size_t n = pairs.size();
-  const int workers = worker_count(options.threads, n);
+  const int workers = data_detail::worker_count(options.threads, n);
   std::vector<std::optional<TokenizedPair>> slots(n);
   std::vector<TruncationStats> stats(static_cast<std::size_t>(workers));
-  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(workers));
 
-  auto work = [&](int w) {
-    const std::size_t begin = n * static_cast<std::size_t>(w) / static_cast<std::size_t>(workers);
-    const std::size_t end = n * static_cast<std::size_t>(w + 1) / static_cast<std::size_t>(workers);
+  data_detail::for_each_range(n, workers, [&](int w, std::size_t begin, std::size_t end) {
     GroupFitter fitter(tokenizer, options);
-    try {
-      for (std::size_t i = begin; i < end; ++i) {
-        const PreferencePair& pair = pairs[i];
-        TruncationStats& s = stats[static_cast<std::size_t>(w)];
-        ++s.input;
-        bool truncated = false;
-        auto ids = with_context(
-            "pair " + std::to_string(i) + (pair.line > 0 ? " (line " + std::to_string(pair.line) + ")" : ""),
-            [&] { return fitter.fit(pair.prompt, {pair.chosen, pair.rejected}, s, truncated); });
-        if (!ids) {
-          ++s.dropped;
-          continue;
-        }
-        ++s.kept;
-        s.truncated += truncated ? 1 : 0;
-        TokenizedPair out;
-        out.chosen = std::move((*ids)[0]);
-        out.rejected = std::move((*ids)[1]);
-        out.margin = pair.margin;
-        out.has_margin = pair.has_margin;
-        out.truncated = truncated;
-        out.source_index = static_cast<std::int64_t>(i);
-        out.line = pair.line;
-        slots[i] = std::move(out);
+    for (std::size_t i = begin; i < end; ++i) {
+      const PreferencePair& pair = pairs[i];
+      TruncationStats& s = stats[static_cast<std::size_t>(w)];
+      ++s.input;
+      bool truncated = false;
+      auto ids = with_context(
+          "pair " + std::to_string(i) + (pair.line > 0 ? " (line " + std::to_string(pair.line) + ")" : ""),
+          [&] { return fitter.fit(pair.prompt, {pair.chosen, pair.rejected}, s, truncated); });
+      if (!ids) {
+        ++s.dropped;
+        continue;
       }
-    } catch (...) {
-      errors[static_cast<std::size_t>(w)] = std::current_exception();
+      ++s.kept;
+      s.truncated += truncated ? 1 : 0;
+      TokenizedPair out;
+      out.chosen = std::move((*ids)[0]);
+      out.rejected = std::move((*ids)[1]);
+      out.margin = pair.margin;
+      out.has_margin = pair.has_margin;
+      out.truncated = truncated;
+      out.source_index = static_cast<std::int64_t>(i);
+      out.line = pair.line;
+      slots[i] = std::move(out);
     }
-  };
-
-  if (workers == 1) {
-    work(0);
-  } else {
-    std::vector<std::thread> threads;
-    for (int w = 0; w < workers; ++w) threads.emplace_back(work, w);
-    for (auto& t : threads) t.join();
-  }
-  for (const auto& e : errors) {
-    if (e) std::rethrow_exception(e);
-  }
+  });
 
   TokenizedPairs result;
   for (const auto& s : stats) result.stats += s;

@@ -85,27 +85,30 @@ struct AttentionLayout {
     return cu_seqlens32;
   }
 
-  const at::Tensor& mask(std::int64_t window) {
-    auto it = masks.find(window);
-    if (it != masks.end()) return it->second;
-    auto pos = at::arange(max_len, key_valid.options().dtype(at::kLong));
+  // (L, L) bool on `options`' device: query i may attend key j when j <= i
+  // and, with a window, i - j < window.
+  static at::Tensor causal(std::int64_t len, std::int64_t window, const at::TensorOptions& options) {
+    auto pos = at::arange(len, options.dtype(at::kLong));
     auto q = pos.unsqueeze(1), k = pos.unsqueeze(0);
     auto allowed = k.le(q);
     if (window > 0) allowed = allowed.logical_and((q - k).lt(window));
-    auto m = allowed.unsqueeze(0).logical_and(key_valid.unsqueeze(1)).unsqueeze(1);
+    return allowed;
+  }
+
+  // The padded grid's (B, 1, L, L) mask: causal, windowed, real keys only.
+  const at::Tensor& mask(std::int64_t window) {
+    auto it = masks.find(window);
+    if (it != masks.end()) return it->second;
+    auto m = causal(max_len, window, key_valid.options()).unsqueeze(0).logical_and(key_valid.unsqueeze(1)).unsqueeze(1);
     return masks.emplace(window, m).first->second;
   }
 
-  // The causal (and windowed) mask of one unpadded sequence of `len` tokens.
+  // The (1, 1, len, len) mask of one unpadded sequence of `len` tokens.
   const at::Tensor& causal_mask(std::int64_t len, std::int64_t window) {
     auto key = std::make_pair(len, window);
     auto it = causal_masks.find(key);
     if (it != causal_masks.end()) return it->second;
-    auto pos = at::arange(len, cu_seqlens.options().dtype(at::kLong));
-    auto q = pos.unsqueeze(1), k = pos.unsqueeze(0);
-    auto allowed = k.le(q);
-    if (window > 0) allowed = allowed.logical_and((q - k).lt(window));
-    return causal_masks.emplace(key, allowed.view({1, 1, len, len})).first->second;
+    return causal_masks.emplace(key, causal(len, window, cu_seqlens.options()).view({1, 1, len, len})).first->second;
   }
 
   // (T, F) packed rows -> (B, L, F) grid, zeros in the padding.

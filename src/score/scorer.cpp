@@ -8,11 +8,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <exception>
 #include <limits>
-#include <numeric>
-#include <thread>
 
+#include "data/parallel.h"
 #include "logging.h"
 #include "openrm/error.h"
 #include "openrm/io/file.h"
@@ -34,8 +32,6 @@ std::optional<double> metadata_number(const ModelMetadata& metadata, const char*
   if (it == metadata.other.end() || !it->is_number()) return std::nullopt;
   return it->get<double>();
 }
-
-int hardware_threads() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
 
 }  // namespace
 
@@ -243,38 +239,21 @@ std::vector<float> Scorer::run(const std::vector<const std::vector<TokenId>*>& s
 }
 
 std::vector<std::optional<std::vector<TokenId>>> Scorer::tokenize(
-    std::size_t n, const std::function<const Conversation&(std::size_t)>& conversation, ScoreStats& stats) const {
+    std::size_t n, const std::function<const Conversation&(std::size_t)>& conversation,
+    const std::function<std::string(std::size_t)>& where, ScoreStats& stats) const {
   const Tokenizer& tokenizer = require_tokenizer();
   const auto start = Clock::now();
   std::vector<std::optional<std::vector<TokenId>>> ids(n);
-  const int requested = options_.threads > 0 ? options_.threads : hardware_threads();
-  const int workers = static_cast<int>(std::max<std::size_t>(1, std::min<std::size_t>(requested, n / 8)));
+  const int workers = data_detail::worker_count(options_.threads, n);
   std::vector<TruncationStats> counts(static_cast<std::size_t>(workers));
-  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(workers));
-  auto work = [&](int w) {
-    const std::size_t begin = n * static_cast<std::size_t>(w) / static_cast<std::size_t>(workers);
-    const std::size_t end = n * static_cast<std::size_t>(w + 1) / static_cast<std::size_t>(workers);
-    try {
-      for (std::size_t i = begin; i < end; ++i) {
-        ids[i] = with_context("record " + std::to_string(i), [&] {
-          return tokenize_conversation(conversation(i), tokenizer, options_.tokenize,
-                                       &counts[static_cast<std::size_t>(w)]);
-        });
-      }
-    } catch (...) {
-      errors[static_cast<std::size_t>(w)] = std::current_exception();
+  data_detail::for_each_range(n, workers, [&](int w, std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) {
+      ids[i] = with_context(where(i), [&] {
+        return tokenize_conversation(conversation(i), tokenizer, options_.tokenize,
+                                     &counts[static_cast<std::size_t>(w)]);
+      });
     }
-  };
-  if (workers == 1) {
-    work(0);
-  } else {
-    std::vector<std::thread> threads;
-    for (int w = 0; w < workers; ++w) threads.emplace_back(work, w);
-    for (auto& t : threads) t.join();
-  }
-  for (const auto& e : errors) {
-    if (e) std::rethrow_exception(e);
-  }
+  });
   for (const auto& c : counts) stats.truncation += c;
   stats.tokenize_seconds += seconds_since(start);
   return ids;
@@ -291,9 +270,10 @@ std::vector<float> Scorer::score_tokens(const std::vector<std::vector<TokenId>>&
 }
 
 ScoreResult Scorer::score_tokenized(std::size_t n,
-                                    const std::function<const Conversation&(std::size_t)>& conversation) {
+                                    const std::function<const Conversation&(std::size_t)>& conversation,
+                                    const std::function<std::string(std::size_t)>& where) {
   ScoreResult result;
-  const auto ids = tokenize(n, conversation, result.stats);
+  const auto ids = tokenize(n, conversation, where, result.stats);
   std::vector<const std::vector<TokenId>*> views;
   views.reserve(ids.size());
   for (const auto& s : ids) views.push_back(s ? &*s : nullptr);
@@ -303,12 +283,17 @@ ScoreResult Scorer::score_tokenized(std::size_t n,
 }
 
 ScoreResult Scorer::score_conversations(const std::vector<Conversation>& conversations) {
-  return score_tokenized(conversations.size(), [&](std::size_t i) -> const Conversation& { return conversations[i]; });
+  return score_tokenized(
+      conversations.size(), [&](std::size_t i) -> const Conversation& { return conversations[i]; },
+      [](std::size_t i) { return "conversation " + std::to_string(i); });
 }
 
 ScoreResult Scorer::score_records(const std::vector<ScoreRecord>& records) {
-  return score_tokenized(records.size(),
-                         [&](std::size_t i) -> const Conversation& { return records[i].conversation; });
+  return score_tokenized(
+      records.size(), [&](std::size_t i) -> const Conversation& { return records[i].conversation; },
+      [&](std::size_t i) {
+        return records[i].line > 0 ? "line " + std::to_string(records[i].line) : "record " + std::to_string(i);
+      });
 }
 
 PairScores Scorer::score_pairs(const std::vector<PreferencePair>& pairs) {

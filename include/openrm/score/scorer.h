@@ -127,10 +127,13 @@ class Scorer {
   // Scores sequences (nullptr entries are dropped ones: NaN) in length-sorted
   // batches; adds to `stats`.
   std::vector<float> run(const std::vector<const std::vector<TokenId>*>& sequences, ScoreStats& stats);
-  // Tokenizes conversation(0..n-1) in parallel; nullopt where dropped.
+  // Tokenizes conversation(0..n-1) in parallel; nullopt where dropped. An
+  // error starts with where(i).
   std::vector<std::optional<std::vector<TokenId>>> tokenize(
-      std::size_t n, const std::function<const Conversation&(std::size_t)>& conversation, ScoreStats& stats) const;
-  ScoreResult score_tokenized(std::size_t n, const std::function<const Conversation&(std::size_t)>& conversation);
+      std::size_t n, const std::function<const Conversation&(std::size_t)>& conversation,
+      const std::function<std::string(std::size_t)>& where, ScoreStats& stats) const;
+  ScoreResult score_tokenized(std::size_t n, const std::function<const Conversation&(std::size_t)>& conversation,
+                              const std::function<std::string(std::size_t)>& where);
   const Tokenizer& require_tokenizer() const;
 
   std::shared_ptr<RewardModel> model_;
