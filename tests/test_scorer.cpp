@@ -3,7 +3,13 @@
 // and streaming files; errors; and the CUDA path against CPU fp32
 // (*_CUDA, skipped without a GPU).
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <torch/cuda.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
 
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -480,6 +486,42 @@ TEST_F(ScoreCli, BadInputsGiveOneErrorLineAndKeepTheOldOutput) {
   EXPECT_TRUE(lines[1]["reward"].is_null());
   EXPECT_EQ(lines[1]["dropped"], true);
   EXPECT_TRUE(test::contains(r.output, "1 dropped by truncation")) << r.output;
+}
+
+TEST_F(ScoreCli, AKilledRunLeavesTheOldOutputWhole) {
+  std::string input;
+  for (int i = 0; i < 20000; ++i) input += record_line(i);
+  const std::string in = tmp.file("big.jsonl"), out = tmp.file("out.jsonl");
+  test::write_bytes(in, input);
+  test::write_bytes(out, "precious\n");
+  const int pid = test::spawn_tool(
+      "openrm-score", {"--model", dir, "--input", in, "--output", out, "--chunk-records", "50", "--threads", "1"},
+      tmp.file("run.log"));
+  // Killed once the temporary output has grown past a few chunks.
+  auto temporary_bytes = [&] {
+    std::uintmax_t bytes = 0;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(tmp.path(), ec)) {
+      if (e.path().filename().string().rfind("out.jsonl.tmp", 0) == 0) bytes += e.file_size(ec);
+    }
+    return bytes;
+  };
+  int status = 0;
+  bool exited = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (temporary_bytes() < 10000 && std::chrono::steady_clock::now() < deadline) {
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      exited = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  if (!exited) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+  }
+  ASSERT_EQ(test::decode_status(status), -SIGKILL) << test::read_bytes(tmp.file("run.log"));
+  EXPECT_EQ(test::read_bytes(out), "precious\n");
 }
 
 // ---- CUDA --------------------------------------------------------------------------

@@ -212,30 +212,10 @@ std::string tool_path() { return std::string(OPENRM_BINARY_DIR) + "/tools/openrm
 
 // Starts openrm-train with stdout and stderr going to `log`.
 pid_t spawn_tool(const std::vector<std::string>& args, const std::string& log) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  const std::string tool = tool_path();
-  std::vector<std::string> all = {tool};
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& s : all) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, tool.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) throw std::runtime_error("posix_spawn " + tool + " failed");
-  return pid;
+  return test::spawn_tool("openrm-train", args, log);
 }
 
-// The exit code, or -signal for a process killed by a signal.
-int decode_status(int status) {
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return -WTERMSIG(status);
-  return -1000;
-}
-
+using test::decode_status;
 using test::ToolRun;
 
 ToolRun run_tool(const std::vector<std::string>& args, const std::string& log) {

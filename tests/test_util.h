@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "openrm/io/config.h"
 
@@ -49,6 +50,15 @@ struct ToolRun {
 // Runs OPENRM_BINARY_DIR/tools/<tool> with `args` (a shell fragment: quote
 // paths), capturing its output in a file under tmp.
 ToolRun run_tool(const std::string& tool, const std::string& args, const TempDir& tmp);
+
+// Starts OPENRM_BINARY_DIR/tools/<tool> with `args` (no shell), its stdout
+// and stderr going to the file `log`; returns its pid (wait for it with
+// waitpid). Throws std::runtime_error when it cannot be started.
+int spawn_tool(const std::string& tool, const std::vector<std::string>& args, const std::string& log);
+
+// A waitpid status as the exit code, or -signal for a process killed by a
+// signal.
+int decode_status(int status);
 
 // Whether the tool was built (it is not with OPENRM_BUILD_TOOLS=OFF).
 bool tool_built(const std::string& tool);
