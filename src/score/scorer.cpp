@@ -202,8 +202,15 @@ std::vector<float> Scorer::run(const std::vector<const std::vector<TokenId>*>& s
   std::vector<const std::vector<TokenId>*> batch;
   std::vector<std::size_t> batch_index;
   const auto start = Clock::now();
+  auto last_report = start;
   std::size_t next = 0;
   while (next < order.size()) {
+    if (seconds_since(last_report) >= 10.0) {  // long calls say how far they are
+      last_report = Clock::now();
+      const double rate = static_cast<double>(next) / seconds_since(start);
+      log().info("scoring: {}/{} sequences, {:.1f} sequences/s, about {:.0f} s left", next, order.size(), rate,
+                 static_cast<double>(order.size() - next) / rate);
+    }
     batch.clear();
     batch_index.clear();
     std::int64_t real_tokens = 0;
