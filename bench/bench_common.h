@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <dlfcn.h>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -164,21 +165,26 @@ inline Pairs load_pairs(const PairSourceOptions& o) {
 
 // ---- GEMM reference -------------------------------------------------------------
 
-// Best FLOP/s over `repeat` runs (after one warm-up) of `batch` fp32
-// products (m x k) @ (k x n): one mm when batch is 1, else one bmm.
-inline double matmul_flops(std::int64_t batch, std::int64_t m, std::int64_t k, std::int64_t n, int repeat) {
+// Best FLOP/s over `repeat` runs (after one warm-up) of `batch` products
+// (m x k) @ (k x n): one mm when batch is 1, else one bmm; fp32 on the CPU
+// unless told otherwise (a CUDA device is synchronised around each run).
+inline double matmul_flops(std::int64_t batch, std::int64_t m, std::int64_t k, std::int64_t n, int repeat,
+                           const at::TensorOptions& options = at::TensorOptions()) {
   torch::NoGradGuard no_grad;
-  auto a = batch == 1 ? torch::randn({m, k}) : torch::randn({batch, m, k});
-  auto b = batch == 1 ? torch::randn({k, n}) : torch::randn({batch, k, n});
+  auto a = batch == 1 ? torch::randn({m, k}, options) : torch::randn({batch, m, k}, options);
+  auto b = batch == 1 ? torch::randn({k, n}, options) : torch::randn({batch, k, n}, options);
   auto c = at::matmul(a, b);
+  const bool cuda = a.is_cuda();
   double best = 1e30;
   for (int r = 0; r < repeat; ++r) {
+    if (cuda) torch::cuda::synchronize();
     auto t0 = Clock::now();
     if (batch == 1) {
       at::mm_out(c, a, b);
     } else {
       at::bmm_out(c, a, b);
     }
+    if (cuda) torch::cuda::synchronize();
     best = std::min(best, seconds_since(t0));
   }
   return 2.0 * static_cast<double>(batch) * static_cast<double>(m) * static_cast<double>(k) * static_cast<double>(n) /
@@ -253,10 +259,11 @@ inline Shape make_shape(std::int64_t hidden, std::int64_t layers, std::int64_t h
   return s;
 }
 
-// A random-init fp32 Llama reward model of that shape on the CPU
-// (pad_token_id < 0: none).
+// A random-init Llama reward model of that shape (pad_token_id < 0: none),
+// fp32 on the CPU unless `load` says otherwise.
 inline std::shared_ptr<openrm::RewardModel> make_llama_model(const Shape& shape, std::int64_t max_positions,
-                                                             std::uint64_t seed, std::int64_t pad_token_id = -1) {
+                                                             std::uint64_t seed, std::int64_t pad_token_id = -1,
+                                                             const openrm::LoadOptions& load = {}) {
   Json cfg = {{"architectures", {"LlamaForSequenceClassification"}},
               {"model_type", "llama"},
               {"vocab_size", shape.vocab},
@@ -268,7 +275,7 @@ inline std::shared_ptr<openrm::RewardModel> make_llama_model(const Shape& shape,
               {"max_position_embeddings", max_positions},
               {"num_labels", 1}};
   if (pad_token_id >= 0) cfg["pad_token_id"] = pad_token_id;
-  auto model = openrm::create_reward_model(openrm::parse_model_config(cfg.dump(), "bench config"));
+  auto model = openrm::create_reward_model(openrm::parse_model_config(cfg.dump(), "bench config"), load);
   model->init_weights(seed);
   return model;
 }
@@ -281,23 +288,27 @@ inline std::int64_t parameter_count(openrm::RewardModel& model) {
 
 // "Llama reward model, hidden 512, 4 layers, ...: 29.23M parameters (12.85M in
 // linear layers, 16.38M embedding), fp32"
-inline std::string describe_model(const Shape& s, std::int64_t parameters) {
+inline std::string describe_model(const Shape& s, std::int64_t parameters, const std::string& dtype = "fp32") {
   char line[320];
   std::snprintf(line, sizeof line,
                 "Llama reward model, hidden %lld, %lld layers, %lld heads (%lld kv, head_dim %lld), intermediate %lld, "
-                "vocab %lld: %.2fM parameters (%.2fM in linear layers, %.2fM embedding), fp32",
+                "vocab %lld: %.2fM parameters (%.2fM in linear layers, %.2fM embedding), %s",
                 static_cast<long long>(s.hidden), static_cast<long long>(s.layers), static_cast<long long>(s.heads),
                 static_cast<long long>(s.kv_heads), static_cast<long long>(s.head_dim),
                 static_cast<long long>(s.intermediate), static_cast<long long>(s.vocab),
                 static_cast<double>(parameters) / 1e6,
                 static_cast<double>(s.linear_params_per_layer() * s.layers) / 1e6,
-                static_cast<double>(s.vocab * s.hidden) / 1e6);
+                static_cast<double>(s.vocab * s.hidden) / 1e6, dtype.c_str());
   return line;
 }
 
 inline Json model_json(const Shape& s, std::int64_t parameters) {
   return {{"hidden", s.hidden},       {"layers", s.layers}, {"heads", s.heads},          {"kv_heads", s.kv_heads},
           {"intermediate", s.intermediate}, {"vocab", s.vocab}, {"parameters", parameters}};
+}
+
+inline std::string dtype_name(c10::ScalarType t) {
+  return t == at::kFloat ? "fp32" : t == at::kBFloat16 ? "bf16" : t == at::kHalf ? "fp16" : "other";
 }
 
 // A number with an SI prefix: si(1.5e11, "FLOP/s") is "150.0 GFLOP/s".

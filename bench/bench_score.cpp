@@ -5,13 +5,15 @@
 //   bench_score [--hidden 512] [--layers 4] [--heads N] [--kv-heads N] [--intermediate N]
 //               [--vocab 32000] [--pairs 200] [--max-length 1024] [--max-tokens 16384]
 //               [--baseline-batch 32] [--threads N] [--gemm 2048] [--gemm-repeat 5]
+//               [--device cpu|cuda[:N]] [--dtype auto|fp32|bf16|fp16]
 //               [--data FILE] [--tokenizer PATH] [--format hh] [--json OUT]
 //
 // The sequences are both sides of the first --pairs pairs of hh-rlhf (from
 // ../shared/data, tokenized with the Llama-2 tokenizer in the hh format;
 // synthetic log-normal lengths when the files are absent, and the output says
-// so), in file order. A random-init fp32 Llama reward model of the given shape
-// scores them twice on the same cores:
+// so), in file order. A random-init Llama reward model of the given shape
+// (fp32 on CPU; bf16 by default with --device cuda, where the GEMM reference
+// is a bf16 GEMM on the same GPU) scores them twice on the same cores:
 //   baseline: fixed batches of --baseline-batch sequences in input order, each
 //             right-padded with the pad token to its longest sequence and run
 //             through the model whole (what a transformers pipeline does);
@@ -45,6 +47,8 @@ namespace {
 using namespace openrm::bench;
 
 struct BenchOptions : CommonOptions {
+  std::string device = "cpu";
+  std::string dtype = "auto";
   std::int64_t pairs = 200;
   std::int64_t max_tokens = openrm::ScoreOptions{}.max_tokens;
   std::int64_t baseline_batch = 32;
@@ -82,7 +86,7 @@ Run run_baseline(openrm::RewardModel& model, const std::vector<std::vector<openr
       row.resize(longest, pad);
       padded.push_back(std::move(row));
     }
-    at::Tensor r = model.forward(openrm::PackedBatch::from_sequences(padded)).reshape({-1}).contiguous();
+    at::Tensor r = model.forward(openrm::PackedBatch::from_sequences(padded)).reshape({-1}).to(at::kCPU, at::kFloat);
     const float* p = r.data_ptr<float>();
     run.rewards.insert(run.rewards.end(), p, p + r.numel());
     ++run.batches;
@@ -117,6 +121,8 @@ int main(int argc, char** argv) {
   app.add_option("--max-tokens", o.max_tokens, "openrm's token budget per forward (real tokens)")
       ->capture_default_str();
   app.add_option("--baseline-batch", o.baseline_batch, "the baseline's fixed batch size")->capture_default_str();
+  app.add_option("--device", o.device, "cpu, cuda or cuda:N (both paths, and the GEMM)")->capture_default_str();
+  app.add_option("--dtype", o.dtype, "auto (fp32 on CPU, bf16 on CUDA), fp32, bf16, fp16")->capture_default_str();
   return openrm::tools::run_tool("bench_score", app, argc, argv, [&] {
     if (o.hidden < 1 || o.layers < 1 || o.vocab < 3 || o.pairs < 1 || o.max_tokens < 1 || o.baseline_batch < 1 ||
         o.gemm < 1 || o.gemm_repeat < 1) {
@@ -151,7 +157,10 @@ int main(int argc, char** argv) {
     }
 
     const Shape shape = make_shape(o.hidden, o.layers, o.heads, o.kv_heads, o.intermediate, o.vocab);
-    auto model = make_llama_model(shape, std::max<std::int64_t>(4096, o.max_length), o.seed, pad);
+    openrm::LoadOptions load;
+    load.device = openrm::score_device_from_name(o.device);
+    load.dtype = openrm::score_dtype_from_name(o.dtype, load.device);
+    auto model = make_llama_model(shape, std::max<std::int64_t>(4096, o.max_length), o.seed, pad, load);
     model->eval();
     const std::int64_t params_total = parameter_count(*model);
     openrm::ScoreOptions score_options;
@@ -165,7 +174,9 @@ int main(int argc, char** argv) {
     if (!openblas_hint(core).empty()) std::printf("note: %s\n", openblas_hint(core).c_str());
     std::printf("data: %s\n", data.source.c_str());
     std::printf("sequences: both sides of %zu pairs, in file order: %s\n", data.pairs.size(), lengths.dump().c_str());
-    std::printf("model: %s, pad id %lld\n", describe_model(shape, params_total).c_str(), static_cast<long long>(pad));
+    const std::string dtype = dtype_name(load.dtype);
+    std::printf("model: %s on %s, pad id %lld\n", describe_model(shape, params_total, dtype).c_str(),
+                load.device.str().c_str(), static_cast<long long>(pad));
 
     // Warm-up (allocator, OpenMP pool), then each path once.
     {
@@ -180,7 +191,8 @@ int main(int argc, char** argv) {
       max_diff = std::max(max_diff, static_cast<double>(std::fabs(base.rewards[i] - ours.rewards[i])));
       max_abs = std::max(max_abs, static_cast<double>(std::fabs(base.rewards[i])));
     }
-    const double peak = gemm_flops(o.gemm, o.gemm, o.gemm, o.gemm_repeat);
+    const double peak =
+        matmul_flops(1, o.gemm, o.gemm, o.gemm, o.gemm_repeat, at::TensorOptions().device(load.device).dtype(load.dtype));
     const double load_after = load_average();
 
     auto report = [&](const char* name, const Run& r) {
@@ -203,8 +215,8 @@ int main(int argc, char** argv) {
     std::printf("\nopenrm / baseline: %.2fx the tokens/s (baseline: fixed batches of %lld in input order, padded)\n",
                 speedup, static_cast<long long>(o.baseline_batch));
     std::printf("rewards: largest |openrm - baseline| = %.3g (largest |reward| %.3g)\n", max_diff, max_abs);
-    std::printf("fp32 GEMM %lld^3 (best of %d): %s; openrm's scoring reaches %.1f%% of it\n",
-                static_cast<long long>(o.gemm), o.gemm_repeat, si(peak, "FLOP/s").c_str(),
+    std::printf("%s GEMM %lld^3 on %s (best of %d): %s; openrm's scoring reaches %.1f%% of it\n", dtype.c_str(),
+                static_cast<long long>(o.gemm), load.device.str().c_str(), o.gemm_repeat, si(peak, "FLOP/s").c_str(),
                 100.0 * ours_json["fraction_of_gemm"].get<double>());
     std::printf("matmul FLOPs = 2 * computed tokens * %lld (linear weights per layer) * %lld layers + "
                 "2 * 2 * attention cells * %lld (heads x head_dim) * %lld layers, counting what each path computes: "
