@@ -21,6 +21,7 @@
 
 #include "openrm/data/preference.h"
 #include "openrm/data/tokenize.h"
+#include "openrm/error.h"
 #include "openrm/io/config.h"
 #include "openrm/io/file.h"
 #include "openrm/models/reward_model.h"
@@ -47,6 +48,8 @@ struct PairSourceOptions {
 // What both benchmarks take besides their own settings: the pairs, the
 // model's shape, the reference GEMM, threads, seed and the JSON output.
 struct CommonOptions : PairSourceOptions {
+  std::string arch = "llama";     // llama or qwen3
+  std::int64_t head_dim = 0;      // 0: hidden / heads
   std::int64_t hidden = 512;
   std::int64_t layers = 4;
   std::int64_t heads = 0;         // 0: hidden / 64
@@ -59,7 +62,9 @@ struct CommonOptions : PairSourceOptions {
 };
 
 inline void add_common_options(CLI::App& app, CommonOptions& o) {
+  app.add_option("--arch", o.arch, "llama, or qwen3 (q/k RMSNorm)")->capture_default_str();
   app.add_option("--hidden", o.hidden, "hidden size")->capture_default_str();
+  app.add_option("--head-dim", o.head_dim, "head size (0: hidden / heads)")->capture_default_str();
   app.add_option("--layers", o.layers, "decoder layers")->capture_default_str();
   app.add_option("--heads", o.heads, "attention heads (0: hidden / 64)")->capture_default_str();
   app.add_option("--kv-heads", o.kv_heads, "key/value heads (0: as many as heads)")->capture_default_str();
@@ -236,6 +241,7 @@ inline double load_average() {
 // ---- the model -------------------------------------------------------------------
 
 struct Shape {
+  std::string arch = "llama";  // llama or qwen3 (q/k RMSNorm)
   std::int64_t hidden, layers, heads, kv_heads, head_dim, intermediate, vocab;
   // Weights of the linear layers of one decoder layer (q, k, v, o, gate, up, down).
   std::int64_t linear_params_per_layer() const {
@@ -244,28 +250,32 @@ struct Shape {
   }
 };
 
-// A Llama shape; heads 0 means hidden / 64, kv_heads 0 as many as heads,
-// intermediate 0 means hidden * 11 / 4.
-inline Shape make_shape(std::int64_t hidden, std::int64_t layers, std::int64_t heads, std::int64_t kv_heads,
-                        std::int64_t intermediate, std::int64_t vocab) {
+// The shape the options ask for: heads 0 means hidden / 64, kv_heads 0 as
+// many as heads, head_dim 0 hidden / heads, intermediate 0 hidden * 11 / 4.
+inline Shape make_shape(const CommonOptions& o) {
+  if (o.arch != "llama" && o.arch != "qwen3") throw openrm::Error("--arch must be llama or qwen3, got " + o.arch);
   Shape s;
+  s.arch = o.arch;
+  const std::int64_t hidden = o.hidden, heads = o.heads, kv_heads = o.kv_heads, intermediate = o.intermediate;
   s.hidden = hidden;
-  s.layers = layers;
+  s.layers = o.layers;
   s.heads = heads > 0 ? heads : std::max<std::int64_t>(1, hidden / 64);
   s.kv_heads = kv_heads > 0 ? kv_heads : s.heads;
-  s.head_dim = hidden / s.heads;
+  s.head_dim = o.head_dim > 0 ? o.head_dim : hidden / s.heads;
   s.intermediate = intermediate > 0 ? intermediate : hidden * 11 / 4;
-  s.vocab = vocab;
+  s.vocab = o.vocab;
   return s;
 }
 
-// A random-init Llama reward model of that shape (pad_token_id < 0: none),
-// fp32 on the CPU unless `load` says otherwise.
-inline std::shared_ptr<openrm::RewardModel> make_llama_model(const Shape& shape, std::int64_t max_positions,
+// A random-init reward model of that shape (pad_token_id < 0: none), fp32 on
+// the CPU unless `load` says otherwise.
+inline std::shared_ptr<openrm::RewardModel> make_model(const Shape& shape, std::int64_t max_positions,
                                                              std::uint64_t seed, std::int64_t pad_token_id = -1,
                                                              const openrm::LoadOptions& load = {}) {
-  Json cfg = {{"architectures", {"LlamaForSequenceClassification"}},
-              {"model_type", "llama"},
+  const bool qwen3 = shape.arch == "qwen3";
+  Json cfg = {{"architectures", {qwen3 ? "Qwen3ForSequenceClassification" : "LlamaForSequenceClassification"}},
+              {"model_type", shape.arch},
+              {"head_dim", shape.head_dim},
               {"vocab_size", shape.vocab},
               {"hidden_size", shape.hidden},
               {"intermediate_size", shape.intermediate},
@@ -291,9 +301,10 @@ inline std::int64_t parameter_count(openrm::RewardModel& model) {
 inline std::string describe_model(const Shape& s, std::int64_t parameters, const std::string& dtype = "fp32") {
   char line[320];
   std::snprintf(line, sizeof line,
-                "Llama reward model, hidden %lld, %lld layers, %lld heads (%lld kv, head_dim %lld), intermediate %lld, "
+                "%s reward model, hidden %lld, %lld layers, %lld heads (%lld kv, head_dim %lld), intermediate %lld, "
                 "vocab %lld: %.2fM parameters (%.2fM in linear layers, %.2fM embedding), %s",
-                static_cast<long long>(s.hidden), static_cast<long long>(s.layers), static_cast<long long>(s.heads),
+                s.arch == "qwen3" ? "Qwen3" : "Llama", static_cast<long long>(s.hidden), static_cast<long long>(s.layers),
+                static_cast<long long>(s.heads),
                 static_cast<long long>(s.kv_heads), static_cast<long long>(s.head_dim),
                 static_cast<long long>(s.intermediate), static_cast<long long>(s.vocab),
                 static_cast<double>(parameters) / 1e6,
@@ -303,7 +314,7 @@ inline std::string describe_model(const Shape& s, std::int64_t parameters, const
 }
 
 inline Json model_json(const Shape& s, std::int64_t parameters) {
-  return {{"hidden", s.hidden},       {"layers", s.layers}, {"heads", s.heads},          {"kv_heads", s.kv_heads},
+  return {{"arch", s.arch}, {"head_dim", s.head_dim}, {"hidden", s.hidden},       {"layers", s.layers}, {"heads", s.heads},          {"kv_heads", s.kv_heads},
           {"intermediate", s.intermediate}, {"vocab", s.vocab}, {"parameters", parameters}};
 }
 

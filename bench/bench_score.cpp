@@ -11,7 +11,7 @@
 // The sequences are both sides of the first --pairs pairs of hh-rlhf (from
 // ../shared/data, tokenized with the Llama-2 tokenizer in the hh format;
 // synthetic log-normal lengths when the files are absent, and the output says
-// so), in file order. A random-init Llama reward model of the given shape
+// so), in file order. A random-init Llama (or, with --arch qwen3, Qwen3) reward model of the given shape
 // (fp32 on CPU; bf16 by default with --device cuda, where the GEMM reference
 // is a bf16 GEMM on the same GPU) scores them twice on the same cores:
 //   baseline: fixed batches of --baseline-batch sequences in input order, each
@@ -156,11 +156,11 @@ int main(int argc, char** argv) {
       real_squares += static_cast<double>(s.size()) * static_cast<double>(s.size());
     }
 
-    const Shape shape = make_shape(o.hidden, o.layers, o.heads, o.kv_heads, o.intermediate, o.vocab);
+    const Shape shape = make_shape(o);
     openrm::LoadOptions load;
     load.device = openrm::score_device_from_name(o.device);
     load.dtype = openrm::score_dtype_from_name(o.dtype, load.device);
-    auto model = make_llama_model(shape, std::max<std::int64_t>(4096, o.max_length), o.seed, pad, load);
+    auto model = make_model(shape, std::max<std::int64_t>(4096, o.max_length), o.seed, pad, load);
     model->eval();
     const std::int64_t params_total = parameter_count(*model);
     openrm::ScoreOptions score_options;

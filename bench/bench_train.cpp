@@ -8,7 +8,7 @@
 //               [--threads N] [--gemm 2048] [--gemm-repeat 5] [--profile-steps 1]
 //               [--json OUT]
 //
-// A random-init Llama reward model of the given shape takes optimizer steps
+// A random-init Llama (--arch qwen3: Qwen3) reward model of the given shape takes optimizer steps
 // exactly as the trainer's step does (src/train/trainer.cpp, grad_accum 1):
 // make_pair_batches (token budget, padding counted), pack_pairs,
 // RewardModel::forward, compute_pair_loss, backward, grads_finite,
@@ -252,8 +252,8 @@ int main(int argc, char** argv) {
     }
 
     // The model.
-    const Shape shape = make_shape(o.hidden, o.layers, o.heads, o.kv_heads, o.intermediate, o.vocab);
-    auto model = make_llama_model(shape, std::max<std::int64_t>(4096, o.max_length), o.seed);
+    const Shape shape = make_shape(o);
+    auto model = make_model(shape, std::max<std::int64_t>(4096, o.max_length), o.seed);
     model->set_pooling(openrm::Pooling::kLastToken);  // what the trainer does without a pad id
     const std::int64_t params_total = parameter_count(*model);
     Stepper stepper(model, o);
