@@ -242,6 +242,18 @@ double textbook_reward(RewardModel& model, const std::vector<int64_t>& ids) {
   return at::matmul(x[T - 1], w["score.weight"].t()).item<double>();
 }
 
+TEST(Decoder, ConvertingTheDtypeKeepsRopeInFloat32) {
+  // Module::to(dtype) converts the weights; the RoPE frequencies are not
+  // weights and stay fp32, so fp64 weights give the fp32 model's rewards
+  // to fp32 rounding.
+  auto model = random_model(tiny_config("LlamaForSequenceClassification"), 13);
+  const auto fp32 = model->score(kSequences);
+  model->to(at::kDouble);
+  EXPECT_EQ(model->dtype(), at::kDouble);
+  const auto fp64 = model->score(kSequences);
+  for (size_t i = 0; i < kSequences.size(); ++i) EXPECT_NEAR(fp32[i], fp64[i], 1e-5) << i;
+}
+
 TEST(Decoder, MatchesATextbookForwardInDoublePrecision) {
   for (const char* arch : {"LlamaForSequenceClassification", "MistralForSequenceClassification"}) {
     auto config = tiny_config(arch);

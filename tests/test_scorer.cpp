@@ -575,5 +575,17 @@ TEST(Scorer, Bf16BatchedEqualsAlone_CUDA) {
   }
 }
 
+TEST(Scorer, AModelMovedToTheGpuScoresAsOneCreatedThere_CUDA) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA GPU";
+  auto moved = tiny_model();
+  moved->to(c10::Device("cuda:0"));  // fp32: the padded SDPA path
+  Scorer on_gpu(moved, nullptr, ChatFormat::kPlain);
+  auto on_cpu = tiny_model();
+  Scorer cpu(on_cpu, nullptr, ChatFormat::kPlain);
+  const auto seqs = random_sequences(10, 50, 8);
+  const auto a = cpu.score_tokens(seqs), b = on_gpu.score_tokens(seqs);
+  for (std::size_t i = 0; i < seqs.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-3 * std::max(1.0f, std::fabs(a[i])));
+}
+
 }  // namespace
 }  // namespace openrm

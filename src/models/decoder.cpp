@@ -376,6 +376,18 @@ class DecoderRewardModel : public RewardModel {
 
   at::Tensor head(const at::Tensor& pooled) override { return score_head->forward(pooled); }
 
+  // Moving the module moves the RoPE frequencies with it; they stay fp32
+  // whatever dtype the weights take.
+  void to(torch::Device device, torch::Dtype dtype, bool non_blocking = false) override {
+    RewardModel::to(device, dtype, non_blocking);
+    inv_freq_ = inv_freq_.to(device);
+  }
+  void to(torch::Dtype dtype, bool non_blocking = false) override { RewardModel::to(dtype, non_blocking); }
+  void to(torch::Device device, bool non_blocking = false) override {
+    RewardModel::to(device, non_blocking);
+    inv_freq_ = inv_freq_.to(device);
+  }
+
   std::shared_ptr<DecoderModelImpl> model;
   Linear score_head;
 
