@@ -351,6 +351,33 @@ TEST_F(ScorerFiles, ScoreFileKeepsInputOrderAcrossChunks) {
   }
 }
 
+TEST_F(ScorerFiles, GroupsOfResponsesGetOneRewardEach) {
+  // Best-of-n candidates: one prompt, several responses (a k-wise record's
+  // scores are ignored).
+  const std::string path = tmp.file("groups.jsonl");
+  test::write_bytes(path, std::string(R"({"id": 7, "prompt": "The quick brown fox", "responses": ["jumps", "over the lazy dog", [{"role": "assistant", "content": "for you."}]]})") +
+                              "\n" + record_line(1) +
+                              R"({"prompt": [{"role": "user", "content": "A reward model"}], "responses": ["scores answer number 3"], "scores": [1]})" "\n");
+  Scorer scorer = Scorer::from_folder(dir);
+  std::string out;
+  const ScoreFileResult r = score_file(scorer, path, [&](const std::string& s) { out += s; });
+  EXPECT_EQ(r.records, 3);
+  EXPECT_EQ(r.groups, 2);
+  const auto lines = json_lines(out);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0]["id"], "7");
+  ASSERT_EQ(lines[0]["rewards"].size(), 3u);
+  const std::vector<std::string> answers = {"jumps", "over the lazy dog", "for you."};
+  for (std::size_t k = 0; k < 3; ++k) {
+    const Conversation conv = {{"user", "The quick brown fox"}, {"assistant", answers[k]}};
+    EXPECT_NEAR(lines[0]["rewards"][k].get<double>(), scorer.score_conversations({conv}).rewards[0], 1e-5) << k;
+  }
+  EXPECT_TRUE(lines[1].contains("reward"));
+  ASSERT_EQ(lines[2]["rewards"].size(), 1u);
+  const Conversation conv = {{"user", "A reward model"}, {"assistant", "scores answer number 3"}};
+  EXPECT_NEAR(lines[2]["rewards"][0].get<double>(), scorer.score_conversations({conv}).rewards[0], 1e-5);
+}
+
 TEST_F(ScorerFiles, ScoreFileErrorsNameTheFileAndLine) {
   Scorer scorer = Scorer::from_folder(dir);
   const auto sink = [](const std::string&) {};
@@ -370,10 +397,18 @@ TEST_F(ScorerFiles, ScoreFileErrorsNameTheFileAndLine) {
   EXPECT_TRUE(test::contains(err, empty + ": no records")) << err;
 
   const std::string ranked = tmp.file("ranked.jsonl");
-  test::write_bytes(ranked, R"({"prompt": "q", "responses": ["a", "b"], "scores": [1, 0], "chosen": "a"})" "\n");
-  err = test::error_of([&] { score_file(scorer, ranked, sink); });
+  test::write_bytes(ranked, R"({"prompt": "q", "responses": ["a", "b"], "scores": [1, 0]})" "\n");
+  ScoreFileOptions as_pairs;
+  as_pairs.kind = "pairs";
+  err = test::error_of([&] { score_file(scorer, ranked, sink, as_pairs); });
   EXPECT_TRUE(test::contains(err, ranked + ":1:")) << err;
   EXPECT_TRUE(test::contains(err, "k-wise ranking")) << err;
+  test::write_bytes(ranked, R"({"prompt": "q", "responses": []})" "\n");
+  err = test::error_of([&] { score_file(scorer, ranked, sink); });
+  EXPECT_TRUE(test::contains(err, ranked + ":1: field 'responses': no responses")) << err;
+  test::write_bytes(ranked, R"({"prompt": "q", "responses": ["a", 7]})" "\n");
+  err = test::error_of([&] { score_file(scorer, ranked, sink); });
+  EXPECT_TRUE(test::contains(err, ranked + ":1: field 'responses[1]'")) << err;
 
   err = test::error_of([&] { Scorer::from_folder(tmp.file("nope")); });
   EXPECT_TRUE(test::contains(err, tmp.file("nope") + ": no such model folder")) << err;
@@ -397,7 +432,7 @@ TEST_F(ScoreCli, ScoresAFileAndStdinToStdout) {
   test::write_bytes(in, input);
   test::ToolRun r = run("--model '" + dir + "' --input '" + in + "' --output '" + out + "' --threads 1");
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_TRUE(test::contains(r.output, "scored 10 records (5 pairs)")) << r.output;
+  EXPECT_TRUE(test::contains(r.output, "scored 10 records (5 pairs, 0 groups)")) << r.output;
   const auto lines = json_lines(test::read_bytes(out));
   ASSERT_EQ(lines.size(), 10u);
 

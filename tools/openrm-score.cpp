@@ -71,10 +71,11 @@ void run_score(ScoreCommand& cmd) {
 
   const openrm::ScoreStats& s = result.stats;
   std::fprintf(stderr,
-               "%s: scored %lld records (%lld pairs) from %s in %.2f s: %lld sequences, %lld tokens, "
+               "%s: scored %lld records (%lld pairs, %lld groups) from %s in %.2f s: %lld sequences, %lld tokens, "
                "%.0f tokens/s in the model (%lld batches), %lld skipped as invalid, "
                "%lld dropped by truncation, %lld truncated\n",
                kTool, static_cast<long long>(result.records), static_cast<long long>(result.pairs),
+               static_cast<long long>(result.groups),
                cmd.input.c_str(), result.seconds, static_cast<long long>(s.sequences),
                static_cast<long long>(s.tokens), s.seconds > 0 ? static_cast<double>(s.tokens) / s.seconds : 0.0,
                static_cast<long long>(s.batches),
@@ -116,7 +117,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember(openrm::chat_format_names()));
   app.add_option("--pooling", cmd.pooling, "override the folder's pooling rule")
       ->check(CLI::IsMember({"rightmost_non_pad", "last_token", "before_first_pad"}));
-  app.add_option("--kind", cmd.kind, "auto (pairs have chosen/rejected), records or pairs")
+  app.add_option("--kind", cmd.kind,
+                 "auto (pairs have chosen/rejected, groups have responses), records (no pairs) or pairs")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "records", "pairs"}));
   app.add_flag("--skip-invalid", cmd.skip_invalid, "skip and count invalid records instead of stopping");

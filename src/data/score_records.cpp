@@ -48,6 +48,29 @@ ScoreRecord parse_score_record(const nlohmann::json& value, const std::string& w
   return read_score_record(value, where, line, fields);
 }
 
+ResponseGroup parse_response_group(const nlohmann::json& value, const std::string& where, std::int64_t line,
+                                   const ScoreFields& names) {
+  constexpr std::size_t kMaxResponses = 1024;
+  data_detail::RecordFields fields(value, where);
+  ResponseGroup group;
+  group.id = fields.id(names.id);
+  group.line = line;
+  group.prompt = fields.conversation(fields.require(names.prompt), names.prompt, "user");
+  const nlohmann::json& responses = fields.require(names.responses);
+  if (!responses.is_array()) fields.fail_expected(names.responses, "a list of responses", responses);
+  if (responses.empty()) fields.fail(names.responses, "no responses");
+  if (responses.size() > kMaxResponses) {
+    fields.fail(names.responses, "has " + std::to_string(responses.size()) + " responses, more than the limit of " +
+                                     std::to_string(kMaxResponses));
+  }
+  for (std::size_t i = 0; i < responses.size(); ++i) {
+    const std::string at = names.responses + "[" + std::to_string(i) + "]";
+    group.responses.push_back(fields.conversation(responses[i], at, "assistant"));
+    fields.check_completion(group.responses.back(), at);
+  }
+  return group;
+}
+
 struct ScoreRecordReader::Impl {
   Impl(const std::string& path, const ScoreReadOptions& options) : reader(path), options(options) {}
   JsonlReader reader;

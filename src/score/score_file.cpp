@@ -31,12 +31,14 @@ std::string reward_text(float value) {
   return buf;
 }
 
-// One input record of a chunk: a record to score or a pair.
+// One input record of a chunk: a record to score, a pair, or a group of
+// responses to one prompt.
 struct Item {
-  bool is_pair = false;
+  enum Kind { kRecord, kPair, kGroup } kind = kRecord;
   std::int64_t line = 0;
   std::string id;
-  std::size_t index = 0;  // into the chunk's records or pairs
+  std::size_t index = 0;  // into the chunk's records or pairs; a group's first conversation
+  std::size_t count = 1;  // a group's responses
 };
 
 class ProgressReporter {
@@ -90,26 +92,40 @@ ScoreFileResult score_file(Scorer& scorer, const std::string& input,
   std::vector<Item> items;
   std::vector<ScoreRecord> records;
   std::vector<PreferencePair> pairs;
+  std::vector<Conversation> group_conversations;  // every group's prompt + response, in order
   std::string line;
   bool more = true;
   while (more) {
     items.clear();
     records.clear();
     pairs.clear();
+    group_conversations.clear();
     while (static_cast<std::int64_t>(items.size()) < options.chunk_records) {
       try {
         more = reader.next(line);
         if (!more) break;
         const nlohmann::json value = reader.parse(line);
+        const bool is_group = options.kind != "pairs" && value.is_object() && value.contains(options.records.responses);
         const bool is_pair =
             options.kind == "pairs" ||
-            (options.kind == "auto" && value.is_object() &&
+            (options.kind == "auto" && !is_group && value.is_object() &&
              (value.contains(options.pairs.fields.chosen) || value.contains(options.pairs.fields.rejected)));
         Item item;
-        item.is_pair = is_pair;
         item.line = reader.line_number();
-        if (is_pair) {
+        if (is_group) {
+          ResponseGroup group = parse_response_group(value, reader.location(), item.line, options.records);
+          item.kind = Item::kGroup;
+          item.id = group.id;
+          item.index = group_conversations.size();
+          item.count = group.responses.size();
+          for (const Conversation& response : group.responses) {
+            Conversation conversation = group.prompt;
+            conversation.insert(conversation.end(), response.begin(), response.end());
+            group_conversations.push_back(std::move(conversation));
+          }
+        } else if (is_pair) {
           PreferencePair pair = parse_preference_record(value, reader.location(), item.line, options.pairs);
+          item.kind = Item::kPair;
           item.id = pair.id;
           item.index = pairs.size();
           pairs.push_back(std::move(pair));
@@ -128,19 +144,30 @@ ScoreFileResult score_file(Scorer& scorer, const std::string& input,
     }
     if (items.empty()) break;
 
-    ScoreResult record_scores;
+    ScoreResult record_scores, group_scores;
     PairScores pair_scores;
     if (!records.empty()) record_scores = scorer.score_records(records);
     if (!pairs.empty()) pair_scores = scorer.score_pairs(pairs);
+    if (!group_conversations.empty()) group_scores = scorer.score_conversations(group_conversations);
     result.stats += record_scores.stats;
     result.stats += pair_scores.stats;
+    result.stats += group_scores.stats;
 
     std::string out;
     for (const Item& item : items) {
       out += "{\"line\": " + std::to_string(item.line);
       if (!item.id.empty()) out += ", \"id\": " + nlohmann::json(item.id).dump();
-      bool dropped;
-      if (item.is_pair) {
+      bool dropped = false;
+      if (item.kind == Item::kGroup) {
+        out += ", \"rewards\": [";
+        for (std::size_t k = 0; k < item.count; ++k) {
+          const float r = group_scores.rewards[item.index + k];
+          dropped = dropped || std::isnan(r);
+          out += (k > 0 ? ", " : "") + reward_text(r);
+        }
+        out += "]";
+        ++result.groups;
+      } else if (item.kind == Item::kPair) {
         const float c = pair_scores.chosen[item.index], r = pair_scores.rejected[item.index];
         dropped = std::isnan(c);
         out += ", \"reward_chosen\": " + reward_text(c) + ", \"reward_rejected\": " + reward_text(r);

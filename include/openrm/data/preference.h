@@ -112,8 +112,23 @@ struct ScoreFields {
   std::string messages = "messages";  // a message list
   std::string prompt = "prompt";      // or prompt (string or list) + response
   std::string response = "response";
+  std::string responses = "responses";  // or prompt + several responses (a ResponseGroup)
   std::string id = "id";
 };
+
+// Several responses to one prompt, each to be scored (best-of-n candidates,
+// or the responses of a k-wise record; any scores or ranking are ignored).
+struct ResponseGroup {
+  Conversation prompt;
+  std::vector<Conversation> responses;  // each ends with the assistant's response
+  std::string id;
+  std::int64_t line = 0;
+};
+
+// {prompt: string | [...], responses: [string | [...], ...]} (1 to 1024
+// responses) plus an optional id; throws RecordError naming `where`.
+ResponseGroup parse_response_group(const nlohmann::json& value, const std::string& where, std::int64_t line,
+                                   const ScoreFields& fields = {});
 
 struct ScoreReadOptions {
   ScoreFields fields;

@@ -146,8 +146,9 @@ class Scorer {
 
 // Scoring a JSONL / .jsonl.gz file record by record (openrm-score).
 struct ScoreFileOptions {
-  // "auto": a record with a `chosen` or `rejected` field is a pair, any other
-  // a record to score; "records" or "pairs": every record is of that kind.
+  // "auto": a record with a `responses` field is a group of responses to
+  // score, one with a `chosen` or `rejected` field a pair, any other a record
+  // to score; "records": no pairs; "pairs": every record is a pair.
   std::string kind = "auto";
   // Pair layouts and field names (a k-wise ranking is an error here).
   ReadOptions pairs;
@@ -167,6 +168,7 @@ struct ScoreFileResult {
   std::int64_t lines = 0;            // input lines, blank ones included
   std::int64_t records = 0;          // output lines written
   std::int64_t pairs = 0;            // of which pairs
+  std::int64_t groups = 0;           // and groups of responses
   std::int64_t dropped = 0;          // records written with a null reward (truncation dropped them)
   std::int64_t skipped_invalid = 0;  // invalid records skipped (skip_invalid)
   std::vector<std::string> first_errors;  // the first few skip messages
@@ -178,8 +180,9 @@ struct ScoreFileResult {
 // output line (JSON, ending in "\n") to `write`, in input order:
 //   {"line": N, "id": ..., "reward": R}                          a record
 //   {"line": N, "id": ..., "reward_chosen": C, "reward_rejected": R}  a pair
-// ("id" only when the input has one; rewards null and "dropped": true when
-// truncation dropped the record). Errors name the file and line.
+//   {"line": N, "id": ..., "rewards": [R0, R1, ...]}             a group
+// ("id" only when the input has one; a reward is null, and "dropped": true,
+// where truncation dropped it). Errors name the file and line.
 ScoreFileResult score_file(Scorer& scorer, const std::string& input,
                            const std::function<void(const std::string&)>& write,
                            const ScoreFileOptions& options = {});
