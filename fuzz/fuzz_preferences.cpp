@@ -344,6 +344,45 @@ void read_scores(bool skip) {
   }
 }
 
+// Each line as openrm-score reads it: a group of responses, a pair or a
+// record, each parser called on whatever parses as JSON. What parses must
+// hold its invariants; anything else must be a RecordError.
+void parse_each_line() {
+  try {
+    openrm::JsonlReader reader(temp_path());
+    std::string line;
+    int count = 0;
+    while (count++ < 64) {
+      try {
+        if (!reader.next(line)) break;
+        const nlohmann::json value = reader.parse(line);
+        try {
+          const openrm::ResponseGroup group = openrm::parse_response_group(value, reader.location(), 1);
+          check(!group.responses.empty() && group.responses.size() <= 1024, "a group's response count");
+          for (const Conversation& response : group.responses) check_completion(response);
+          check(valid_utf8(group.id), "a group id that is not valid UTF-8");
+        } catch (const openrm::RecordError&) {
+        }
+        try {
+          const openrm::PreferencePair pair = openrm::parse_preference_record(value, reader.location(), 1);
+          check_completion(pair.chosen);
+          check_completion(pair.rejected);
+        } catch (const openrm::RecordError&) {
+        }
+        try {
+          const openrm::ScoreRecord record = openrm::parse_score_record(value, reader.location(), 1);
+          check_completion(record.conversation);
+        } catch (const openrm::RecordError&) {
+        }
+      } catch (const openrm::RecordError&) {
+      }
+    }
+  } catch (const openrm::Error&) {
+  } catch (const std::exception& e) {
+    unexpected(e, "the per-line parsers");
+  }
+}
+
 // JsonlReader line by line, with the given line cap: over-long lines are
 // RecordErrors that reading goes on after; other Errors end it.
 // find_invalid_utf8 against the independent check: npos exactly when valid,
@@ -472,6 +511,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   read_scores(false);
   read_scores(true);
+  parse_each_line();
   // Line caps: 16, 64 or 256 bytes for 3/8 of the inputs, else the default.
   const unsigned cap_choice = (mode >> 4) & 7;
   read_lines(cap_choice == 0 ? 16 : cap_choice == 1 ? 64 : cap_choice == 2 ? 256 : 0);
