@@ -5,7 +5,8 @@
 //   bench_score [--hidden 512] [--layers 4] [--heads N] [--kv-heads N] [--intermediate N]
 //               [--vocab 32000] [--pairs 200] [--max-length 1024] [--max-tokens 16384]
 //               [--baseline-batch 32] [--threads N] [--gemm 2048] [--gemm-repeat 5]
-//               [--device cpu|cuda[:N]] [--dtype auto|fp32|bf16|fp16]
+//               [--device cpu|cuda[:N]] [--dtype auto|fp32|bf16|fp16] [--model DIR]
+//               [--sequences-out FILE] [--rewards-out FILE]
 //               [--data FILE] [--tokenizer PATH] [--format hh] [--json OUT]
 //
 // The sequences are both sides of the first --pairs pairs of hh-rlhf (from
@@ -21,8 +22,10 @@
 //             token-budget batches (--max-tokens real tokens), packed with no
 //             padding (attention runs per sequence on CPU).
 // Both give the same rewards (right padding cannot reach a real token through
-// causal attention); the largest difference is printed. Then a large fp32
-// GEMM runs on the same threads, and the scoring's matmul FLOP/s (counted
+// causal attention); the largest difference is printed. With --model the
+// model is that folder instead (bench/compare_transformers.py uses this, with
+// --sequences-out and --rewards-out, to run transformers on the same ids).
+// Then a large fp32 GEMM runs on the same threads, and the scoring's matmul FLOP/s (counted
 // analytically, formula printed) is given as a fraction of it.
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
@@ -47,6 +50,9 @@ namespace {
 using namespace openrm::bench;
 
 struct BenchOptions : CommonOptions {
+  std::string model_dir;       // a model folder instead of a random model
+  std::string sequences_out;   // JSONL of the token ids scored
+  std::string rewards_out;     // JSONL of openrm's rewards
   std::string device = "cpu";
   std::string dtype = "auto";
   std::int64_t pairs = 200;
@@ -122,6 +128,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--baseline-batch", o.baseline_batch, "the baseline's fixed batch size")->capture_default_str();
   app.add_option("--device", o.device, "cpu, cuda or cuda:N (both paths, and the GEMM)")->capture_default_str();
+  app.add_option("--model", o.model_dir, "score with this model folder (needs pad_token_id) instead of a random model");
+  app.add_option("--sequences-out", o.sequences_out, "write the token ids scored, one {\"ids\": [...]} per line");
+  app.add_option("--rewards-out", o.rewards_out, "write openrm's rewards, one {\"reward\": r} per line, same order");
   app.add_option("--dtype", o.dtype, "auto (fp32 on CPU, bf16 on CUDA), fp32, bf16, fp16")->capture_default_str();
   return openrm::tools::run_tool("bench_score", app, argc, argv, [&] {
     if (o.hidden < 1 || o.layers < 1 || o.vocab < 3 || o.pairs < 1 || o.max_tokens < 1 || o.baseline_batch < 1 ||
@@ -134,17 +143,46 @@ int main(int argc, char** argv) {
     openrm::set_log_level(openrm::LogLevel::kWarn);
     openrm::warn_if_reference_blas();
 
+    // The model: a folder (--model; its vocabulary and pad token then apply)
+    // or a random one of the asked shape, whose last id is the pad token.
+    openrm::LoadOptions load;
+    load.device = openrm::score_device_from_name(o.device);
+    load.dtype = openrm::score_dtype_from_name(o.dtype, load.device);
+    std::shared_ptr<openrm::RewardModel> model;
+    Shape shape;
+    std::int64_t pad = o.vocab - 1;
+    if (!o.model_dir.empty()) {
+      model = openrm::load_reward_model(o.model_dir, load);
+      const openrm::ModelConfig& c = model->config();
+      if (!c.pad_token_id) {
+        throw openrm::Error(o.model_dir + ": config.json has no pad_token_id, which the padded baseline needs");
+      }
+      pad = *c.pad_token_id;
+      o.vocab = c.vocab_size;
+      o.arch = model->named_parameters().contains("model.layers.0.self_attn.q_norm.weight") ? "qwen3" : "llama";
+      o.hidden = c.hidden_size;
+      o.layers = c.num_hidden_layers;
+      o.heads = c.num_attention_heads;
+      o.kv_heads = c.num_key_value_heads;
+      o.head_dim = c.head_dim;
+      o.intermediate = c.intermediate_size;
+      shape = make_shape(o);
+    } else {
+      shape = make_shape(o);
+      model = make_model(shape, std::max<std::int64_t>(4096, o.max_length), o.seed, pad, load);
+    }
+    model->eval();
+
     o.synthetic_pairs = o.pairs;
     Pairs data = load_pairs(o);
     if (static_cast<std::int64_t>(data.pairs.size()) > o.pairs) data.pairs.resize(static_cast<std::size_t>(o.pairs));
-    // The last id is the pad token; a real token equal to it would be read as
-    // padding by the baseline's pooling, so such ids move down by one.
-    const std::int64_t pad = o.vocab - 1;
+    // A real token equal to the pad id would be read as padding by the
+    // baseline's pooling, so such ids are replaced by another.
     std::vector<std::vector<openrm::TokenId>> seqs;
     for (auto& p : data.pairs) {
       for (auto* side : {&p.chosen, &p.rejected}) {
         for (auto& id : *side) {
-          if (id == pad) id = static_cast<openrm::TokenId>(pad - 1);
+          if (id == pad) id = static_cast<openrm::TokenId>(pad > 0 ? pad - 1 : 1);
         }
         seqs.push_back(*side);
       }
@@ -156,12 +194,6 @@ int main(int argc, char** argv) {
       real_squares += static_cast<double>(s.size()) * static_cast<double>(s.size());
     }
 
-    const Shape shape = make_shape(o);
-    openrm::LoadOptions load;
-    load.device = openrm::score_device_from_name(o.device);
-    load.dtype = openrm::score_dtype_from_name(o.dtype, load.device);
-    auto model = make_model(shape, std::max<std::int64_t>(4096, o.max_length), o.seed, pad, load);
-    model->eval();
     const std::int64_t params_total = parameter_count(*model);
     openrm::ScoreOptions score_options;
     score_options.threads = threads;
@@ -228,6 +260,16 @@ int main(int argc, char** argv) {
     std::printf("1-minute load average: %.2f before, %.2f after (%d hardware threads)\n", load_before, load_after,
                 static_cast<int>(std::thread::hardware_concurrency()));
 
+    if (!o.sequences_out.empty()) {
+      std::string text;
+      for (const auto& q : seqs) text += Json{{"ids", q}}.dump() + "\n";
+      openrm::write_file_atomic(o.sequences_out, text);
+    }
+    if (!o.rewards_out.empty()) {
+      std::string text;
+      for (const float r : ours.rewards) text += Json{{"reward", r}}.dump() + "\n";
+      openrm::write_file_atomic(o.rewards_out, text);
+    }
     if (!o.json_out.empty()) {
       const Json out = {{"threads", threads},
                         {"blas", openrm::blas_library_path()},

@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Scoring speed and scores: openrm against transformers, on a GPU, in one run.
+
+For the GPU machine (docs/building.md, "On the GPU machine"); NOT YET RUN: the
+session that wrote it had no GPU and no transformers, so expect a first-run
+snag. What it does:
+
+1. builds a random-weight AutoModelForSequenceClassification of the named
+   shape with transformers (bf16, sdpa, pad_token_id = vocab_size - 1) and
+   saves it with save_pretrained;
+2. runs openrm's bench_score on that folder on the GPU (--model, bf16),
+   which scores the hh-rlhf pairs' token ids with openrm's Scorer and writes
+   the ids (--sequences-out) and openrm's rewards (--rewards-out);
+3. scores the same ids with transformers the way its pipelines batch: fixed
+   batches of --batch sequences in input order, right-padded, with an
+   attention mask, under torch.no_grad, one warm-up batch first;
+4. prints and writes (OUT/compare.json) both tokens/s, the ratio, and the
+   largest difference between the two sets of rewards.
+
+    python3 bench/compare_transformers.py --shape llama-3.2-1b --out /tmp/cmp-llama
+    python3 bench/compare_transformers.py --shape qwen3-0.6b --out /tmp/cmp-qwen3
+
+The Llama shape uses the default RoPE (rope_theta 500000, no llama3 scaling):
+the scaling changes no work, and leaving it out keeps the config readable by
+every transformers version.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+SHAPES = {
+    # Llama-3.2-1B: hidden 2048, 16 layers, 32 heads, 8 kv heads, MLP 8192.
+    "llama-3.2-1b": dict(kind="llama", vocab_size=128256, hidden_size=2048, intermediate_size=8192,
+                         num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8,
+                         head_dim=64, rope_theta=500000.0, max_position_embeddings=8192),
+    # Qwen3-0.6B: hidden 1024, 28 layers, 16 heads of 128, 8 kv heads, MLP 3072.
+    "qwen3-0.6b": dict(kind="qwen3", vocab_size=151936, hidden_size=1024, intermediate_size=3072,
+                       num_hidden_layers=28, num_attention_heads=16, num_key_value_heads=8,
+                       head_dim=128, rope_theta=1000000.0, max_position_embeddings=40960),
+}
+
+
+def build_checkpoint(shape, path):
+    import torch
+    from transformers import AutoModelForSequenceClassification, LlamaConfig, Qwen3Config
+
+    fields = dict(SHAPES[shape])
+    kind = fields.pop("kind")
+    config_class = LlamaConfig if kind == "llama" else Qwen3Config
+    config = config_class(**fields, num_labels=1, pad_token_id=fields["vocab_size"] - 1,
+                          tie_word_embeddings=False)
+    torch.manual_seed(0)
+    try:
+        model = AutoModelForSequenceClassification.from_config(config, attn_implementation="sdpa")
+    except TypeError:  # very old versions take no attn_implementation here
+        model = AutoModelForSequenceClassification.from_config(config)
+    model = model.to(torch.bfloat16)
+    model.save_pretrained(path)
+    return model
+
+
+def transformers_scores(model, sequences, pad, batch_size):
+    import torch
+
+    model = model.to("cuda").eval()
+
+    def run(seqs):
+        rewards = []
+        for start in range(0, len(seqs), batch_size):
+            chunk = seqs[start:start + batch_size]
+            longest = max(len(s) for s in chunk)
+            ids = torch.full((len(chunk), longest), pad, dtype=torch.long)
+            mask = torch.zeros((len(chunk), longest), dtype=torch.long)
+            for row, s in enumerate(chunk):
+                ids[row, :len(s)] = torch.tensor(s, dtype=torch.long)
+                mask[row, :len(s)] = 1
+            logits = model(input_ids=ids.to("cuda"), attention_mask=mask.to("cuda")).logits
+            rewards.extend(logits[:, 0].float().cpu().tolist())
+        return rewards
+
+    with torch.no_grad():
+        run(sequences[:batch_size])  # warm-up
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        rewards = run(sequences)
+        torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+    return rewards, seconds
+
+
+def read_jsonl(path, key):
+    with open(path) as f:
+        return [json.loads(line)[key] for line in f if line.strip()]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shape", choices=sorted(SHAPES), required=True)
+    parser.add_argument("--out", required=True, help="folder for the checkpoint and the results")
+    parser.add_argument("--bench", default="build-gpu/bench/bench_score", help="openrm's bench_score")
+    parser.add_argument("--pairs", type=int, default=1796, help="hh-rlhf pairs (both sides are scored)")
+    parser.add_argument("--batch", type=int, default=32, help="transformers' fixed batch size")
+    parser.add_argument("--max-tokens", type=int, default=65536, help="openrm's token budget per forward")
+    args = parser.parse_args()
+
+    os.makedirs(args.out, exist_ok=True)
+    checkpoint = os.path.join(args.out, "model")
+    model = build_checkpoint(args.shape, checkpoint)
+    pad = model.config.pad_token_id
+
+    sequences_path = os.path.join(args.out, "sequences.jsonl")
+    rewards_path = os.path.join(args.out, "openrm-rewards.jsonl")
+    bench_json = os.path.join(args.out, "bench_score.json")
+    command = [args.bench, "--model", checkpoint, "--device", "cuda", "--dtype", "bf16",
+               "--pairs", str(args.pairs), "--max-tokens", str(args.max_tokens),
+               "--sequences-out", sequences_path, "--rewards-out", rewards_path, "--json", bench_json]
+    print("running:", " ".join(command), flush=True)
+    subprocess.run(command, check=True)
+    with open(bench_json) as f:
+        openrm = json.load(f)["openrm"]
+
+    sequences = read_jsonl(sequences_path, "ids")
+    ours = read_jsonl(rewards_path, "reward")
+    theirs, seconds = transformers_scores(model, sequences, pad, args.batch)
+    tokens = sum(len(s) for s in sequences)
+    diff = max(abs(a - b) for a, b in zip(ours, theirs))
+    scale = max(abs(b) for b in theirs)
+    result = {
+        "shape": args.shape,
+        "sequences": len(sequences),
+        "tokens": tokens,
+        "transformers": {"seconds": seconds, "tokens_per_s": tokens / seconds, "batch": args.batch},
+        "openrm": {"seconds": openrm["seconds"], "tokens_per_s": openrm["tokens_per_s"],
+                   "max_tokens": args.max_tokens},
+        "ratio": openrm["tokens_per_s"] / (tokens / seconds),
+        "max_reward_difference": diff,
+        "max_abs_reward": scale,
+    }
+    with open(os.path.join(args.out, "compare.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    print(f"{args.shape}: {len(sequences)} sequences, {tokens} tokens")
+    print(f"transformers (bf16, sdpa, batches of {args.batch}): {tokens / seconds:,.0f} tokens/s")
+    print(f"openrm (bf16, varlen flash, {args.max_tokens}-token batches): {openrm['tokens_per_s']:,.0f} tokens/s")
+    print(f"ratio: {result['ratio']:.2f}x; largest |reward difference| {diff:.3g} (largest |reward| {scale:.3g})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
