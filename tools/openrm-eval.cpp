@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
   app.add_option("--truncation", cmd.truncation, "what to do with pairs over --max-length")
       ->capture_default_str()
       ->check(CLI::IsMember({"truncate", "drop"}));
-  app.add_option("--max-tokens", cmd.max_tokens, "token budget of one forward pass (sequences x longest)")
+  app.add_option("--max-tokens", cmd.max_tokens, "token budget of one forward pass, in real tokens")
       ->capture_default_str()
       ->check(at_least(1));
   app.add_option("--threads", cmd.threads, "CPU threads for scoring and tokenizing (0: all)")

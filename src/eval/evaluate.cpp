@@ -2,19 +2,16 @@
 // the metrics (docs/evaluation.md).
 #include "openrm/eval/evaluate.h"
 
-#include <ATen/ATen.h>
-#include <torch/csrc/autograd/grad_mode.h>
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
 
 #include "logging.h"
-#include "openrm/data/batching.h"
 #include "openrm/error.h"
 #include "openrm/io/file.h"
 #include "openrm/models/model_folder.h"
+#include "openrm/score/scorer.h"
 #include "openrm/tokenizer/tokenizer.h"
 
 namespace openrm {
@@ -77,40 +74,25 @@ EvalResult evaluate(RewardModel& model, const std::vector<TokenizedPair>& pairs,
   EvalResult result;
   std::vector<float> chosen(n, 0.0f), rejected(n, 0.0f);
   if (n > 0) {
-    BatchingOptions batching;
-    batching.max_tokens = options.max_tokens;
-    batching.count_padding = true;
-    batching.shuffle = false;
-    // One bucket: every pair sorted by length, the least padding there is.
-    batching.bucket_items = static_cast<std::int64_t>(n);
-    const auto batches = with_context("evaluate", [&] { return make_pair_batches(pairs, batching); });
-    result.batches = static_cast<std::int64_t>(batches.size());
-
-    torch::NoGradGuard no_grad;
-    std::size_t done = 0;
-    auto last_report = start;
-    for (const auto& batch : batches) {
-      const PackedBatch packed = with_context("evaluate", [&] { return pack_pairs(pairs, batch); });
-      at::Tensor rewards = model.forward(packed).to(at::kCPU, at::kFloat).reshape({-1}).contiguous();
-      if (rewards.numel() != static_cast<std::int64_t>(2 * batch.size())) {
-        throw Error("evaluate: the model returned " + std::to_string(rewards.numel()) + " rewards for " +
-                    std::to_string(2 * batch.size()) + " sequences");
-      }
-      const float* r = rewards.data_ptr<float>();
-      for (std::size_t k = 0; k < batch.size(); ++k) {
-        const auto index = static_cast<std::size_t>(batch[k]);
-        chosen[index] = r[2 * k];
-        rejected[index] = r[2 * k + 1];
-      }
-      done += batch.size();
-      if (std::chrono::duration<double>(Clock::now() - last_report).count() >= 10.0 && done < n) {
-        last_report = Clock::now();
-        const double elapsed = seconds_since(start);
-        const double rate = static_cast<double>(done) / elapsed;
-        log().info("evaluate: {}/{} pairs, {:.1f} pairs/s, about {:.0f} s left", done, n, rate,
-                   static_cast<double>(n - done) / rate);
-      }
+    // The Scorer's batching: every sequence sorted by length into batches of
+    // at most max_tokens real tokens, rewards back in input order. The model
+    // is borrowed, not owned, and its train/eval mode is left alone.
+    ScoreOptions score_options;
+    score_options.max_tokens = options.max_tokens;
+    Scorer scorer(std::shared_ptr<RewardModel>(&model, [](RewardModel*) {}), nullptr, ChatFormat::kPlain,
+                  score_options);
+    std::vector<std::vector<TokenId>> sequences;
+    sequences.reserve(2 * n);
+    for (const auto& p : pairs) {
+      sequences.push_back(p.chosen);
+      sequences.push_back(p.rejected);
     }
+    const std::vector<float> rewards = with_context("evaluate", [&] { return scorer.score_tokens(sequences); });
+    for (std::size_t i = 0; i < n; ++i) {
+      chosen[i] = rewards[2 * i];
+      rejected[i] = rewards[2 * i + 1];
+    }
+    result.batches = scorer.stats().batches;
   }
 
   std::vector<ScoredPair> scored(n);

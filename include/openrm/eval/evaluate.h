@@ -34,8 +34,9 @@ struct EvalOptions {
   std::string tokenizer;
   // evaluate_file: device, dtype and pooling override for loading the model.
   LoadOptions load;
-  // Token budget of one forward pass, counted as sequences x longest sequence
-  // (the padded CPU path). A pair over the budget on its own is a batch of one.
+  // Token budget of one forward pass, in real tokens (the Scorer's batching:
+  // sequences sorted by length). A sequence over the budget on its own is a
+  // batch of one.
   std::int64_t max_tokens = 16384;
   // Equal-width bins of the calibration table (and the ECE).
   int calibration_bins = 10;
@@ -78,10 +79,13 @@ struct EvalResult {
 };
 
 // Scores every pair with `model` (no gradients; the model's mode is left as
-// it is) and computes the metrics. Batches follow the token budget with pairs
-// sorted by length; reward row 2k of a batch is its k-th pair's chosen side.
-// Rewards come back in input order. Needs a single-output head. An empty
-// `pairs` gives pairs = 0 and NaN metrics.
+// it is) through a Scorer (openrm/score/scorer.h): every sequence sorted by
+// length into token-budget batches; then computes the metrics. As the Scorer
+// does, a model whose pooling
+// is rightmost_non_pad but that has no pad_token_id is switched to last_token
+// pooling (transformers could only score it one sequence at a time). Rewards
+// come back in input order. Needs a single-output head. An empty `pairs`
+// gives pairs = 0 and NaN metrics.
 EvalResult evaluate(RewardModel& model, const std::vector<TokenizedPair>& pairs,
                     const EvalOptions& options = {});
 
