@@ -4,14 +4,10 @@
 // (*_CUDA, skipped without a GPU).
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <torch/cuda.h>
 
-#include <chrono>
-#include <filesystem>
-#include <thread>
-
 #include <cmath>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <openrm/data/tokenize.h>
 #include <openrm/eval/evaluate.h>
@@ -541,21 +537,8 @@ TEST_F(ScoreCli, AKilledRunLeavesTheOldOutputWhole) {
     }
     return bytes;
   };
-  int status = 0;
-  bool exited = false;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (temporary_bytes() < 10000 && std::chrono::steady_clock::now() < deadline) {
-    if (::waitpid(pid, &status, WNOHANG) == pid) {
-      exited = true;
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  if (!exited) {
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, &status, 0);
-  }
-  ASSERT_EQ(test::decode_status(status), -SIGKILL) << test::read_bytes(tmp.file("run.log"));
+  const int end = test::kill_when(pid, [&] { return temporary_bytes() >= 10000; }, /*timeout_s=*/60, /*poll_us=*/2000);
+  ASSERT_EQ(end, -SIGKILL) << test::read_bytes(tmp.file("run.log"));
   EXPECT_EQ(test::read_bytes(out), "precious\n");
 }
 

@@ -310,22 +310,9 @@ TEST_F(TrainerCli, ResumeAfterSigkillEqualsAnUninterruptedRun) {
     SCOPED_TRACE(moments[i].what);
     const std::string log = tmp.file("run" + std::to_string(i) + ".log");
     const pid_t pid = spawn_tool(flags, log);
-    int status = 0;
-    bool exited = false;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-    while (!moments[i].now() && std::chrono::steady_clock::now() < deadline) {
-      if (::waitpid(pid, &status, WNOHANG) == pid) {
-        exited = true;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::microseconds(500));
-    }
-    if (!exited) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-    }
+    const int end = test::kill_when(pid, moments[i].now, /*timeout_s=*/120);
     const std::string output = test::read_bytes(log);
-    ASSERT_EQ(decode_status(status), -SIGKILL) << "the run was not killed:\n" << output;
+    ASSERT_EQ(end, -SIGKILL) << "the run was not killed:\n" << output;
     std::cout << "killed " << moments[i].what << ": newest checkpoint " << newest()
               << (temporary_folder_left() ? ", a temporary checkpoint folder left behind" : "") << std::endl;
     if (i > 0) {

@@ -3,14 +3,17 @@
 #include <gtest/gtest.h>
 #include <fcntl.h>
 #include <spawn.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "openrm/models/reward_model.h"
 #include "openrm/tokenizer/train_tokenizer.h"
@@ -120,6 +123,18 @@ int decode_status(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return -WTERMSIG(status);
   return -1000;
+}
+
+int kill_when(int pid, const std::function<bool()>& now, double timeout_s, int poll_us) {
+  int status = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  while (!now() && std::chrono::steady_clock::now() < deadline) {
+    if (::waitpid(pid, &status, WNOHANG) == pid) return decode_status(status);
+    std::this_thread::sleep_for(std::chrono::microseconds(poll_us));
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, &status, 0);
+  return decode_status(status);
 }
 
 bool tool_built(const std::string& tool) {

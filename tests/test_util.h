@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,11 @@ int spawn_tool(const std::string& tool, const std::vector<std::string>& args, co
 // A waitpid status as the exit code, or -signal for a process killed by a
 // signal.
 int decode_status(int status);
+
+// Waits for process `pid` until `now()` is true (polled every `poll`
+// microseconds) or `timeout_s` seconds pass, then kills it with SIGKILL; a
+// process that exits first is not killed. Returns decode_status of its end.
+int kill_when(int pid, const std::function<bool()>& now, double timeout_s, int poll_us = 500);
 
 // Whether the tool was built (it is not with OPENRM_BUILD_TOOLS=OFF).
 bool tool_built(const std::string& tool);
