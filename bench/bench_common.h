@@ -25,6 +25,8 @@
 #include "openrm/io/config.h"
 #include "openrm/io/file.h"
 #include "openrm/models/reward_model.h"
+#include "openrm/logging.h"
+#include "openrm/runtime.h"
 #include "openrm/tokenizer/tokenizer.h"
 
 namespace openrm::bench {
@@ -238,6 +240,15 @@ inline double load_average() {
   return load;
 }
 
+// ---- the run's setting ------------------------------------------------------------
+
+// What a benchmark records about the machine before it measures.
+struct Setting {
+  int threads = 0;
+  double load_before = -1;
+  std::string openblas_core;  // "" when the BLAS is not OpenBLAS
+};
+
 // ---- the model -------------------------------------------------------------------
 
 struct Shape {
@@ -333,6 +344,23 @@ inline std::string si(double x, const char* unit) {
   char buf[64];
   std::snprintf(buf, sizeof(buf), "%.1f %s%s", x, prefixes[i], unit);
   return buf;
+}
+
+// Sets the threads and quiet logging, warns about a reference BLAS, and
+// prints "<name>: N threads, BLAS ..." (with a hint when OpenBLAS runs old
+// kernels).
+inline Setting start_bench(const char* name, int threads) {
+  Setting s;
+  s.load_before = load_average();
+  s.threads = openrm::set_num_threads(threads);
+  openrm::set_log_level(openrm::LogLevel::kWarn);
+  openrm::warn_if_reference_blas();
+  s.openblas_core = openblas_core();
+  std::printf("%s: %d threads, BLAS %s%s\n", name, s.threads, openrm::blas_library_path().c_str(),
+              s.openblas_core.empty() ? "" : (", OpenBLAS core " + s.openblas_core).c_str());
+  const std::string hint = openblas_hint(s.openblas_core);
+  if (!hint.empty()) std::printf("note: %s\n", hint.c_str());
+  return s;
 }
 
 }  // namespace openrm::bench

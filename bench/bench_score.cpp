@@ -138,10 +138,10 @@ int main(int argc, char** argv) {
       throw openrm::Error("--hidden, --layers, --pairs, --max-tokens, --baseline-batch, --gemm and --gemm-repeat "
                           "must be >= 1, --vocab >= 3");
     }
-    const double load_before = load_average();
-    const int threads = openrm::set_num_threads(o.threads);
-    openrm::set_log_level(openrm::LogLevel::kWarn);
-    openrm::warn_if_reference_blas();
+    const Setting setting = start_bench("bench_score", o.threads);
+    const int threads = setting.threads;
+    const double load_before = setting.load_before;
+    const std::string& core = setting.openblas_core;
 
     // The model: a folder (--model; its vocabulary and pad token then apply)
     // or a random one of the asked shape, whose last id is the pad token.
@@ -200,10 +200,6 @@ int main(int argc, char** argv) {
     score_options.max_tokens = o.max_tokens;
     openrm::Scorer scorer(model, nullptr, openrm::ChatFormat::kPlain, score_options);
 
-    const std::string core = openblas_core();
-    std::printf("bench_score: %d threads, BLAS %s%s\n", threads, openrm::blas_library_path().c_str(),
-                core.empty() ? "" : (", OpenBLAS core " + core).c_str());
-    if (!openblas_hint(core).empty()) std::printf("note: %s\n", openblas_hint(core).c_str());
     std::printf("data: %s\n", data.source.c_str());
     std::printf("sequences: both sides of %zu pairs, in file order: %s\n", data.pairs.size(), lengths.dump().c_str());
     const std::string dtype = dtype_name(load.dtype);

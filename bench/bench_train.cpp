@@ -235,10 +235,10 @@ int main(int argc, char** argv) {
       throw openrm::Error("--hidden, --layers, --steps, --max-tokens, --gemm and --gemm-repeat must be >= 1, "
                           "--vocab >= 2, --warmup and --profile-steps >= 0");
     }
-    const double load_before = load_average();
-    const int threads = openrm::set_num_threads(o.threads);
-    openrm::set_log_level(openrm::LogLevel::kWarn);
-    openrm::warn_if_reference_blas();
+    const Setting setting = start_bench("bench_train", o.threads);
+    const int threads = setting.threads;
+    const double load_before = setting.load_before;
+    const std::string& core = setting.openblas_core;
 
     // The pairs and their batches.
     Pairs data = load_pairs(o);
@@ -258,10 +258,6 @@ int main(int argc, char** argv) {
     const std::int64_t params_total = parameter_count(*model);
     Stepper stepper(model, o);
 
-    const std::string core = openblas_core();
-    std::printf("bench_train: %d threads, BLAS %s%s\n", threads, openrm::blas_library_path().c_str(),
-                core.empty() ? "" : (", OpenBLAS core " + core).c_str());
-    if (!openblas_hint(core).empty()) std::printf("note: %s\n", openblas_hint(core).c_str());
     std::printf("data: %s\n", data.source.c_str());
     const Json lengths = length_stats(data.pairs);
     std::printf("sequence lengths: %s\n", lengths.dump().c_str());
