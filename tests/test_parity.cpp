@@ -26,6 +26,7 @@
 
 #include "openrm/models/packed_batch.h"
 #include "openrm/models/pooling.h"
+#include "openrm/io/safetensors.h"
 #include "openrm/models/reward_model.h"
 #include "test_paths.h"
 
@@ -51,6 +52,8 @@ const ParityFixture kFixtures[] = {
     {"qwen2_bias", "Qwen2ForSequenceClassification"},
     {"qwen3_head_dim", "Qwen3ForSequenceClassification"},
     {"qwen2_pad_is_eos", "Qwen2ForSequenceClassification"},
+    {"llama_bf16_checkpoint", "LlamaForSequenceClassification"},
+    {"llama_added_pad", "LlamaForSequenceClassification"},
 };
 
 // fp32 on both sides; tiny models whose scores are O(1). What is left is
@@ -58,6 +61,11 @@ const ParityFixture kFixtures[] = {
 // attention), a few 1e-6 at most; a real mismatch (rope, mask, pooling, a
 // missing bias or norm weight) moves scores by 1e-2 or more.
 constexpr double kTolerance = 1e-4;
+// openrm computing in bf16 against transformers computing in bf16 (eager,
+// CPU), on a checkpoint stored in bf16. Both round every matmul output to
+// bf16 (8 bits of mantissa), in different places; transformers' own bf16
+// scores are ~2e-2 from its fp32 ones on these O(1) scores.
+constexpr double kNarrowTolerance = 5e-2;
 
 // The references the generator records, each (B, num_labels).
 const char* const kReferences[] = {"unbatched", "right_padded", "left_padded"};
@@ -184,6 +192,7 @@ TEST_P(ParityTest, ScoresMatchTransformers) {
   EXPECT_STREQ(pooling_name(model->pooling()), pooling_name(Pooling::kRightmostNonPad))
       << "imported checkpoints must default to transformers' pooling rule";
   EXPECT_EQ(model->dtype(), c10::kFloat);
+  EXPECT_EQ(model->config().vocab_size, expected.at("vocab_size").get<std::int64_t>());
 
   // openrm's scores, three ways: each sequence alone, all in one packed
   // batch, and through the score() convenience.
@@ -224,6 +233,46 @@ TEST_P(ParityTest, ScoresMatchTransformers) {
           << got[w.sequence][w.label] << ", transformers " << want[w.sequence][w.label];
     }
   }
+}
+
+// A checkpoint stored in bf16: the tensors on disk are BF16 (the fp32 check
+// above upcast them), and openrm computing in bf16 stays near transformers
+// computing in bf16.
+TEST(ParityBf16, CheckpointScoresNearTransformersInBf16) {
+  const ParityFixture fixture = {"llama_bf16_checkpoint", "LlamaForSequenceClassification"};
+  const fs::path dir = fixtures_root() / fixture.name;
+  if (!fs::is_directory(dir)) {
+    GTEST_SKIP() << "parity fixture " << fixture.name << " is missing (" << dir.string()
+                 << "); generate it with tests/fixtures/make_parity_fixtures.py (docs/parity.md)";
+  }
+  const json expected = read_json(dir / "expected.json");
+  ASSERT_EQ(expected.at("stored_dtype").get<std::string>(), "bfloat16");
+  ASSERT_EQ(expected.at("unbatched_narrow").at("dtype").get<std::string>(), "bfloat16");
+  auto file = SafetensorsFile::open((dir / "model.safetensors").string());
+  ASSERT_FALSE(file->entries().empty());
+  for (const auto& entry : file->entries()) {
+    EXPECT_EQ(file->tensor(entry.name).scalar_type(), c10::kBFloat16)
+        << entry.name << " is not stored in bf16";
+  }
+  LoadOptions options;
+  options.device = c10::Device(c10::kCPU);
+  options.dtype = c10::kBFloat16;
+  auto model = load_reward_model(dir.string(), options);
+  ASSERT_EQ(model->dtype(), c10::kBFloat16);
+  const auto sequences = expected.at("sequences").get<std::vector<std::vector<std::int64_t>>>();
+  Scores alone;
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& s : sequences) {
+      alone.push_back(scores_from_tensor(model->forward(PackedBatch::from_sequences({s})))[0]);
+    }
+  }
+  const Scores want = scores_from_json(expected.at("unbatched_narrow").at("scores"));
+  const Worst w = worst_difference(alone, want);
+  std::printf("[ parity   ] %s: openrm bf16 vs transformers bf16: max |diff| %.3g (sequence %zu)\n",
+              fixture.name, w.diff, w.sequence);
+  EXPECT_LE(w.diff, kNarrowTolerance) << "openrm " << alone[w.sequence][w.label]
+                                      << ", transformers " << want[w.sequence][w.label];
 }
 
 INSTANTIATE_TEST_SUITE_P(Transformers, ParityTest, ::testing::ValuesIn(kFixtures),

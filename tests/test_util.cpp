@@ -164,4 +164,19 @@ std::string shared_dir() {
   return fs::is_directory(p, ec) ? p.string() : std::string();
 }
 
+std::string reference_python() {
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return v != nullptr ? std::string(v) : std::string();
+  };
+  std::string path = env("OPENRM_REFERENCE_PYTHON");
+  if (path.empty() && !env("OPENRM_REFERENCE_VENV").empty()) {
+    path = env("OPENRM_REFERENCE_VENV") + "/bin/python";
+  }
+  if (path.empty() && !env("HOME").empty()) {
+    path = env("HOME") + "/.cache/openrm/reference-venv/bin/python";
+  }
+  return !path.empty() && ::access(path.c_str(), X_OK) == 0 ? path : std::string();
+}
+
 }  // namespace openrm::test

@@ -78,4 +78,13 @@ std::string error_line(const ToolRun& run, const std::string& tool);
 // when it is absent.
 std::string shared_dir();
 
+// The reference environment's python (scripts/install-reference.sh):
+// $OPENRM_REFERENCE_PYTHON if set, else $OPENRM_REFERENCE_VENV/bin/python,
+// else $HOME/.cache/openrm/reference-venv/bin/python; "" when that file is
+// not an executable. Tests that need it skip with kNoReferenceMessage.
+std::string reference_python();
+inline constexpr const char* kNoReferenceMessage =
+    "the reference environment (transformers, tokenizers, ...) is not installed; "
+    "run scripts/install-reference.sh (or set OPENRM_REFERENCE_PYTHON)";
+
 }  // namespace openrm::test
