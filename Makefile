@@ -2,6 +2,10 @@
 # strings the steps together.
 #
 #   make test    install missing Debian packages, build, run every test
+#   make test-torch2  the same against PyPI's LibTorch 2.x (CUDA code
+#                compiled) in build-torch2/; installs the reference
+#                environment first (scripts/install-reference.sh)
+#   make reference   install the reference environment only
 #   make demo    ... then generate the demo preference pairs, train a tokenizer
 #                and a reward model from scratch, evaluate it, score examples
 #   make install PREFIX=/opt/openrm
@@ -22,7 +26,9 @@ CCACHE_ARG = $$(command -v ccache >/dev/null && echo -DCMAKE_CXX_COMPILER_LAUNCH
 export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
 export CCACHE_BASEDIR := $(CURDIR)
 
-.PHONY: all deps build test demo install bench fuzz clean
+TORCH2_BUILD_DIR ?= build-torch2
+
+.PHONY: all deps build test test-torch2 reference demo install bench fuzz clean
 
 all: build
 
@@ -35,6 +41,12 @@ build: deps
 
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+test-torch2: deps
+	bash scripts/test-torch2.sh $(TORCH2_BUILD_DIR)
+
+reference:
+	bash scripts/install-reference.sh
 
 demo: build
 	bash demo/run_demo.sh $(BUILD_DIR)
@@ -52,4 +64,4 @@ fuzz:
 	bash fuzz/run.sh
 
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(TORCH2_BUILD_DIR)

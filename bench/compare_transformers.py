@@ -1,22 +1,26 @@
 #!/usr/bin/env python3
-"""Scoring speed and scores: openrm against transformers, on a GPU, in one run.
+"""Scoring speed and scores: openrm against transformers, in one run.
 
-For the GPU machine (docs/building.md, "On the GPU machine"); NOT YET RUN: the
-session that wrote it had no GPU and no transformers, so expect a first-run
-snag. What it does:
+On the CPU (here, with the reference environment's python) or on the GPU
+machine. What it does:
 
 1. builds a random-weight AutoModelForSequenceClassification of the named
-   shape with transformers (bf16, sdpa, pad_token_id = vocab_size - 1) and
-   saves it with save_pretrained;
-2. runs openrm's bench_score on that folder on the GPU (--model, bf16),
-   which scores the hh-rlhf pairs' token ids with openrm's Scorer and writes
-   the ids (--sequences-out) and openrm's rewards (--rewards-out);
-3. scores the same ids with transformers the way its pipelines batch: fixed
+   shape with transformers (--dtype, default attention implementation,
+   pad_token_id = vocab_size - 1) and saves it with save_pretrained;
+2. runs openrm's bench_score on that folder (--model, same device, dtype and
+   threads), which tokenizes the hh-rlhf pairs (../shared/data, Llama-2
+   tokenizer), scores their token ids with openrm's Scorer and writes the ids
+   (--sequences-out) and openrm's rewards (--rewards-out);
+3. scores the same ids with transformers the way its users do: fixed
    batches of --batch sequences in input order, right-padded, with an
-   attention mask, under torch.no_grad, one warm-up batch first;
+   attention mask, model.eval(), under torch.no_grad, one warm-up batch first;
 4. prints and writes (OUT/compare.json) both tokens/s, the ratio, and the
    largest difference between the two sets of rewards.
 
+    # CPU, 2 threads (docs/benchmarks.md)
+    python bench/compare_transformers.py --shape llama-512x8 --device cpu --dtype fp32 \
+        --threads 2 --pairs 100 --out /tmp/cmp-cpu-fp32
+    # GPU machine
     python3 bench/compare_transformers.py --shape llama-3.2-1b --out /tmp/cmp-llama
     python3 bench/compare_transformers.py --shape qwen3-0.6b --out /tmp/cmp-qwen3
 
@@ -31,7 +35,14 @@ import subprocess
 import sys
 import time
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 SHAPES = {
+    # A CPU-sized Llama: hidden 512, 8 layers, 8 heads of 64, 4 kv heads, the
+    # Llama-2 vocabulary (the tokenizer of the data).
+    "llama-512x8": dict(kind="llama", vocab_size=32001, hidden_size=512, intermediate_size=1408,
+                        num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=4,
+                        head_dim=64, rope_theta=10000.0, max_position_embeddings=4096),
     # Llama-3.2-1B: hidden 2048, 16 layers, 32 heads, 8 kv heads, MLP 8192.
     "llama-3.2-1b": dict(kind="llama", vocab_size=128256, hidden_size=2048, intermediate_size=8192,
                          num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8,
@@ -43,7 +54,10 @@ SHAPES = {
 }
 
 
-def build_checkpoint(shape, path):
+DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
+
+
+def build_checkpoint(shape, path, dtype):
     import torch
     from transformers import AutoModelForSequenceClassification, LlamaConfig, Qwen3Config
 
@@ -57,15 +71,19 @@ def build_checkpoint(shape, path):
         model = AutoModelForSequenceClassification.from_config(config, attn_implementation="sdpa")
     except TypeError:  # very old versions take no attn_implementation here
         model = AutoModelForSequenceClassification.from_config(config)
-    model = model.to(torch.bfloat16)
+    model = model.to(getattr(torch, DTYPES[dtype]))
     model.save_pretrained(path)
     return model
 
 
-def transformers_scores(model, sequences, pad, batch_size):
+def transformers_scores(model, sequences, pad, batch_size, device):
     import torch
 
-    model = model.to("cuda").eval()
+    model = model.to(device).eval()
+
+    def sync():
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
 
     def run(seqs):
         rewards = []
@@ -77,18 +95,32 @@ def transformers_scores(model, sequences, pad, batch_size):
             for row, s in enumerate(chunk):
                 ids[row, :len(s)] = torch.tensor(s, dtype=torch.long)
                 mask[row, :len(s)] = 1
-            logits = model(input_ids=ids.to("cuda"), attention_mask=mask.to("cuda")).logits
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             rewards.extend(logits[:, 0].float().cpu().tolist())
         return rewards
 
     with torch.no_grad():
         run(sequences[:batch_size])  # warm-up
-        torch.cuda.synchronize()
+        sync()
         start = time.perf_counter()
         rewards = run(sequences)
-        torch.cuda.synchronize()
+        sync()
         seconds = time.perf_counter() - start
     return rewards, seconds
+
+
+def machine():
+    """The CPU's model name and core count, as /proc/cpuinfo gives them."""
+    name = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} cores"
 
 
 def read_jsonl(path, key):
@@ -100,21 +132,44 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape", choices=sorted(SHAPES), required=True)
     parser.add_argument("--out", required=True, help="folder for the checkpoint and the results")
-    parser.add_argument("--bench", default="build-gpu/bench/bench_score", help="openrm's bench_score")
+    parser.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu (both sides)")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="bf16", help="both sides")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads for both sides (0: all cores)")
+    parser.add_argument("--bench", default="",
+                        help="openrm's bench_score (default: build/ on cpu, build-gpu/ on cuda)")
+    parser.add_argument("--shared", default=os.path.join(REPO, "..", "shared", "data"),
+                        help="folder with the hh-rlhf pairs and the Llama-2 tokenizer")
     parser.add_argument("--pairs", type=int, default=1796, help="hh-rlhf pairs (both sides are scored)")
     parser.add_argument("--batch", type=int, default=32, help="transformers' fixed batch size")
-    parser.add_argument("--max-tokens", type=int, default=65536, help="openrm's token budget per forward")
+    parser.add_argument("--max-tokens", type=int, default=0,
+                        help="openrm's token budget per forward (0: 65536 on cuda, 8192 on cpu)")
     args = parser.parse_args()
+
+    import torch
+    import transformers
+
+    threads = args.threads or os.cpu_count()
+    torch.set_num_threads(threads)
+    cpu = args.device == "cpu"
+    bench = args.bench or os.path.join(REPO, "build" if cpu else "build-gpu", "bench", "bench_score")
+    data = os.path.join(args.shared, "hh-rlhf-harmless-base-test-1800.jsonl.gz")
+    tokenizer = os.path.join(args.shared, "llama2-tokenizer.model")
+    for path in (bench, data, tokenizer):
+        if not os.path.exists(path):
+            sys.exit(f"error: {path} is missing (build openrm first; ../shared/data holds the data)")
 
     os.makedirs(args.out, exist_ok=True)
     checkpoint = os.path.join(args.out, "model")
-    model = build_checkpoint(args.shape, checkpoint)
+    model = build_checkpoint(args.shape, checkpoint, args.dtype)
     pad = model.config.pad_token_id
 
     sequences_path = os.path.join(args.out, "sequences.jsonl")
     rewards_path = os.path.join(args.out, "openrm-rewards.jsonl")
     bench_json = os.path.join(args.out, "bench_score.json")
-    command = [args.bench, "--model", checkpoint, "--device", "cuda", "--dtype", "bf16",
+    args.max_tokens = args.max_tokens or (8192 if cpu else 65536)
+    command = [bench, "--model", checkpoint, "--device", args.device, "--dtype", args.dtype,
+               "--threads", str(threads), "--data", data, "--tokenizer", tokenizer,
                "--pairs", str(args.pairs), "--max-tokens", str(args.max_tokens),
                "--sequences-out", sequences_path, "--rewards-out", rewards_path, "--json", bench_json]
     print("running:", " ".join(command), flush=True)
@@ -124,15 +179,23 @@ def main():
 
     sequences = read_jsonl(sequences_path, "ids")
     ours = read_jsonl(rewards_path, "reward")
-    theirs, seconds = transformers_scores(model, sequences, pad, args.batch)
+    theirs, seconds = transformers_scores(model, sequences, pad, args.batch, args.device)
     tokens = sum(len(s) for s in sequences)
     diff = max(abs(a - b) for a, b in zip(ours, theirs))
     scale = max(abs(b) for b in theirs)
     result = {
         "shape": args.shape,
+        "device": args.device,
+        "dtype": args.dtype,
+        "threads": threads,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "attn_implementation": model.config._attn_implementation,
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "sequences": len(sequences),
         "tokens": tokens,
-        "transformers": {"seconds": seconds, "tokens_per_s": tokens / seconds, "batch": args.batch},
+        "transformers_run": {"seconds": seconds, "tokens_per_s": tokens / seconds, "batch": args.batch},
         "openrm": {"seconds": openrm["seconds"], "tokens_per_s": openrm["tokens_per_s"],
                    "max_tokens": args.max_tokens},
         "ratio": openrm["tokens_per_s"] / (tokens / seconds),
@@ -142,8 +205,11 @@ def main():
     with open(os.path.join(args.out, "compare.json"), "w") as f:
         json.dump(result, f, indent=2)
     print(f"{args.shape}: {len(sequences)} sequences, {tokens} tokens")
-    print(f"transformers (bf16, sdpa, batches of {args.batch}): {tokens / seconds:,.0f} tokens/s")
-    print(f"openrm (bf16, varlen flash, {args.max_tokens}-token batches): {openrm['tokens_per_s']:,.0f} tokens/s")
+    print(f"transformers {transformers.__version__} ({args.dtype}, "
+          f"{result['attn_implementation']}, batches of {args.batch}, {threads} threads): "
+          f"{tokens / seconds:,.0f} tokens/s")
+    print(f"openrm ({args.dtype}, {args.max_tokens}-token batches): "
+          f"{openrm['tokens_per_s']:,.0f} tokens/s")
     print(f"ratio: {result['ratio']:.2f}x; largest |reward difference| {diff:.3g} (largest |reward| {scale:.3g})")
     return 0
 

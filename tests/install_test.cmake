@@ -38,7 +38,14 @@ run_step("install into ${prefix}"
 
 # The example is one translation unit: Ninja and ccache when present keep
 # this step short; nothing else of the parent build leaks in.
-set(configure_args -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release)
+# EXTRA_PREFIX_PATH: where the parent build found its dependencies (PyPI's
+# LibTorch for the torch2 build), "|"-separated.
+set(prefix_path ${prefix})
+if(DEFINED EXTRA_PREFIX_PATH AND NOT EXTRA_PREFIX_PATH STREQUAL "")
+  string(REPLACE "|" ";" extra "${EXTRA_PREFIX_PATH}")
+  list(APPEND prefix_path ${extra})
+endif()
+set(configure_args "-DCMAKE_PREFIX_PATH=${prefix_path}" -DCMAKE_BUILD_TYPE=Release)
 find_program(NINJA_PROGRAM ninja)
 if(NINJA_PROGRAM)
   list(APPEND configure_args -G Ninja)

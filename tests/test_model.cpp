@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <optional>
 
 #include "compat/torch_compat.h"
 #include "models/decoder.h"
@@ -519,6 +520,67 @@ TEST(GradientCheckpointing, GivesTheSameGradientsAsThePlainPath) {
       EXPECT_GT(grad.abs().sum().item<double>(), 0.0) << arch << " " << name;
     }
   }
+}
+
+// Under autocast the recompute must run in the forward's precision: a
+// recompute in fp32 behind a bf16 forward differentiates another function.
+// The CPU's bf16 autocast stands in for CUDA's (the same mechanism; the
+// trainer uses CUDA's), so this runs everywhere; the _CUDA twin checks CUDA's.
+void expect_checkpointing_under_autocast_is_exact(const c10::Device& device) {
+  compat::AutocastState bf16;
+  if (device.is_cuda()) {
+    bf16.cuda_enabled = true;
+    bf16.cuda_dtype = at::kBFloat16;
+  } else {
+    bf16.cpu_enabled = true;
+    bf16.cpu_dtype = at::kBFloat16;
+  }
+  LoadOptions options;
+  options.device = device;
+  auto model = create_reward_model(tiny_config("LlamaForSequenceClassification"), options);
+  model->init_weights(/*seed=*/11, /*std=*/0.3);
+  model->train();
+  auto batch = PackedBatch::from_sequences({{5, 9, 2, 7, 1}, {3, 3}, {8, 1, 4, 4, 6, 2, 9, 10}})
+                   .to(device);
+  auto gradients = [&](bool checkpointing, bool autocast) {
+    model->set_gradient_checkpointing(checkpointing);
+    model->zero_grad();
+    at::Tensor rewards;
+    {
+      std::optional<compat::AutocastScope> scope;
+      if (autocast) scope.emplace(bf16);
+      rewards = model->forward(batch).reshape({-1}).to(at::kFloat);
+    }
+    // backward runs outside the autocast region, as in the trainer.
+    (rewards * torch::tensor({1.0f, -2.0f, 0.5f}, rewards.options())).sum().backward();
+    std::map<std::string, at::Tensor> grads;
+    for (const auto& p : model->named_parameters()) grads[p.key()] = p.value().grad().cpu().clone();
+    return grads;
+  };
+  const auto fp32 = gradients(false, false);
+  const auto plain = gradients(false, true);
+  const auto checkpointed = gradients(true, true);
+  const auto after = compat::current_autocast();
+  EXPECT_FALSE(after.cpu_enabled || after.cuda_enabled) << "the scope left autocast on";
+  double bf16_effect = 0.0;
+  for (const auto& [name, grad] : plain) {
+    ASSERT_TRUE(grad.defined()) << name;
+    EXPECT_TRUE(torch::equal(grad, checkpointed.at(name)))
+        << name << ": max |diff| "
+        << (grad - checkpointed.at(name)).abs().max().item<double>();
+    bf16_effect = std::max(bf16_effect, (grad - fp32.at(name)).abs().max().item<double>());
+  }
+  // Proof that autocast really changed the arithmetic (else the test is void).
+  EXPECT_GT(bf16_effect, 1e-4);
+}
+
+TEST(GradientCheckpointing, RecomputesUnderTheForwardsAutocast) {
+  expect_checkpointing_under_autocast_is_exact(c10::Device(c10::kCPU));
+}
+
+TEST(GradientCheckpointing, RecomputesUnderTheForwardsAutocast_CUDA) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  expect_checkpointing_under_autocast_is_exact(c10::Device(c10::kCUDA));
 }
 
 }  // namespace

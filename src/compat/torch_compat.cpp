@@ -108,6 +108,62 @@ at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::
 std::string torch_version() { return TORCH_VERSION; }
 
 // The autocast switches were renamed per device in LibTorch 2.4.
+#if (TORCH_VERSION_MAJOR > 2) || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define OPENRM_AUTOCAST_BY_DEVICE 1
+#else
+#define OPENRM_AUTOCAST_BY_DEVICE 0
+#endif
+
+namespace {
+
+void apply_autocast(const AutocastState& s) {
+#if OPENRM_AUTOCAST_BY_DEVICE
+  at::autocast::set_autocast_dtype(at::kCPU, s.cpu_dtype);
+  at::autocast::set_autocast_enabled(at::kCPU, s.cpu_enabled);
+  at::autocast::set_autocast_dtype(at::kCUDA, s.cuda_dtype);
+  at::autocast::set_autocast_enabled(at::kCUDA, s.cuda_enabled);
+#else
+  at::autocast::set_autocast_cpu_dtype(s.cpu_dtype);
+  at::autocast::set_cpu_enabled(s.cpu_enabled);
+  at::autocast::set_autocast_gpu_dtype(s.cuda_dtype);
+  at::autocast::set_enabled(s.cuda_enabled);
+#endif
+}
+
+bool same_autocast(const AutocastState& a, const AutocastState& b) {
+  return a.cpu_enabled == b.cpu_enabled && a.cpu_dtype == b.cpu_dtype &&
+         a.cuda_enabled == b.cuda_enabled && a.cuda_dtype == b.cuda_dtype;
+}
+
+}  // namespace
+
+AutocastState current_autocast() {
+  AutocastState s;
+#if OPENRM_AUTOCAST_BY_DEVICE
+  s.cpu_enabled = at::autocast::is_autocast_enabled(at::kCPU);
+  s.cpu_dtype = at::autocast::get_autocast_dtype(at::kCPU);
+  s.cuda_enabled = at::autocast::is_autocast_enabled(at::kCUDA);
+  s.cuda_dtype = at::autocast::get_autocast_dtype(at::kCUDA);
+#else
+  s.cpu_enabled = at::autocast::is_cpu_enabled();
+  s.cpu_dtype = at::autocast::get_autocast_cpu_dtype();
+  s.cuda_enabled = at::autocast::is_enabled();
+  s.cuda_dtype = at::autocast::get_autocast_gpu_dtype();
+#endif
+  return s;
+}
+
+AutocastScope::AutocastScope(const AutocastState& state) : previous_(current_autocast()) {
+  apply_autocast(state);
+}
+
+AutocastScope::~AutocastScope() {
+  const bool changed = !same_autocast(current_autocast(), previous_);
+  apply_autocast(previous_);
+  // Casts cached inside the scope belong to it (see CudaAutocastGuard).
+  if (changed && !previous_.cpu_enabled && !previous_.cuda_enabled) at::autocast::clear_cache();
+}
+
 CudaAutocastGuard::CudaAutocastGuard(bool cuda, at::ScalarType dtype) : active_(cuda) {
   if (!active_) return;
 #if (TORCH_VERSION_MAJOR > 2) || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)

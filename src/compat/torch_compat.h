@@ -47,6 +47,30 @@ class CudaAutocastGuard {
   at::ScalarType previous_dtype_ = at::kHalf;
 };
 
+// The autocast settings of the calling thread, for CPU and CUDA. Gradient
+// checkpointing records them when a layer runs forward and re-applies them
+// when backward recomputes it, as torch.utils.checkpoint does: a recompute in
+// another precision than the forward gives wrong gradients.
+struct AutocastState {
+  bool cpu_enabled = false;
+  at::ScalarType cpu_dtype = at::kBFloat16;
+  bool cuda_enabled = false;
+  at::ScalarType cuda_dtype = at::kHalf;
+};
+AutocastState current_autocast();
+
+// Applies `state` for its lifetime, then restores what was in force before.
+class AutocastScope {
+ public:
+  explicit AutocastScope(const AutocastState& state);
+  ~AutocastScope();
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  AutocastState previous_;
+};
+
 // "1.13.1", "2.11.0", ...
 std::string torch_version();
 

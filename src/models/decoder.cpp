@@ -307,9 +307,11 @@ class DecoderModelImpl : public torch::nn::Module {
 // activations; backward runs it again with autograd on and backpropagates
 // through the recomputation (what torch.utils.checkpoint does, reentrant form).
 // Recomputing gives bit-identical values on the same device, so gradients are
-// exactly those of the plain path.
+// exactly those of the plain path, provided the recompute runs under the
+// autocast settings the forward ran under (recorded here, re-applied there).
 struct LayerCall : torch::CustomClassHolder {
   DecoderLayerImpl* layer = nullptr;
+  compat::AutocastState autocast;
   at::Tensor cos, sin;
   std::shared_ptr<AttentionLayout> layout;  // outlives hidden_states() until backward
 };
@@ -330,6 +332,7 @@ class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     at::Tensor y;
     {
       torch::AutoGradMode enable(true);
+      compat::AutocastScope autocast(call->autocast);
       y = call->layer->forward(x, call->cos, call->sin, *call->layout);
     }
     torch::autograd::backward({y}, {grad_out[0]});
@@ -363,6 +366,7 @@ class DecoderRewardModel : public RewardModel {
       if (checkpoint) {
         auto call = c10::make_intrusive<LayerCall>();
         call->layer = layer.get();
+        call->autocast = compat::current_autocast();
         call->cos = cos;
         call->sin = sin;
         call->layout = layout;
