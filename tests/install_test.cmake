@@ -45,7 +45,8 @@ if(DEFINED EXTRA_PREFIX_PATH AND NOT EXTRA_PREFIX_PATH STREQUAL "")
   string(REPLACE "|" ";" extra "${EXTRA_PREFIX_PATH}")
   list(APPEND prefix_path ${extra})
 endif()
-set(configure_args "-DCMAKE_PREFIX_PATH=${prefix_path}" -DCMAKE_BUILD_TYPE=Release)
+# (Passed as its own quoted argument below: a list element would be split.)
+set(configure_args -DCMAKE_BUILD_TYPE=Release)
 find_program(NINJA_PROGRAM ninja)
 if(NINJA_PROGRAM)
   list(APPEND configure_args -G Ninja)
@@ -56,7 +57,7 @@ if(CCACHE_PROGRAM)
 endif()
 run_step("configure examples/score_tokens against the installed package"
   ${CMAKE_COMMAND} -S ${OPENRM_SOURCE_DIR}/examples/score_tokens -B ${example_build}
-  ${configure_args})
+  "-DCMAKE_PREFIX_PATH=${prefix_path}" ${configure_args})
 run_step("build examples/score_tokens"
   ${CMAKE_COMMAND} --build ${example_build})
 

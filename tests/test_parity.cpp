@@ -151,10 +151,9 @@ TEST_P(ParityTest, ScoresMatchTransformers) {
   const fs::path dir = fixtures_root() / fixture.name;
   if (!fs::is_directory(dir)) {
     GTEST_SKIP() << "parity fixture " << fixture.name << " is missing (" << dir.string()
-                 << "). Generate it on a machine with transformers (the GPU machine): "
-                 << "python3 tests/fixtures/make_parity_fixtures.py --out $OUT/parity, "
-                 << "then copy $OUT/parity/" << fixture.name
-                 << " to tests/fixtures/parity/ and commit it (docs/parity.md).";
+                 << "). Generate it with the reference environment's python "
+                 << "(scripts/install-reference.sh): "
+                 << "python tests/fixtures/make_parity_fixtures.py (docs/parity.md).";
   }
   for (const char* file : {"config.json", "model.safetensors", "expected.json"}) {
     ASSERT_TRUE(fs::is_regular_file(dir / file))

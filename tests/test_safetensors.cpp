@@ -256,8 +256,10 @@ NamedTensors reference_tensors() {
 // Runs tests/safetensors_reference.py; returns its exit status (77: no numpy).
 int run_reference_script(const std::string& mode, const std::string& path) {
   std::string script = std::string(OPENRM_SOURCE_DIR) + "/tests/safetensors_reference.py";
-  // Debian's python3 has numpy; a python3 earlier on PATH may not.
-  std::string python = path_exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+  // The reference environment has numpy; Debian's python3 has it only with
+  // python3-numpy.
+  std::string python = test::reference_python();
+  if (python.empty()) python = path_exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
   int status = std::system((python + " '" + script + "' " + mode + " '" + path + "'").c_str());
   if (status == -1 || !WIFEXITED(status)) return -1;
   return WEXITSTATUS(status);
@@ -266,7 +268,7 @@ int run_reference_script(const std::string& mode, const std::string& path) {
 TEST(SafetensorsSpec, WriterMatchesHandAssembledReferenceByteForByte) {
   TempDir dir;
   int status = run_reference_script("write", dir.file("reference.safetensors"));
-  if (status == 77 || status == 127) GTEST_SKIP() << "python3 with numpy is not available";
+  if (status == 77 || status == 127) GTEST_SKIP() << "python3 with numpy is not available; " << test::kNoReferenceMessage;
   ASSERT_EQ(status, 0);
   save_safetensors(dir.file("ours.safetensors"), reference_tensors());
   std::string ours = read_bytes(dir.file("ours.safetensors"));
@@ -281,7 +283,7 @@ TEST(SafetensorsSpec, WriterMatchesHandAssembledReferenceByteForByte) {
 TEST(SafetensorsSpec, ReaderReadsHandAssembledReference) {
   TempDir dir;
   int status = run_reference_script("write", dir.file("reference.safetensors"));
-  if (status == 77 || status == 127) GTEST_SKIP() << "python3 with numpy is not available";
+  if (status == 77 || status == 127) GTEST_SKIP() << "python3 with numpy is not available; " << test::kNoReferenceMessage;
   ASSERT_EQ(status, 0);
   auto file = SafetensorsFile::open(dir.file("reference.safetensors"));
   NamedTensors expected = reference_tensors();

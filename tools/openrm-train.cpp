@@ -51,6 +51,8 @@ void add_options(CLI::App& app, openrm::TrainOptions& o, std::string& config_pat
   app.add_option("--max-length", o.max_length, "tokens per sequence (0: no limit)")->capture_default_str();
   app.add_option("--truncation", o.truncation, "truncate or drop over-long pairs")->capture_default_str();
   app.add_option("--seed", o.seed, "seed of initialisation and batch order")->capture_default_str();
+  app.add_option("--shuffle", o.shuffle, "shuffle pairs each epoch (true/false; false: file order)")
+      ->capture_default_str();
   app.add_option("--lr", o.lr, "peak learning rate")->capture_default_str();
   app.add_option("--weight-decay", o.weight_decay, "AdamW weight decay")->capture_default_str();
   app.add_option("--beta1", o.beta1, "AdamW beta1")->capture_default_str();

@@ -69,9 +69,11 @@ std::vector<std::vector<std::int64_t>> make_batches(
     const std::int64_t stop = std::min(n, start + options.bucket_items);
     std::vector<std::int64_t> bucket(order.begin() + start, order.begin() + stop);
     // Longest first; ties keep their (shuffled) order.
-    std::stable_sort(bucket.begin(), bucket.end(), [&](std::int64_t a, std::int64_t b) {
-      return cost[static_cast<std::size_t>(a)].longest > cost[static_cast<std::size_t>(b)].longest;
-    });
+    if (options.sort_by_length) {
+      std::stable_sort(bucket.begin(), bucket.end(), [&](std::int64_t a, std::int64_t b) {
+        return cost[static_cast<std::size_t>(a)].longest > cost[static_cast<std::size_t>(b)].longest;
+      });
+    }
     std::vector<std::int64_t> current;
     std::int64_t sequences = 0, longest = 0, tokens = 0;
     for (std::int64_t item : bucket) {

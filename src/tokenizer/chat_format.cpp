@@ -213,7 +213,9 @@ std::string render_qwen3(const Conversation& c) {
       reasoning = strip_chars(before, '\n', true, false);
       content = strip_chars(content.substr(close + 8), '\n', true, false);
     }
-    const bool after_last_query = last_user == c.size() || i > last_user;
+    // With no user message the template's last query index is the last
+    // message, which no turn comes after.
+    const bool after_last_query = last_user != c.size() && i > last_user;
     const bool last = i + 1 == c.size();
     if (after_last_query && (last || !reasoning.empty())) {
       out += "<|im_start|>assistant\n<think>\n" +

@@ -403,10 +403,13 @@ std::vector<TokenId> SentencePieceTokenizer::encode(std::string_view text,
       if (segment.text.empty()) continue;
       const std::size_t before = ids.size();
       encode_chunk(segment.text, ids);
-      // legacy=false: a lone "▁" in front of a leading special token goes.
+      // legacy=false: a lone "▁" in front of a leading added token goes,
+      // special or not (transformers 5's LlamaTokenizer: its Metaspace
+      // prepends "▁" only to text at the very start, and the added token is
+      // matched before it; transformers 4's slow class kept it before
+      // non-special tokens).
       if (!legacy_ && before == body_start && ids.size() == before + 1 && space_id_ &&
-          ids[before] == *space_id_ && i + 1 < segments.size() && segments[i + 1].token >= 0 &&
-          added_[segments[i + 1].token].special) {
+          ids[before] == *space_id_ && i + 1 < segments.size() && segments[i + 1].token >= 0) {
         ids.pop_back();
       }
     }

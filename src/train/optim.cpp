@@ -9,7 +9,9 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <memory>
 #include <sstream>
+#include <vector>
 
 #include "openrm/error.h"
 #include "openrm/io/file.h"
@@ -357,7 +359,16 @@ void load_optimizer_state(torch::optim::Optimizer& optimizer, const std::string&
     // LibTorch's load adds the saved entries to the state map; clearing it
     // first means a parameter without saved state starts fresh.
     optimizer.state().clear();
+    // LibTorch 2.x's load also restores the saved group options (lr, betas,
+    // weight decay); 1.13's does not. Keeping the caller's makes both the same.
+    std::vector<std::unique_ptr<torch::optim::OptimizerOptions>> options;
+    for (auto& group : optimizer.param_groups()) {
+      options.push_back(group.has_options() ? group.options().clone() : nullptr);
+    }
     optimizer.load(archive);
+    for (std::size_t i = 0; i < options.size(); ++i) {
+      if (options[i]) optimizer.param_groups()[i].set_options(std::move(options[i]));
+    }
   });
 }
 

@@ -27,6 +27,7 @@ void visit_fields(TrainOptions& o, Visitor&& v) {
   v("tokenizer", o.tokenizer);
   v("init_std", o.init_std);
   v("seed", o.seed);
+  v("shuffle", o.shuffle);
   v("lr", o.lr);
   v("weight_decay", o.weight_decay);
   v("beta1", o.beta1);

@@ -311,10 +311,13 @@ TrainResult train_reward_model(const TrainOptions& options) {
     state.skipped_steps = j.at("skipped_steps").get<std::int64_t>();
     state.bad_in_a_row = j.at("bad_in_a_row").get<std::int64_t>();
     const Json& saved = j.at("options");
+    // An option newer than the checkpoint counts as having had its default.
+    const Json defaults = train_options_json(TrainOptions{});
     for (auto it = options_json.begin(); it != options_json.end(); ++it) {
-      if (affects_trajectory(it.key()) && saved.value(it.key(), Json()) != it.value()) {
+      const Json was = saved.contains(it.key()) ? saved.at(it.key()) : defaults.value(it.key(), Json());
+      if (affects_trajectory(it.key()) && was != it.value()) {
         throw Error("cannot resume from " + resumed_dir + ": option '" + it.key() + "' was " +
-                    saved.value(it.key(), Json()).dump() + " and is now " + it.value().dump() +
+                    was.dump() + " and is now " + it.value().dump() +
                     " (use a new --output folder, or --no-resume to start over)");
       }
     }
@@ -355,6 +358,8 @@ TrainResult train_reward_model(const TrainOptions& options) {
   // is placed by its own count.
   BatchingOptions batching;
   batching.max_tokens = options.max_tokens;
+  batching.shuffle = options.shuffle;
+  batching.sort_by_length = options.shuffle;  // no shuffle: file order (docs/training.md)
   const auto batches_of_epoch = [&](std::int64_t epoch) {
     BatchingOptions b = batching;
     b.seed = options.seed + static_cast<std::uint64_t>(epoch);

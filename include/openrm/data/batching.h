@@ -23,6 +23,10 @@ struct BatchingOptions {
   // each bucket, and batched; the batches are then shuffled.
   std::int64_t bucket_items = 1024;
   bool shuffle = true;
+  // Sort each bucket by length before filling batches. With shuffle and
+  // sort_by_length both off, batches are consecutive runs of items in input
+  // order, each filled up to the budget.
+  bool sort_by_length = true;
   std::uint64_t seed = 0;
 };
 

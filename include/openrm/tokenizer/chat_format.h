@@ -67,4 +67,11 @@ std::vector<TokenId> encode_chat(const Tokenizer& tokenizer, ChatFormat format,
 // The format a tokenizer's chat_template implies, or kPlain without one.
 ChatFormat default_chat_format(const Tokenizer& tokenizer);
 
+// The Jinja chat_template the family publishes in its tokenizer_config.json,
+// exactly (docs/chat-formats.md names each source); for kPlain and kHH, which
+// have none, openrm's own template that renders what render_chat writes.
+// Written into an exported folder, transformers' apply_chat_template renders
+// it to render_chat's text. Throws openrm::Error for a value with no template.
+std::string chat_template_for(ChatFormat format);
+
 }  // namespace openrm

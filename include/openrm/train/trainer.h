@@ -32,6 +32,8 @@ struct TrainOptions {
 
   // ---- optimisation
   std::uint64_t seed = 0;      // model init, batch order: a CPU run is bit-reproducible
+  bool shuffle = true;         // shuffle pairs and batches each epoch; false: file order, no length
+                               // sorting, each micro-batch the next pairs that fit max_tokens
   double lr = 1e-4;            // peak learning rate
   double weight_decay = 0.0;   // AdamW decoupled decay; never on norms and biases
   double beta1 = 0.9;

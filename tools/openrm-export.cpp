@@ -1,0 +1,83 @@
+// openrm-export: a Hugging Face folder (config.json with a pad_token_id,
+// safetensors, tokenizer files with the chat template, openrm.json, a model
+// card) from an openrm model folder, trainer checkpoint or training output.
+//
+//   openrm-export --model DIR --output DIR [--dtype keep|fp32|bf16|fp16]
+//                 [--max-shard-size 5GB] [--force] [--tokenizer PATH]
+//                 [--pad-token-id N] [--license ID] [--base-model ID]
+//                 [--log-level LEVEL]
+//
+// The folder is written beside the output and renamed into place.
+// docs/export.md describes it.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+#include <string>
+
+#include "openrm/logging.h"
+#include "openrm/train/export.h"
+#include "tool_main.h"
+
+namespace {
+
+constexpr const char* kTool = "openrm-export";
+
+struct ExportCommand {
+  std::string model;
+  std::string output;
+  std::string dtype = "keep";
+  std::string max_shard_size = "5GB";
+  bool force = false;
+  std::string tokenizer;
+  std::int64_t pad_token_id = -1;
+  std::string license;
+  std::string base_model;
+  std::string log_level = "info";
+};
+
+void run_export(const ExportCommand& cmd) {
+  openrm::set_log_level(openrm::parse_log_level(cmd.log_level));
+  openrm::ExportOptions options;
+  options.model_dir = cmd.model;
+  options.output_dir = cmd.output;
+  options.dtype = openrm::parse_export_dtype(cmd.dtype);
+  options.max_shard_bytes = openrm::parse_byte_size(cmd.max_shard_size);
+  options.overwrite = cmd.force;
+  options.tokenizer = cmd.tokenizer;
+  if (cmd.pad_token_id >= 0) options.pad_token_id = cmd.pad_token_id;
+  options.license = cmd.license;
+  options.base_model = cmd.base_model;
+  const openrm::ExportResult r = openrm::export_model(options);
+  std::cout << kTool << ": wrote " << r.output_dir << " from " << r.source << ": " << r.tensors << " tensors ("
+            << r.dtype << ", " << r.weight_bytes << " bytes), pad_token_id " << r.pad_token_id << ", chat format "
+            << r.chat_format << (r.chat_template ? " (with its chat_template)" : " (no chat_template)") << "\n";
+  for (const auto& file : r.files) std::cout << "  " << file << "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ExportCommand cmd;
+  CLI::App app{"Export an openrm model, checkpoint or training output as a Hugging Face folder."};
+  app.add_option("--model", cmd.model, "model folder, trainer checkpoint or training output folder")->required();
+  app.add_option("--output", cmd.output, "folder to write (must not exist or be empty, unless --force)")
+      ->required();
+  app.add_option("--dtype", cmd.dtype, "dtype of the exported weights")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"keep", "fp32", "bf16", "fp16"}));
+  app.add_option("--max-shard-size", cmd.max_shard_size,
+                 "shard the weights past this size (e.g. 500MB, 2GB, 5GiB; 0: one file)")
+      ->capture_default_str();
+  app.add_flag("--force", cmd.force, "replace an output folder that is not empty");
+  app.add_option("--tokenizer", cmd.tokenizer,
+                 "tokenizer folder or .model file, when the model has none (default: the model's, or its "
+                 "training run's)");
+  app.add_option("--pad-token-id", cmd.pad_token_id,
+                 "pad_token_id when config.json has none (default: the tokenizer's pad, else eos)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--license", cmd.license, "the model card's license (a Hub id, e.g. apache-2.0)");
+  app.add_option("--base-model", cmd.base_model, "the model card's base_model (a Hub model id)");
+  app.add_option("--log-level", cmd.log_level, "debug, info, warn, error or off")->capture_default_str();
+
+  return openrm::tools::run_tool(kTool, app, argc, argv, [&] { run_export(cmd); });
+}
