@@ -1,4 +1,6 @@
 #include "openrm/models/reward_model.h"
+
+#include "models/hf_dtype.h"
 #include "openrm/models/model_folder.h"
 
 #include <ATen/ATen.h>
@@ -17,8 +19,6 @@
 
 namespace openrm {
 
-namespace {
-
 const char* hf_dtype_name(c10::ScalarType t) {
   switch (t) {
     case at::kFloat: return "float32";
@@ -28,6 +28,8 @@ const char* hf_dtype_name(c10::ScalarType t) {
     default: return "float32";
   }
 }
+
+namespace {
 
 bool is_norm_weight(const std::string& name) {
   auto ends_with = [&](const std::string& s) {

@@ -15,6 +15,7 @@
 
 #include "io/json_util.h"
 #include "logging.h"
+#include "models/hf_dtype.h"
 #include "openrm/error.h"
 #include "openrm/io/config.h"
 #include "openrm/io/file.h"
@@ -174,16 +175,6 @@ ChatFormat find_chat_format(const Source& s, const ModelMetadata& meta, const To
   }
   why = tokenizer.chat_template().empty() ? "no chat format recorded" : "the tokenizer's chat_template";
   return default_chat_format(tokenizer);
-}
-
-std::string hf_dtype_name(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return "float32";
-    case at::kBFloat16: return "bfloat16";
-    case at::kHalf: return "float16";
-    case at::kDouble: return "float64";
-    default: return "float32";
-  }
 }
 
 std::optional<at::ScalarType> target_dtype(ExportDType d) {
