@@ -44,8 +44,9 @@ std::string make_model_card(const ModelCardInputs& in) {
   std::ostringstream out;
   out << "# Reward model\n\n"
       << "A `" << c.architecture << "` reward model (one scalar output) trained with openrm's "
-      << "Bradley-Terry trainer on " << today() << ". It loads in openrm (`load_reward_model_folder`) and "
-      << "in transformers (`AutoModelForSequenceClassification`).\n\n"
+      << "Bradley-Terry trainer on " << today() << ". It loads in openrm (`load_reward_model_folder`); `openrm-export` "
+      << "writes it as a folder that transformers' `AutoModelForSequenceClassification` and "
+      << "`AutoTokenizer` load (docs/export.md).\n\n"
       << "## Model\n\n"
       << "| | |\n|---|---|\n"
       << "| parameters | " << params << " |\n"
