@@ -39,14 +39,14 @@ run_step("install into ${prefix}"
 # The example is one translation unit: Ninja and ccache when present keep
 # this step short; nothing else of the parent build leaks in.
 # EXTRA_PREFIX_PATH: where the parent build found its dependencies (PyPI's
-# LibTorch for the torch2 build), "|"-separated.
-set(prefix_path ${prefix})
+# LibTorch for the torch2 build), "|"-separated. It goes to the example's
+# configure as the environment's CMAKE_PREFIX_PATH (searched before the
+# system, like the variable): run_step's ARGN would split a ";" list.
 if(DEFINED EXTRA_PREFIX_PATH AND NOT EXTRA_PREFIX_PATH STREQUAL "")
-  string(REPLACE "|" ";" extra "${EXTRA_PREFIX_PATH}")
-  list(APPEND prefix_path ${extra})
+  string(REPLACE "|" ":" extra "${EXTRA_PREFIX_PATH}")
+  set(ENV{CMAKE_PREFIX_PATH} "${extra}")
 endif()
-# (Passed as its own quoted argument below: a list element would be split.)
-set(configure_args -DCMAKE_BUILD_TYPE=Release)
+set(configure_args -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release)
 find_program(NINJA_PROGRAM ninja)
 if(NINJA_PROGRAM)
   list(APPEND configure_args -G Ninja)
@@ -57,7 +57,7 @@ if(CCACHE_PROGRAM)
 endif()
 run_step("configure examples/score_tokens against the installed package"
   ${CMAKE_COMMAND} -S ${OPENRM_SOURCE_DIR}/examples/score_tokens -B ${example_build}
-  "-DCMAKE_PREFIX_PATH=${prefix_path}" ${configure_args})
+  ${configure_args})
 run_step("build examples/score_tokens"
   ${CMAKE_COMMAND} --build ${example_build})
 
