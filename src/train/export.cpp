@@ -16,6 +16,7 @@
 #include "io/json_util.h"
 #include "logging.h"
 #include "models/hf_dtype.h"
+#include "train/model_card.h"
 #include "openrm/error.h"
 #include "openrm/io/config.h"
 #include "openrm/io/file.h"
@@ -226,13 +227,6 @@ std::string yaml_scalar(const std::string& value) {
   return Json(value).dump();  // a JSON string is a valid YAML double-quoted scalar
 }
 
-std::string today() {
-  std::time_t now = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d", std::gmtime(&now));
-  return buf;
-}
-
 struct CardInputs {
   const ExportOptions* options = nullptr;
   const Source* source = nullptr;
@@ -262,7 +256,7 @@ std::string make_export_card(const CardInputs& in) {
 
   out << "# Reward model\n\n"
       << "A `" << c.architecture << "` reward model (" << c.num_labels << " output" << (c.num_labels == 1 ? "" : "s")
-      << ", " << in.parameters << " parameters), exported by `openrm-export` on " << today() << " from the "
+      << ", " << in.parameters << " parameters), exported by `openrm-export` on " << today_utc() << " from the "
       << in.source->kind << " `" << in.source->weights_dir << "`";
   if (in.source->checkpoint && in.source->step >= 0) out << " (step " << in.source->step << ")";
   out << ".\n\n"

@@ -18,13 +18,6 @@ std::string fixed(double v, int digits = 4) {
   return out.str();
 }
 
-std::string today() {
-  std::time_t now = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d", std::gmtime(&now));
-  return buf;
-}
-
 void file_table(std::ostringstream& out, const std::vector<DataFileSummary>& files) {
   out << "| file | sha256 | records | pairs | invalid records skipped |\n|---|---|---|---|---|\n";
   for (const auto& f : files) {
@@ -44,7 +37,7 @@ std::string make_model_card(const ModelCardInputs& in) {
   std::ostringstream out;
   out << "# Reward model\n\n"
       << "A `" << c.architecture << "` reward model (one scalar output) trained with openrm's "
-      << "Bradley-Terry trainer on " << today() << ". It loads in openrm (`load_reward_model_folder`); `openrm-export` "
+      << "Bradley-Terry trainer on " << today_utc() << ". It loads in openrm (`load_reward_model_folder`); `openrm-export` "
       << "writes it as a folder that transformers' `AutoModelForSequenceClassification` and "
       << "`AutoTokenizer` load (docs/export.md).\n\n"
       << "## Model\n\n"
@@ -116,6 +109,13 @@ std::string make_model_card(const ModelCardInputs& in) {
       << o.max_length << " tokens are unknown. Check the length-bias figures before using its rewards "
          "for optimisation: a policy will exploit any preference for length.\n";
   return out.str();
+}
+
+std::string today_utc() {
+  std::time_t now = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d", std::gmtime(&now));
+  return buf;
 }
 
 }  // namespace openrm

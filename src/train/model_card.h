@@ -32,4 +32,7 @@ struct ModelCardInputs {
 
 std::string make_model_card(const ModelCardInputs& in);
 
+// Today's date in UTC, "2026-12-01": the date a model card states.
+std::string today_utc();
+
 }  // namespace openrm
