@@ -18,9 +18,12 @@
 //   baseline: fixed batches of --baseline-batch sequences in input order, each
 //             right-padded with the pad token to its longest sequence and run
 //             through the model whole (what a transformers pipeline does);
-//   openrm:   Scorer::score_tokens: sequences sorted by length and cut into
-//             token-budget batches (--max-tokens real tokens), packed with no
-//             padding (attention runs per sequence on CPU).
+//   unshared: Scorer::score_tokens with share_prefixes off: sequences sorted
+//             by length and cut into token-budget batches (--max-tokens token
+//             rows), packed with no padding (attention runs per sequence on
+//             CPU);
+//   openrm:   Scorer::score_tokens as it comes (on CPU, the two sides of a
+//             pair compute their common prefix once).
 // Both give the same rewards (right padding cannot reach a real token through
 // causal attention); the largest difference is printed. With --model the
 // model is that folder instead (bench/compare_transformers.py uses this, with
@@ -60,21 +63,30 @@ struct BenchOptions : CommonOptions {
   std::int64_t baseline_batch = 32;
 };
 
-// Matmul FLOPs of a forward pass: 2 * tokens * (linear weights per layer) *
-// layers for the projections and the MLP, plus 2 * 2 * cells * heads *
-// head_dim * layers for QK^T and PV over `cells` query x key cells.
-double forward_flops(const Shape& s, double tokens, double cells) {
-  return 2.0 * tokens * static_cast<double>(s.linear_params_per_layer() * s.layers) +
-         4.0 * cells * static_cast<double>(s.heads * s.head_dim * s.layers);
-}
-
 struct Run {
   std::vector<float> rewards;
   double seconds = 0;
   std::int64_t batches = 0;
-  double tokens = 0;  // token rows the projections computed
-  double cells = 0;   // attention cells computed
+  double tokens = 0;       // token rows the projections computed
+  double cells = 0;        // attention cells computed per layer
+  double pooled = 0;       // pooled rows (one per sequence)
+  double pooled_keys = 0;  // keys the pooled queries see in the last layer
 };
+
+// Matmul FLOPs of a run: per layer, 2 * rows * (linear weights per layer)
+// for the projections and the MLP, plus 2 * 2 * cells * heads * head_dim for
+// QK^T and PV. With `last_pooled` (openrm on CPU) the last layer computes
+// keys and values for every row but queries, the output projection and the
+// MLP for the pooled rows only, each pooled query over the keys before it.
+double forward_flops(const Shape& s, const Run& r, bool last_pooled) {
+  const double per_row = static_cast<double>(s.linear_params_per_layer());
+  const double kv_per_row = static_cast<double>(2 * s.hidden * s.kv_heads * s.head_dim);
+  const double attn = static_cast<double>(s.heads * s.head_dim);
+  const double layer = 2.0 * r.tokens * per_row + 4.0 * r.cells * attn;
+  if (!last_pooled) return layer * static_cast<double>(s.layers);
+  return layer * static_cast<double>(s.layers - 1) + 2.0 * r.tokens * kv_per_row +
+         2.0 * r.pooled * (per_row - kv_per_row) + 4.0 * r.pooled_keys * attn;
+}
 
 // Fixed batches in input order, right-padded with `pad` to the batch's longest.
 Run run_baseline(openrm::RewardModel& model, const std::vector<std::vector<openrm::TokenId>>& seqs,
@@ -99,6 +111,8 @@ Run run_baseline(openrm::RewardModel& model, const std::vector<std::vector<openr
     const double rows = static_cast<double>(end - start), L = static_cast<double>(longest);
     run.tokens += rows * L;
     run.cells += rows * L * L;
+    run.pooled += rows;
+    for (std::size_t i = start; i < end; ++i) run.pooled_keys += static_cast<double>(seqs[i].size());
   }
   run.seconds = seconds_since(t0);
   return run;
@@ -112,8 +126,10 @@ Run run_openrm(openrm::Scorer& scorer, const std::vector<std::vector<openrm::Tok
   run.seconds = seconds_since(t0);
   const openrm::ScoreStats& after = scorer.stats();
   run.batches = after.batches - before.batches;
-  run.tokens = static_cast<double>(after.tokens - before.tokens);
+  run.tokens = static_cast<double>(after.computed_tokens - before.computed_tokens);
   run.cells = after.attention_cells - before.attention_cells;
+  run.pooled = static_cast<double>(seqs.size());
+  for (const auto& q : seqs) run.pooled_keys += static_cast<double>(q.size());
   return run;
 }
 
@@ -124,7 +140,7 @@ int main(int argc, char** argv) {
   CLI::App app{"Benchmark batched scoring on CPU against fixed padded batches and the machine's GEMM speed."};
   add_common_options(app, o);
   app.add_option("--pairs", o.pairs, "pairs scored (both sides; the first ones of the file)")->capture_default_str();
-  app.add_option("--max-tokens", o.max_tokens, "openrm's token budget per forward (real tokens)")
+  app.add_option("--max-tokens", o.max_tokens, "openrm's token budget per forward (token rows computed)")
       ->capture_default_str();
   app.add_option("--baseline-batch", o.baseline_batch, "the baseline's fixed batch size")->capture_default_str();
   app.add_option("--device", o.device, "cpu, cuda or cuda:N (both paths, and the GEMM)")->capture_default_str();
@@ -199,6 +215,8 @@ int main(int argc, char** argv) {
     score_options.threads = threads;
     score_options.max_tokens = o.max_tokens;
     openrm::Scorer scorer(model, nullptr, openrm::ChatFormat::kPlain, score_options);
+    score_options.share_prefixes = false;
+    openrm::Scorer unshared_scorer(model, nullptr, openrm::ChatFormat::kPlain, score_options);
 
     std::printf("data: %s\n", data.source.c_str());
     std::printf("sequences: both sides of %zu pairs, in file order: %s\n", data.pairs.size(), lengths.dump().c_str());
@@ -211,25 +229,33 @@ int main(int argc, char** argv) {
       std::vector<std::vector<openrm::TokenId>> few(seqs.begin(), seqs.begin() + std::min<std::size_t>(8, seqs.size()));
       (void)run_baseline(*model, few, o.baseline_batch, pad);
       (void)scorer.score_tokens(few);
+      (void)unshared_scorer.score_tokens(few);
     }
     const Run base = run_baseline(*model, seqs, o.baseline_batch, pad);
+    const Run unshared = run_openrm(unshared_scorer, seqs);
     const Run ours = run_openrm(scorer, seqs);
-    double max_diff = 0, max_abs = 0;
+    double max_diff = 0, max_abs = 0, max_diff_unshared = 0;
     for (std::size_t i = 0; i < seqs.size(); ++i) {
       max_diff = std::max(max_diff, static_cast<double>(std::fabs(base.rewards[i] - ours.rewards[i])));
+      max_diff_unshared =
+          std::max(max_diff_unshared, static_cast<double>(std::fabs(base.rewards[i] - unshared.rewards[i])));
       max_abs = std::max(max_abs, static_cast<double>(std::fabs(base.rewards[i])));
     }
+    // On CPU the model's last layer runs on the pooled rows only, in every
+    // path (the baseline goes through RewardModel::forward too).
+    const bool last_pooled = !load.device.is_cuda();
     const double peak =
         matmul_flops(1, o.gemm, o.gemm, o.gemm, o.gemm_repeat, at::TensorOptions().device(load.device).dtype(load.dtype));
     const double load_after = load_average();
 
     auto report = [&](const char* name, const Run& r) {
-      const double flops = forward_flops(shape, r.tokens, r.cells);
+      const double flops = forward_flops(shape, r, last_pooled);
       std::printf("%-9s %7lld %10.0f %9.1f%% %9.3f %11.0f %9.2f %10s %8.1f%%\n", name,
                   static_cast<long long>(r.batches), r.tokens, 100.0 * (1.0 - real_tokens / r.tokens), r.seconds,
                   real_tokens / r.seconds, static_cast<double>(data.pairs.size()) / r.seconds,
                   si(flops / r.seconds, "FLOP/s").c_str(), 100.0 * flops / r.seconds / peak);
       return Json{{"batches", r.batches},      {"computed_tokens", r.tokens}, {"attention_cells", r.cells},
+                  {"pooled_rows", r.pooled},   {"pooled_keys", r.pooled_keys},
                   {"seconds", r.seconds},      {"tokens_per_s", real_tokens / r.seconds},
                   {"pairs_per_s", static_cast<double>(data.pairs.size()) / r.seconds},
                   {"matmul_flops", flops},     {"matmul_flops_per_s", flops / r.seconds},
@@ -238,21 +264,33 @@ int main(int argc, char** argv) {
     std::printf("\n%-9s %7s %10s %10s %9s %11s %9s %10s %9s\n", "path", "batches", "computed", "padding", "seconds",
                 "tokens/s", "pairs/s", "matmul", "of GEMM");
     const Json base_json = report("baseline", base);
+    const Json unshared_json = report("unshared", unshared);
     const Json ours_json = report("openrm", ours);
     const double speedup = base.seconds / ours.seconds;
-    std::printf("\nopenrm / baseline: %.2fx the tokens/s (baseline: fixed batches of %lld in input order, padded)\n",
-                speedup, static_cast<long long>(o.baseline_batch));
-    std::printf("rewards: largest |openrm - baseline| = %.3g (largest |reward| %.3g)\n", max_diff, max_abs);
+    std::printf("\nopenrm / baseline: %.2fx the tokens/s (baseline: fixed batches of %lld in input order, padded); "
+                "openrm / unshared: %.2fx (the pairs' common prefixes computed once: %.0f of %.0f rows)\n",
+                speedup, static_cast<long long>(o.baseline_batch), unshared.seconds / ours.seconds, ours.tokens,
+                real_tokens);
+    std::printf("rewards: largest |openrm - baseline| = %.3g, |unshared - baseline| = %.3g (largest |reward| %.3g)\n",
+                max_diff, max_diff_unshared, max_abs);
     std::printf("%s GEMM %lld^3 on %s (best of %d): %s; openrm's scoring reaches %.1f%% of it\n", dtype.c_str(),
                 static_cast<long long>(o.gemm), load.device.str().c_str(), o.gemm_repeat, si(peak, "FLOP/s").c_str(),
                 100.0 * ours_json["fraction_of_gemm"].get<double>());
-    std::printf("matmul FLOPs = 2 * computed tokens * %lld (linear weights per layer) * %lld layers + "
-                "2 * 2 * attention cells * %lld (heads x head_dim) * %lld layers, counting what each path computes: "
-                "the baseline every padded token and batch x longest^2 cells, openrm the real tokens and the sum "
-                "of len^2 (full squares: the causal half is masked, not skipped). Useful work: %.1f GFLOP\n",
-                static_cast<long long>(shape.linear_params_per_layer()), static_cast<long long>(shape.layers),
+    Run useful;
+    useful.tokens = real_tokens;
+    useful.cells = real_squares;
+    std::printf("matmul FLOPs = per layer, 2 * computed rows * %lld (linear weights per layer) + "
+                "2 * 2 * attention cells * %lld (heads x head_dim), over %lld layers, counting what each path "
+                "computes: the baseline every padded token and batch x longest^2 cells, unshared the real tokens "
+                "and the sum of len^2, openrm each common prefix once and its cells once (full squares or "
+                "rectangles: the causal half is masked, not skipped)%s. The whole model on the real tokens: "
+                "%.1f GFLOP\n",
+                static_cast<long long>(shape.linear_params_per_layer()),
                 static_cast<long long>(shape.heads * shape.head_dim), static_cast<long long>(shape.layers),
-                forward_flops(shape, real_tokens, real_squares) / 1e9);
+                last_pooled ? "; on CPU the last layer computes keys and values for every row and the rest for "
+                              "the pooled rows only, each pooled query over the keys before it"
+                            : "",
+                forward_flops(shape, useful, false) / 1e9);
     std::printf("1-minute load average: %.2f before, %.2f after (%d hardware threads)\n", load_before, load_after,
                 static_cast<int>(std::thread::hardware_concurrency()));
 
@@ -277,7 +315,10 @@ int main(int argc, char** argv) {
                         {"baseline_batch", o.baseline_batch},
                         {"real_tokens", real_tokens},
                         {"baseline", base_json},
+                        {"unshared", unshared_json},
                         {"openrm", ours_json},
+                        {"openrm_over_unshared", unshared.seconds / ours.seconds},
+                        {"max_reward_difference_unshared", max_diff_unshared},
                         {"speedup", speedup},
                         {"max_reward_difference", max_diff},
                         {"gemm_n", o.gemm},

@@ -175,7 +175,9 @@ def main():
     print("running:", " ".join(command), flush=True)
     subprocess.run(command, check=True)
     with open(bench_json) as f:
-        openrm = json.load(f)["openrm"]
+        bench_result = json.load(f)
+    openrm = bench_result["openrm"]
+    unshared = bench_result["unshared"]
 
     sequences = read_jsonl(sequences_path, "ids")
     ours = read_jsonl(rewards_path, "reward")
@@ -199,6 +201,12 @@ def main():
         "openrm": {"seconds": openrm["seconds"], "tokens_per_s": openrm["tokens_per_s"],
                    "max_tokens": args.max_tokens},
         "ratio": openrm["tokens_per_s"] / (tokens / seconds),
+        # openrm with prefix sharing off (each side of a pair computed whole)
+        "openrm_unshared": {"seconds": unshared["seconds"], "tokens_per_s": unshared["tokens_per_s"]},
+        "ratio_unshared": unshared["tokens_per_s"] / (tokens / seconds),
+        "openrm_computed_rows": openrm["computed_tokens"],
+        "openrm_fraction_of_gemm": openrm["fraction_of_gemm"],
+        "gemm_flops_per_s": bench_result["gemm_flops_per_s"],
         "max_reward_difference": diff,
         "max_abs_reward": scale,
     }
@@ -210,7 +218,11 @@ def main():
           f"{tokens / seconds:,.0f} tokens/s")
     print(f"openrm ({args.dtype}, {args.max_tokens}-token batches): "
           f"{openrm['tokens_per_s']:,.0f} tokens/s")
-    print(f"ratio: {result['ratio']:.2f}x; largest |reward difference| {diff:.3g} (largest |reward| {scale:.3g})")
+    print(f"openrm without prefix sharing: {unshared['tokens_per_s']:,.0f} tokens/s "
+          f"({result['ratio_unshared']:.2f}x transformers)")
+    print(f"ratio: {result['ratio']:.2f}x; largest |reward difference| {diff:.3g} (largest |reward| {scale:.3g}); "
+          f"openrm computed {openrm['computed_tokens']:.0f} of the {tokens} token rows, at "
+          f"{100 * openrm['fraction_of_gemm']:.1f}% of the run's GEMM rate")
     return 0
 
 

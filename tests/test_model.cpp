@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <random>
 
 #include "compat/torch_compat.h"
 #include "models/decoder.h"
@@ -241,6 +242,129 @@ double textbook_reward(RewardModel& model, const std::vector<int64_t>& ids) {
   }
   x = rms(x, w["model.norm.weight"]);
   return at::matmul(x[T - 1], w["score.weight"].t()).item<double>();
+}
+
+// ------------------------------------------------- shared prefixes and pooled rows
+
+std::vector<std::int32_t> random_ids(std::size_t n, std::uint64_t seed) {
+  std::vector<std::int32_t> ids(n);
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int> id(1, 63);
+  for (auto& t : ids) t = id(rng);
+  return ids;
+}
+
+// The models of EachArchitecture, Mistral with a window shorter than the
+// shared prefix (a continuation must still see the prefix's last keys only).
+std::shared_ptr<RewardModel> shared_prefix_model(const std::string& arch) {
+  auto config = tiny_config(arch);
+  if (arch.rfind("Mistral", 0) == 0) config.sliding_window = 6;
+  return random_model(config, 17, at::kFloat, /*std=*/0.02);
+}
+
+TEST_P(EachArchitecture, ASharedPrefixGivesTheHiddenStatesOfTheWholeSequence) {
+  auto model = shared_prefix_model(GetParam());
+  torch::NoGradGuard no_grad;
+  const auto prefix = random_ids(20, 1), own_a = random_ids(7, 2), other = random_ids(9, 3), own_b = random_ids(1, 4);
+  // Segments: the prefix, its continuation a, an unrelated sequence, and a
+  // second continuation b of one token.
+  const std::vector<PackedBatch::Segment> segments = {
+      {prefix.data(), 20, -1}, {own_a.data(), 7, 0}, {other.data(), 9, -1}, {own_b.data(), 1, 0}};
+  const PackedBatch shared = PackedBatch::from_segments(segments);
+  ASSERT_EQ(shared.parents, (std::vector<std::int64_t>{-1, 0, -1, 0}));
+  EXPECT_EQ(shared.position_ids[20].item<std::int64_t>(), 20);  // a continues at position 20
+  EXPECT_EQ(shared.position_ids[36].item<std::int64_t>(), 20);  // so does b
+  const at::Tensor h = model->hidden_states(shared);             // (37, H)
+
+  auto whole = [&](std::vector<std::int32_t> head, const std::vector<std::int32_t>& tail) {
+    head.insert(head.end(), tail.begin(), tail.end());
+    return model->hidden_states(PackedBatch::from_segments({{head.data(), static_cast<std::int64_t>(head.size()), -1}}));
+  };
+  const at::Tensor a = whole(prefix, own_a), b = whole(prefix, own_b), alone = whole(other, {});
+  const double tol = 1e-5;
+  EXPECT_LT((h.narrow(0, 0, 20) - a.narrow(0, 0, 20)).abs().max().item<double>(), tol) << "the prefix rows";
+  EXPECT_LT((h.narrow(0, 20, 7) - a.narrow(0, 20, 7)).abs().max().item<double>(), tol) << "continuation a";
+  EXPECT_LT((h.narrow(0, 27, 9) - alone).abs().max().item<double>(), tol) << "the unrelated sequence";
+  EXPECT_LT((h.narrow(0, 36, 1) - b.narrow(0, 20, 1)).abs().max().item<double>(), tol) << "continuation b";
+  // The continuation depends on the prefix it continues: not a no-op.
+  auto other_prefix = random_ids(20, 9);
+  EXPECT_GT((h.narrow(0, 20, 7) - whole(other_prefix, own_a).narrow(0, 20, 7)).abs().max().item<double>(), 1e-3);
+}
+
+TEST_P(EachArchitecture, PooledRowsEqualTheRowsOfTheFullHiddenStates) {
+  auto model = shared_prefix_model(GetParam());
+  const auto prefix = random_ids(14, 5), own_a = random_ids(5, 6), other = random_ids(11, 7), own_b = random_ids(3, 8);
+  const PackedBatch plain = PackedBatch::from_sequences(
+      {{prefix.begin(), prefix.end()}, {other.begin(), other.end()}, {own_a.begin(), own_a.end()}});
+  const PackedBatch shared = PackedBatch::from_segments(
+      {{prefix.data(), 14, -1}, {own_a.data(), 5, 0}, {other.data(), 11, -1}, {own_b.data(), 3, 0}});
+  for (const PackedBatch* batch : {&plain, &shared}) {
+    torch::NoGradGuard no_grad;
+    const at::Tensor full = model->hidden_states(*batch);
+    // Rows of every kind: first and last of a segment, inside the window's
+    // reach of the prefix and beyond it, repeated, out of order.
+    const std::vector<std::int64_t> rows = {batch->num_tokens() - 1, 0, 13, 15, 18, 3, 18, 20, 29};
+    const at::Tensor index = at::tensor(rows, at::kLong);
+    const at::Tensor pooled = model->pooled_hidden_states(*batch, index);
+    EXPECT_LT((pooled - full.index_select(0, index)).abs().max().item<double>(), 1e-5)
+        << (batch == &plain ? "plain batch" : "shared batch");
+    const at::Tensor rewards = model->forward_rows(*batch, rows);
+    EXPECT_LT((rewards - model->head(full.index_select(0, index))).abs().max().item<double>(), 1e-5);
+  }
+  // forward() pools by the rule and agrees with the full path.
+  torch::NoGradGuard no_grad;
+  const at::Tensor index = pooled_token_indices(plain, model->pooling(), model->config().pad_token_id);
+  EXPECT_LT((model->forward(plain) - model->head(model->hidden_states(plain).index_select(0, index)))
+                .abs()
+                .max()
+                .item<double>(),
+            1e-5);
+  // A shared batch's rewards are only read at rows the caller names.
+  EXPECT_NE(error_of([&] { model->forward(shared); }).find("forward_rows"), std::string::npos);
+  EXPECT_NE(error_of([&] { model->forward_rows(shared, {33}); }).find("row 33"), std::string::npos);
+}
+
+TEST_P(EachArchitecture, PooledRowsGiveTheGradientsOfTheFullPath) {
+  // Training reads the rewards through forward(), whose last layer runs on
+  // the pooled rows only: the gradients must be those of the full forward.
+  auto model = shared_prefix_model(GetParam());
+  const PackedBatch batch = PackedBatch::from_sequences(kSequences);
+  auto gradients = [&](bool full) {
+    model->zero_grad();
+    at::Tensor rewards;
+    if (full) {
+      const at::Tensor index = pooled_token_indices(batch, model->pooling(), model->config().pad_token_id);
+      rewards = model->head(model->hidden_states(batch).index_select(0, index));
+    } else {
+      rewards = model->forward(batch);
+    }
+    (rewards.reshape({-1}) * at::arange(1, 1 + rewards.numel(), at::kFloat)).sum().backward();
+    std::vector<at::Tensor> out;
+    for (const auto& p : model->parameters()) out.push_back(p.grad().clone());
+    return out;
+  };
+  const auto full = gradients(true), pooled = gradients(false);
+  ASSERT_EQ(full.size(), pooled.size());
+  for (std::size_t i = 0; i < full.size(); ++i) {
+    const double scale = std::max(1e-6, full[i].abs().max().item<double>());
+    EXPECT_LT((full[i] - pooled[i]).abs().max().item<double>() / scale, 1e-4) << "parameter " << i;
+  }
+}
+
+TEST(PackedBatch, SegmentsMustContinueAnEarlierSegmentWithoutParent) {
+  const auto ids = random_ids(4, 1);
+  EXPECT_NE(error_of([&] { PackedBatch::from_segments({{ids.data(), 4, -1}, {ids.data(), 2, 1}}); })
+                .find("segment 1 continues segment 1"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              PackedBatch::from_segments({{ids.data(), 4, -1}, {ids.data(), 2, 0}, {ids.data(), 1, 1}});
+            }).find("segment 2 continues segment 1"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { PackedBatch::from_segments({{ids.data(), 4, -1}, {ids.data(), 0, 0}}); })
+                .find("sequence 1 is empty"),
+            std::string::npos);
+  const PackedBatch plain = PackedBatch::from_segments({{ids.data(), 4, -1}, {ids.data(), 2, -1}});
+  EXPECT_FALSE(plain.has_shared_prefixes());
 }
 
 TEST(Decoder, ConvertingTheDtypeKeepsRopeInFloat32) {

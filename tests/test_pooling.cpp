@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <random>
+
 #include "openrm/error.h"
 #include "openrm/models/pooling.h"
 
@@ -72,6 +74,36 @@ TEST(Pooling, WithoutPadTokenOnlySingleSequencesPoolByTheDefaultRule) {
             (std::vector<int64_t>{2}));
   EXPECT_EQ(to_vector(pooled_token_indices(batch, Pooling::kLastToken, std::nullopt)),
             (std::vector<int64_t>{2, 5, 7, 10}));
+}
+
+TEST(Pooling, OneSequenceOnTheHostPoolsLikeTheBatch) {
+  // By hand first: pad 0.
+  const std::vector<std::int32_t> a = {4, 0, 9, 0, 0};
+  EXPECT_EQ(pooled_position(a.data(), 5, Pooling::kRightmostNonPad, 0), 2);
+  EXPECT_EQ(pooled_position(a.data(), 5, Pooling::kBeforeFirstPad, 0), 0);
+  EXPECT_EQ(pooled_position(a.data(), 5, Pooling::kLastToken, 0), 4);
+  EXPECT_EQ(pooled_position(a.data(), 5, Pooling::kRightmostNonPad, std::nullopt), 4);
+  const std::vector<std::int32_t> pads = {0, 0};
+  EXPECT_EQ(pooled_position(pads.data(), 2, Pooling::kRightmostNonPad, 0), 0);
+  EXPECT_EQ(pooled_position(pads.data(), 2, Pooling::kBeforeFirstPad, 0), 1);  // wraps around
+  // Then against the batched rule on many sequences rich in pads.
+  std::mt19937_64 rng(5);
+  std::uniform_int_distribution<int> length(1, 9), id(0, 2);
+  std::vector<std::vector<std::int64_t>> seqs(200);
+  for (auto& s : seqs) {
+    for (int k = length(rng); k > 0; --k) s.push_back(id(rng));
+  }
+  const PackedBatch batch = PackedBatch::from_sequences(seqs);
+  for (auto rule : {Pooling::kRightmostNonPad, Pooling::kLastToken, Pooling::kBeforeFirstPad}) {
+    const auto rows = to_vector(pooled_token_indices(batch, rule, 0));
+    std::int64_t start = 0;
+    for (std::size_t i = 0; i < seqs.size(); ++i) {
+      const std::vector<std::int32_t> ids(seqs[i].begin(), seqs[i].end());
+      EXPECT_EQ(start + pooled_position(ids.data(), static_cast<std::int64_t>(ids.size()), rule, 0), rows[i])
+          << pooling_name(rule) << ", sequence " << i;
+      start += static_cast<std::int64_t>(ids.size());
+    }
+  }
 }
 
 TEST(Pooling, NamesRoundTripAndUnknownNamesAreRejected) {

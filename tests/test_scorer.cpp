@@ -98,6 +98,114 @@ TEST(Scorer, BatchesRespectTheBudget) {
   EXPECT_GE(capped.stats().batches, 22);  // ceil(64 / 3)
 }
 
+// Sequences that begin alike: groups of responses to one prompt, the two
+// sides of pairs, exact duplicates, a sequence that is the prefix of another,
+// trailing pads (pooled before them), and unrelated sequences.
+std::vector<std::vector<TokenId>> sequences_with_shared_prefixes() {
+  std::vector<std::vector<TokenId>> out;
+  const auto prompts = random_sequences(6, 60, 21);
+  const auto responses = random_sequences(30, 25, 22);
+  for (std::size_t p = 0; p < prompts.size(); ++p) {
+    auto prompt = prompts[p];
+    while (prompt.size() < 20) prompt.push_back(5);  // long enough to share
+    for (std::size_t r = 0; r < 1 + p % 4; ++r) {
+      auto seq = prompt;
+      const auto& tail = responses[(p * 5 + r) % responses.size()];
+      seq.insert(seq.end(), tail.begin(), tail.end());
+      out.push_back(seq);
+    }
+    if (p == 1) out.push_back(out.back());                                     // a duplicate
+    if (p == 2) out.push_back(prompt);                                         // the bare prompt
+    if (p == 3) {
+      auto padded = out.back();
+      padded.insert(padded.end(), {0, 0, 0});  // pad id 0: pooled before the pads
+      out.push_back(padded);
+    }
+  }
+  for (auto& s : random_sequences(5, 40, 23)) out.push_back(s);
+  std::shuffle(out.begin(), out.end(), std::mt19937_64(24));
+  return out;
+}
+
+TEST(Scorer, SharedPrefixesScoreAsEachSequenceAlone) {
+  for (const char* arch : {"LlamaForSequenceClassification", "MistralForSequenceClassification",
+                           "Qwen3ForSequenceClassification"}) {
+    auto config = test::tiny_config(arch);
+    if (std::string(arch).rfind("Mistral", 0) == 0) config.sliding_window = 8;  // shorter than the prompts
+    auto model = create_reward_model(config);
+    model->init_weights(3, 0.2);
+    const auto seqs = sequences_with_shared_prefixes();
+    for (std::int64_t budget : {std::int64_t{100000}, std::int64_t{120}}) {
+      ScoreOptions options;
+      options.max_tokens = budget;
+      Scorer scorer(model, nullptr, ChatFormat::kPlain, options);
+      const auto rewards = scorer.score_tokens(seqs);
+      ASSERT_EQ(rewards.size(), seqs.size());
+      double worst = 0;
+      for (std::size_t i = 0; i < seqs.size(); ++i) {
+        worst = std::max(worst, std::fabs(double(rewards[i]) - alone(*model, seqs[i])));
+      }
+      EXPECT_LT(worst, 1e-5) << arch << ", budget " << budget;
+      const ScoreStats& s = scorer.stats();
+      std::int64_t tokens = 0;
+      for (const auto& q : seqs) tokens += static_cast<std::int64_t>(q.size());
+      EXPECT_EQ(s.tokens, tokens);
+      EXPECT_LT(s.computed_tokens, tokens * 3 / 4) << arch << ": the prompts were not shared";
+      if (budget == 120) EXPECT_GT(s.batches, 3);
+
+      options.share_prefixes = false;
+      Scorer unshared(model, nullptr, ChatFormat::kPlain, options);
+      const auto plain = unshared.score_tokens(seqs);
+      EXPECT_EQ(unshared.stats().computed_tokens, tokens);
+      for (std::size_t i = 0; i < seqs.size(); ++i) EXPECT_NEAR(plain[i], rewards[i], 1e-5) << i;
+    }
+  }
+}
+
+TEST(Scorer, APrefixIsComputedOnceAndCountedOnce) {
+  auto model = tiny_model();
+  std::vector<TokenId> prompt(30, 7), a = prompt, b = prompt;
+  a.insert(a.end(), {1, 2, 3, 4});
+  b.insert(b.end(), {9, 8});
+  ScoreOptions options;
+  options.min_shared_prefix = 16;
+  Scorer scorer(model, nullptr, ChatFormat::kPlain, options);
+  const auto rewards = scorer.score_tokens({a, b});
+  EXPECT_EQ(scorer.stats().tokens, 34 + 32);
+  EXPECT_EQ(scorer.stats().computed_tokens, 30 + 4 + 2);
+  EXPECT_DOUBLE_EQ(scorer.stats().attention_cells, 30.0 * 30 + 4.0 * 34 + 2.0 * 32);
+  EXPECT_NEAR(rewards[0], alone(*model, a), 1e-5);
+  EXPECT_NEAR(rewards[1], alone(*model, b), 1e-5);
+
+  // Under the minimum nothing is shared.
+  options.min_shared_prefix = 31;
+  Scorer strict(model, nullptr, ChatFormat::kPlain, options);
+  strict.score_tokens({a, b});
+  EXPECT_EQ(strict.stats().computed_tokens, 34 + 32);
+
+  // A group never outgrows the batch limits: 40 responses to one prompt
+  // under a budget of 100 rows and at most 4 sequences per batch.
+  std::vector<std::vector<TokenId>> many;
+  for (int i = 0; i < 40; ++i) {
+    auto s = prompt;
+    s.push_back(1 + i % 60);
+    s.push_back(2 + i % 50);
+    many.push_back(s);
+  }
+  options.min_shared_prefix = 16;
+  options.max_tokens = 100;
+  options.max_batch_sequences = 4;
+  Scorer capped(model, nullptr, ChatFormat::kPlain, options);
+  const auto r = capped.score_tokens(many);
+  EXPECT_EQ(capped.stats().batches, 10);
+  EXPECT_EQ(capped.stats().computed_tokens, 10 * (30 + 4 * 2));
+  for (std::size_t i = 0; i < many.size(); i += 7) EXPECT_NEAR(r[i], alone(*model, many[i]), 1e-5) << i;
+
+  options.min_shared_prefix = 0;
+  EXPECT_NE(test::error_of([&] { Scorer(model, nullptr, ChatFormat::kPlain, options); }).find("min_shared_prefix"),
+            std::string::npos);
+}
+
 TEST(Scorer, NormalisesWithTheStoredMeanAndStd) {
   auto model = tiny_model();
   ModelMetadata meta;

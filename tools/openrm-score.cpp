@@ -4,7 +4,7 @@
 //                [--dtype auto|fp32|bf16|fp16] [--threads N] [--max-tokens N]
 //                [--max-length N] [--truncation truncate|drop] [--normalize]
 //                [--tokenizer PATH] [--chat-format NAME] [--kind auto|records|pairs]
-//                [--skip-invalid] [--chunk-records N]
+//                [--skip-invalid] [--chunk-records N] [--share-prefixes true|false]
 //
 // Input and output may be "-" (stdin, stdout). The output is written to a
 // temporary file and renamed at the end, so an existing file is replaced
@@ -102,9 +102,13 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   app.add_option("--max-tokens", o.max_tokens,
-                 "token budget of one forward pass, in real tokens")
+                 "token budget of one forward pass, in token rows computed (no padding; a shared prefix counts once)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--share-prefixes", o.share_prefixes,
+                 "on CPU, compute the tokens that sequences begin with alike (the two sides of a pair) once; the "
+                 "rewards are those of scoring each sequence alone")
+      ->capture_default_str();
   app.add_option("--max-length", o.tokenize.max_length, "longest sequence in tokens (0: no limit)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);

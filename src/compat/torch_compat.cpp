@@ -24,8 +24,9 @@ at::Tensor eager_attention(const at::Tensor& q, const at::Tensor& k, const at::T
   // kv heads broadcast instead of being copied `groups` times.
   auto qg = q.reshape({B, Hkv, groups, L, D});
   auto scores = at::matmul(qg, k.unsqueeze(2).transpose(-1, -2)) * scale;  // (B, Hkv, G, L, L)
-  scores = scores.masked_fill(mask.unsqueeze(1).logical_not(),
-                              -std::numeric_limits<float>::infinity());
+  if (mask.defined()) {  // undefined: every key is visible
+    scores = scores.masked_fill(mask.unsqueeze(1).logical_not(), -std::numeric_limits<float>::infinity());
+  }
   auto probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
   auto out = at::matmul(probs, v.unsqueeze(2));  // (B, Hkv, G, L, D)
   return out.reshape({B, Hq, L, D});

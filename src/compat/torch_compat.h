@@ -11,9 +11,10 @@
 namespace openrm::compat {
 
 // softmax(q k^T * scale, masked) v with grouped-query heads.
-//   q: (B, Hq, L, D), k and v: (B, Hkv, L, D) with Hq % Hkv == 0 (query head h
-//   reads kv head h / (Hq / Hkv), as transformers' repeat_kv does),
-//   mask: (B, 1, L, L) bool, true where a query may attend a key.
+//   q: (B, Hq, Lq, D), k and v: (B, Hkv, Lk, D) with Hq % Hkv == 0 (query
+//   head h reads kv head h / (Hq / Hkv), as transformers' repeat_kv does),
+//   mask: (B, 1, Lq, Lk) bool, true where a query may attend a key, or
+//   undefined when every query may attend every key.
 // Returns (B, Hq, L, D). Softmax is computed in fp32 whatever the input dtype.
 at::Tensor masked_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             const at::Tensor& mask, double scale);

@@ -3,8 +3,10 @@
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
+#include <tuple>
 #include <utility>
 #include <vector>
 #include <string>
@@ -77,7 +79,10 @@ struct AttentionLayout {
   std::map<std::int64_t, at::Tensor> masks;  // window -> (B, 1, L, L) bool
   at::Tensor cu_seqlens;                     // (B+1) int64
   std::vector<std::int64_t> lengths;         // (B) on the host
-  std::map<std::pair<std::int64_t, std::int64_t>, at::Tensor> causal_masks;  // (len, window) -> (1, 1, len, len)
+  std::vector<std::int64_t> starts;          // (B) first packed row of each sequence, on the host
+  std::vector<std::int64_t> parents;         // PackedBatch::parents (empty: none shared)
+  // (len, offset, window) -> (1, 1, len, offset + len)
+  std::map<std::tuple<std::int64_t, std::int64_t, std::int64_t>, at::Tensor> causal_masks;
   at::Tensor cu_seqlens32;                   // (B+1) int32, made on first use
 
   const at::Tensor& cu_seqlens_int32() {
@@ -85,11 +90,16 @@ struct AttentionLayout {
     return cu_seqlens32;
   }
 
-  // (L, L) bool on `options`' device: query i may attend key j when j <= i
-  // and, with a window, i - j < window.
-  static at::Tensor causal(std::int64_t len, std::int64_t window, const at::TensorOptions& options) {
-    auto pos = at::arange(len, options.dtype(at::kLong));
-    auto q = pos.unsqueeze(1), k = pos.unsqueeze(0);
+  bool shared() const { return !parents.empty(); }
+  std::int64_t parent(std::size_t b) const { return parents.empty() ? -1 : parents[b]; }
+
+  // (len, offset + len) bool on `options`' device for queries at positions
+  // offset..offset+len-1 over keys at positions 0..offset+len-1: query i may
+  // attend key j when j <= i and, with a window, i - j < window.
+  static at::Tensor causal(std::int64_t len, std::int64_t window, const at::TensorOptions& options,
+                           std::int64_t offset = 0) {
+    auto q = at::arange(offset, offset + len, options.dtype(at::kLong)).unsqueeze(1);
+    auto k = at::arange(offset + len, options.dtype(at::kLong)).unsqueeze(0);
     auto allowed = k.le(q);
     if (window > 0) allowed = allowed.logical_and((q - k).lt(window));
     return allowed;
@@ -103,12 +113,14 @@ struct AttentionLayout {
     return masks.emplace(window, m).first->second;
   }
 
-  // The (1, 1, len, len) mask of one unpadded sequence of `len` tokens.
-  const at::Tensor& causal_mask(std::int64_t len, std::int64_t window) {
-    auto key = std::make_pair(len, window);
+  // The (1, 1, len, offset + len) mask of one unpadded sequence of `len`
+  // tokens continuing `offset` shared ones.
+  const at::Tensor& causal_mask(std::int64_t len, std::int64_t window, std::int64_t offset = 0) {
+    auto key = std::make_tuple(len, offset, window);
     auto it = causal_masks.find(key);
     if (it != causal_masks.end()) return it->second;
-    return causal_masks.emplace(key, causal(len, window, cu_seqlens.options()).view({1, 1, len, len})).first->second;
+    auto mask = causal(len, window, cu_seqlens.options(), offset).view({1, 1, len, offset + len});
+    return causal_masks.emplace(key, mask).first->second;
   }
 
   // (T, F) packed rows -> (B, L, F) grid, zeros in the padding.
@@ -134,6 +146,13 @@ AttentionLayout make_layout(const PackedBatch& batch) {
   layout.identity = layout.batch == 1;
   layout.cu_seqlens = cu;
   layout.lengths = batch.lengths;
+  layout.parents = batch.parents;
+  layout.starts.reserve(batch.lengths.size());
+  std::int64_t row = 0;
+  for (const auto len : batch.lengths) {
+    layout.starts.push_back(row);
+    row += len;
+  }
   auto lengths = at::diff(cu);
   if (!layout.identity) {
     layout.pad_index = batch.sequence_index() * layout.max_len + batch.position_ids;
@@ -183,7 +202,7 @@ class AttentionImpl : public torch::nn::Module {
     q = apply_rope(q, cos, sin).reshape({T, heads_ * head_dim_});
     k = apply_rope(k, cos, sin).reshape({T, kv_heads_ * head_dim_});
 
-    if (!torch::GradMode::is_enabled()) {
+    if (!torch::GradMode::is_enabled() && !layout.shared()) {
       // Inference on CUDA (LibTorch >= 2.5): padding-free flash attention on
       // the packed rows, no grid and no mask.
       auto q3 = q.view({T, heads_, head_dim_});
@@ -193,7 +212,7 @@ class AttentionImpl : public torch::nn::Module {
         return o_proj->forward(out.reshape({T, heads_ * head_dim_}).to(x.scalar_type()));
       }
     }
-    if (!x.is_cuda()) {
+    if (!x.is_cuda() || layout.shared()) {
       // CPU: attention one sequence at a time on its own packed rows, so no
       // work and no memory go to padding, and a sequence's attention is the
       // same computation whatever batch it is in. The (heads, len, len)
@@ -201,7 +220,8 @@ class AttentionImpl : public torch::nn::Module {
       // grid for a whole batch can reach hundreds of MB per layer.
       // split_with_sizes, not one narrow per sequence: in backward it
       // concatenates the gradients once, where each narrow would add its own
-      // full-size zero gradient.
+      // full-size zero gradient. A sequence that continues a shared one
+      // attends to that one's keys first (PackedBatch::parents).
       const auto qs = q.view({T, heads_, head_dim_}).split_with_sizes(layout.lengths, 0);
       const auto ks = k.view({T, kv_heads_, head_dim_}).split_with_sizes(layout.lengths, 0);
       const auto vs = v.view({T, kv_heads_, head_dim_}).split_with_sizes(layout.lengths, 0);
@@ -210,8 +230,17 @@ class AttentionImpl : public torch::nn::Module {
       for (std::size_t b = 0; b < layout.lengths.size(); ++b) {
         const std::int64_t len = layout.lengths[b];
         auto heads_of = [](const at::Tensor& t) { return t.transpose(0, 1).unsqueeze(0); };  // (1, n, len, D)
-        auto o = compat::masked_attention(heads_of(qs[b]), heads_of(ks[b]), heads_of(vs[b]),
-                                          layout.causal_mask(len, window_), scale_);  // (1, heads, len, D)
+        const std::int64_t parent = layout.parent(b);
+        at::Tensor o;
+        if (parent < 0) {
+          o = compat::masked_attention(heads_of(qs[b]), heads_of(ks[b]), heads_of(vs[b]),
+                                       layout.causal_mask(len, window_), scale_);  // (1, heads, len, D)
+        } else {
+          const auto p = static_cast<std::size_t>(parent);
+          o = compat::masked_attention(heads_of(qs[b]), heads_of(at::cat({ks[p], ks[b]}, 0)),
+                                       heads_of(at::cat({vs[p], vs[b]}, 0)),
+                                       layout.causal_mask(len, window_, layout.lengths[p]), scale_);
+        }
         outs.push_back(o[0].transpose(0, 1).reshape({len, heads_ * head_dim_}));
       }
       return o_proj->forward(outs.size() == 1 ? outs[0] : at::cat(outs, 0));
@@ -224,6 +253,54 @@ class AttentionImpl : public torch::nn::Module {
                                         to_heads(v, kv_heads_), layout.mask(window_), scale_);
     out = layout.to_packed(out.transpose(1, 2).reshape({B, L, heads_ * head_dim_}));
     return o_proj->forward(out);
+  }
+
+  // Attention output (R, H) at packed rows `rows` only (inference on CPU),
+  // from x: (T, H), the normalised input of every row (all are keys).
+  // `segments` holds each row's sequence.
+  at::Tensor forward_at(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                        const AttentionLayout& layout, const at::Tensor& rows,
+                        const std::vector<std::int64_t>& row_list, const std::vector<std::size_t>& segments) {
+    const auto T = x.size(0);
+    const auto R = rows.size(0);
+    auto k = k_proj->forward(x).view({T, kv_heads_, head_dim_});
+    auto v = v_proj->forward(x).view({T, kv_heads_, head_dim_});
+    auto q = q_proj->forward(x.index_select(0, rows)).view({R, heads_, head_dim_});
+    if (q_norm) {
+      q = q_norm->forward(q);
+      k = k_norm->forward(k);
+    }
+    q = apply_rope(q, cos.index_select(0, rows), sin.index_select(0, rows));
+    k = apply_rope(k, cos, sin);
+    std::vector<at::Tensor> outs;
+    outs.reserve(static_cast<std::size_t>(R));
+    for (std::int64_t r = 0; r < R; ++r) {
+      // One query over the keys it may see: no mask. In positions, the query
+      // is at `pos`, and the keys it sees are [first, pos]; a shared parent
+      // holds positions [0, p), the row's own sequence [p, ...).
+      const std::size_t b = segments[static_cast<std::size_t>(r)];
+      const std::int64_t parent = layout.parent(b);
+      const std::int64_t p = parent >= 0 ? layout.lengths[static_cast<std::size_t>(parent)] : 0;
+      const std::int64_t local = row_list[static_cast<std::size_t>(r)] - layout.starts[b];
+      const std::int64_t pos = p + local;
+      const std::int64_t first = window_ > 0 ? std::max<std::int64_t>(0, pos - window_ + 1) : 0;
+      std::vector<at::Tensor> key_parts, value_parts;
+      if (first < p) {
+        const auto start = layout.starts[static_cast<std::size_t>(parent)] + first;
+        key_parts.push_back(k.narrow(0, start, p - first));
+        value_parts.push_back(v.narrow(0, start, p - first));
+      }
+      const std::int64_t own_first = std::max<std::int64_t>(first - p, 0);
+      key_parts.push_back(k.narrow(0, layout.starts[b] + own_first, local - own_first + 1));
+      value_parts.push_back(v.narrow(0, layout.starts[b] + own_first, local - own_first + 1));
+      auto keys = key_parts.size() == 1 ? key_parts[0] : at::cat(key_parts, 0);
+      auto values = value_parts.size() == 1 ? value_parts[0] : at::cat(value_parts, 0);
+      auto heads_of = [](const at::Tensor& t) { return t.transpose(0, 1).unsqueeze(0); };  // (1, n, len, D)
+      auto o = compat::masked_attention(heads_of(q.narrow(0, r, 1)), heads_of(keys), heads_of(values), at::Tensor(),
+                                        scale_);  // (1, heads, 1, D)
+      outs.push_back(o[0].transpose(0, 1).reshape({1, heads_ * head_dim_}));
+    }
+    return o_proj->forward(at::cat(outs, 0));
   }
 
   Linear q_proj, k_proj, v_proj, o_proj;
@@ -275,6 +352,15 @@ class DecoderLayerImpl : public torch::nn::Module {
                      AttentionLayout& layout) {
     x = x + self_attn->forward(input_layernorm->forward(x), cos, sin, layout);
     return x + mlp->forward(post_attention_layernorm->forward(x));
+  }
+  // The layer's output (R, H) at packed rows `rows` only: every row is still
+  // a key, but queries, the output projection and the MLP run on R rows.
+  at::Tensor forward_at(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                        const AttentionLayout& layout, const at::Tensor& rows,
+                        const std::vector<std::int64_t>& row_list, const std::vector<std::size_t>& segments) {
+    auto y = x.index_select(0, rows) +
+             self_attn->forward_at(input_layernorm->forward(x), cos, sin, layout, rows, row_list, segments);
+    return y + mlp->forward(post_attention_layernorm->forward(y));
   }
   std::shared_ptr<AttentionImpl> self_attn;
   std::shared_ptr<MlpImpl> mlp;
@@ -353,6 +439,52 @@ class DecoderRewardModel : public RewardModel {
   }
 
   at::Tensor hidden_states(const PackedBatch& batch) override {
+    auto state = run_layers(batch, model->typed_layers.size());
+    return model->norm->forward(state.x);
+  }
+
+  // On CPU the last layer runs its queries, output projection and MLP on the
+  // pooled rows only: nothing else of its output is read. (With gradient
+  // checkpointing the layers before it are checkpointed; it is not, its
+  // activations being those of the pooled rows plus every row's keys and
+  // values.)
+  at::Tensor pooled_hidden_states(const PackedBatch& batch, const at::Tensor& rows) override {
+    const std::size_t n = model->typed_layers.size();
+    if (batch.input_ids.is_cuda() || n == 0) {
+      return RewardModel::pooled_hidden_states(batch, rows);
+    }
+    auto state = run_layers(batch, n - 1);
+    const auto rows_host = rows.to(at::kCPU, at::kLong).contiguous();
+    const auto* r = rows_host.data_ptr<std::int64_t>();
+    std::vector<std::int64_t> row_list(r, r + rows_host.numel());
+    std::vector<std::size_t> segments;
+    segments.reserve(row_list.size());
+    const auto& starts = state.layout->starts;
+    for (const auto row : row_list) {
+      if (row < 0 || row >= batch.num_tokens()) {
+        throw Error("pooled row " + std::to_string(row) + " is outside the batch's " +
+                    std::to_string(batch.num_tokens()) + " tokens");
+      }
+      segments.push_back(static_cast<std::size_t>(std::upper_bound(starts.begin(), starts.end(), row) -
+                                                  starts.begin() - 1));
+    }
+    auto x = model->typed_layers[n - 1]->forward_at(state.x, state.cos, state.sin, *state.layout, rows, row_list,
+                                                    segments);
+    return model->norm->forward(x);
+  }
+
+  at::Tensor head(const at::Tensor& pooled) override { return score_head->forward(pooled); }
+
+ private:
+  struct LayerState {
+    at::Tensor x, cos, sin;
+    std::shared_ptr<AttentionLayout> layout;
+  };
+
+  bool checkpointing() const { return gradient_checkpointing() && is_training() && torch::GradMode::is_enabled(); }
+
+  // Embeds the batch and runs the first `count` layers.
+  LayerState run_layers(const PackedBatch& batch, std::size_t count) {
     const auto vocab = config().vocab_size;
     // A bad id would otherwise be an out-of-range read inside the embedding.
     // CUDA batches are checked by RewardModel::forward on the host before the
@@ -361,8 +493,9 @@ class DecoderRewardModel : public RewardModel {
     auto layout = std::make_shared<AttentionLayout>(make_layout(batch));
     auto [cos, sin] = rope_cos_sin(inv_freq_, batch.position_ids, dtype());
     auto x = model->embed_tokens->weight.index_select(0, batch.input_ids);  // (T, H)
-    const bool checkpoint = gradient_checkpointing() && is_training() && torch::GradMode::is_enabled();
-    for (auto& layer : model->typed_layers) {
+    const bool checkpoint = checkpointing();
+    for (std::size_t i = 0; i < count; ++i) {
+      auto& layer = model->typed_layers[i];
       if (checkpoint) {
         auto call = c10::make_intrusive<LayerCall>();
         call->layer = layer.get();
@@ -375,10 +508,10 @@ class DecoderRewardModel : public RewardModel {
         x = layer->forward(x, cos, sin, *layout);
       }
     }
-    return model->norm->forward(x);
+    return LayerState{x, cos, sin, layout};
   }
 
-  at::Tensor head(const at::Tensor& pooled) override { return score_head->forward(pooled); }
+ public:
 
   // Moving the module moves the RoPE frequencies with it; they stay fp32
   // whatever dtype the weights take.

@@ -65,4 +65,25 @@ at::Tensor pooled_token_indices(const PackedBatch& batch, Pooling pooling,
   return starts + at::remainder(first_pad - 1 + lengths, lengths);
 }
 
+std::int64_t pooled_position(const std::int32_t* ids, std::int64_t length, Pooling pooling,
+                             std::optional<std::int64_t> pad_token_id) {
+  if (length <= 0) throw Error("cannot pool an empty sequence");
+  if (pooling == Pooling::kLastToken || !pad_token_id) return length - 1;
+  const auto pad = *pad_token_id;
+  if (pooling == Pooling::kRightmostNonPad) {
+    for (std::int64_t i = length - 1; i >= 0; --i) {
+      if (ids[i] != pad) return i;
+    }
+    return 0;  // all pad: the first token, as the batched rule does
+  }
+  std::int64_t first_pad = length;
+  for (std::int64_t i = 0; i < length; ++i) {
+    if (ids[i] == pad) {
+      first_pad = i;
+      break;
+    }
+  }
+  return (first_pad - 1 + length) % length;
+}
+
 }  // namespace openrm

@@ -58,15 +58,40 @@ void check_token_ids(const at::Tensor& input_ids, std::int64_t vocab_size) {
   }
 }
 
+namespace {
+
+// The batch on `dev`, its ids checked on the host first when they go to a GPU.
+// Pinned host memory lets the copy run asynchronously with the host.
+PackedBatch on_device(const PackedBatch& batch, const c10::Device& dev, std::int64_t vocab_size) {
+  if (dev.is_cuda() && !batch.input_ids.is_cuda()) check_token_ids(batch.input_ids, vocab_size);
+  return batch.input_ids.device() == dev ? batch : batch.to(dev, /*non_blocking=*/dev.is_cuda());
+}
+
+}  // namespace
+
+at::Tensor RewardModel::pooled_hidden_states(const PackedBatch& batch, const at::Tensor& rows) {
+  return hidden_states(batch).index_select(0, rows);
+}
+
 at::Tensor RewardModel::forward(const PackedBatch& batch) {
-  const auto dev = device();
-  if (dev.is_cuda() && !batch.input_ids.is_cuda()) check_token_ids(batch.input_ids, config_.vocab_size);
-  // Pinned host memory lets the copy run asynchronously with the host.
-  const PackedBatch& on_device =
-      batch.input_ids.device() == dev ? batch : batch.to(dev, /*non_blocking=*/dev.is_cuda());
-  auto hidden = hidden_states(on_device);  // (T, H)
-  auto index = pooled_token_indices(on_device, pooling_, config_.pad_token_id);  // (B)
-  return head(hidden.index_select(0, index));  // (B, num_labels)
+  if (batch.has_shared_prefixes()) {
+    throw Error("forward: this batch shares prefixes between sequences; read its rewards with forward_rows");
+  }
+  const PackedBatch moved = on_device(batch, device(), config_.vocab_size);
+  auto index = pooled_token_indices(moved, pooling_, config_.pad_token_id);  // (B)
+  return head(pooled_hidden_states(moved, index));                            // (B, num_labels)
+}
+
+at::Tensor RewardModel::forward_rows(const PackedBatch& batch, const std::vector<std::int64_t>& rows) {
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i] < 0 || rows[i] >= batch.num_tokens()) {
+      throw Error("forward_rows: row " + std::to_string(rows[i]) + " (entry " + std::to_string(i) +
+                  ") is outside the batch's " + std::to_string(batch.num_tokens()) + " tokens");
+    }
+  }
+  const PackedBatch moved = on_device(batch, device(), config_.vocab_size);
+  auto index = at::tensor(rows, at::TensorOptions().dtype(at::kLong)).to(moved.input_ids.device());
+  return head(pooled_hidden_states(moved, index));
 }
 
 std::vector<float> RewardModel::score(const std::vector<std::vector<std::int64_t>>& sequences) {

@@ -38,6 +38,7 @@ std::optional<double> metadata_number(const ModelMetadata& metadata, const char*
 ScoreStats& ScoreStats::operator+=(const ScoreStats& o) {
   sequences += o.sequences;
   tokens += o.tokens;
+  computed_tokens += o.computed_tokens;
   attention_cells += o.attention_cells;
   batches += o.batches;
   seconds += o.seconds;
@@ -53,6 +54,9 @@ void ScoreOptions::validate() const {
   if (max_tokens <= 0) fail("max_tokens", "must be positive, got " + std::to_string(max_tokens));
   if (max_batch_sequences < 0) {
     fail("max_batch_sequences", "must be >= 0 (0: no cap), got " + std::to_string(max_batch_sequences));
+  }
+  if (min_shared_prefix < 1) {
+    fail("min_shared_prefix", "must be >= 1, got " + std::to_string(min_shared_prefix));
   }
   if (threads < 0) fail("threads", "must be >= 0 (0: all), got " + std::to_string(threads));
   if (tokenize.max_length < 0) {
@@ -172,6 +176,66 @@ const Tokenizer& Scorer::require_tokenizer() const {
   return *tokenizer_;
 }
 
+namespace {
+
+// Sequences scored together: `members` (indices into the call's sequences)
+// share their first `prefix` ids (0: a single sequence, nothing shared).
+struct ScoreUnit {
+  std::int64_t prefix = 0;
+  std::vector<std::size_t> members;
+  std::int64_t cost = 0;  // token rows computed: prefix + each member's own tokens
+};
+
+std::int64_t common_prefix(const std::vector<TokenId>& a, const std::vector<TokenId>& b, std::int64_t limit) {
+  const auto n = std::min<std::int64_t>(limit, static_cast<std::int64_t>(std::min(a.size(), b.size())));
+  std::int64_t i = 0;
+  while (i < n && a[static_cast<std::size_t>(i)] == b[static_cast<std::size_t>(i)]) ++i;
+  return i;
+}
+
+// Groups sequences that begin alike. In lexicographic order, sequences with a
+// common prefix are neighbours; a group grows while the tokens it saves,
+// (members - 1) * prefix, do not shrink, and stays within the batch limits.
+// The prefix never reaches a member's pooled token, so every member keeps at
+// least that token (and its reward row) in its own continuation.
+std::vector<ScoreUnit> group_by_prefix(const std::vector<const std::vector<TokenId>*>& sequences,
+                                       std::vector<std::size_t> order, const std::vector<std::int64_t>& pooled,
+                                       std::int64_t min_prefix, std::int64_t max_tokens, std::int64_t max_sequences) {
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return *sequences[a] < *sequences[b] || (*sequences[a] == *sequences[b] && a < b);
+  });
+  std::vector<ScoreUnit> units;
+  std::size_t i = 0;
+  while (i < order.size()) {
+    ScoreUnit unit;
+    unit.members.push_back(order[i]);
+    const auto& first = *sequences[order[i]];
+    std::int64_t prefix = pooled[order[i]];
+    std::int64_t total = static_cast<std::int64_t>(first.size());  // the members' lengths
+    std::size_t j = i + 1;
+    for (; j < order.size(); ++j) {
+      const std::size_t next = order[j];
+      const auto& seq = *sequences[next];
+      const std::int64_t shared = std::min(common_prefix(first, seq, prefix), pooled[next]);
+      const auto count = static_cast<std::int64_t>(unit.members.size());
+      if (shared < min_prefix || count * shared < (count - 1) * prefix) break;
+      const std::int64_t cost = total + static_cast<std::int64_t>(seq.size()) - count * shared;
+      if (cost > max_tokens || (max_sequences > 0 && count + 1 > max_sequences)) break;
+      unit.members.push_back(next);
+      total += static_cast<std::int64_t>(seq.size());
+      prefix = shared;
+    }
+    const auto count = static_cast<std::int64_t>(unit.members.size());
+    unit.prefix = count > 1 ? prefix : 0;
+    unit.cost = total - (count - 1) * unit.prefix;
+    units.push_back(std::move(unit));
+    i = j;
+  }
+  return units;
+}
+
+}  // namespace
+
 std::vector<float> Scorer::run(const std::vector<const std::vector<TokenId>*>& sequences, ScoreStats& stats) {
   const std::size_t n = sequences.size();
   std::vector<float> rewards(n, kDropped);
@@ -190,51 +254,107 @@ std::vector<float> Scorer::run(const std::vector<const std::vector<TokenId>*>& s
     order.push_back(i);
   }
   if (order.empty()) return rewards;
-
-  // Longest first: the longest sequences run first, so a budget too large
-  // for the memory fails at once rather than at the end. Attention is
-  // padding-free on CPU and CUDA alike, so a batch costs its real tokens.
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::size_t a, std::size_t b) { return sequences[a]->size() > sequences[b]->size(); });
   const bool cuda = model_->device().is_cuda();
 
+  std::vector<ScoreUnit> units;
+  if (options_.share_prefixes && !cuda) {
+    std::vector<std::int64_t> pooled(n, 0);
+    for (const auto i : order) {
+      pooled[i] = pooled_position(sequences[i]->data(), static_cast<std::int64_t>(sequences[i]->size()),
+                                  model_->pooling(), model_->config().pad_token_id);
+    }
+    units = group_by_prefix(sequences, order, pooled, std::max<std::int64_t>(1, options_.min_shared_prefix),
+                            options_.max_tokens, options_.max_batch_sequences);
+  } else {
+    units.reserve(order.size());
+    for (const auto i : order) {
+      units.push_back(ScoreUnit{0, {i}, static_cast<std::int64_t>(sequences[i]->size())});
+    }
+  }
+  // Largest first: the longest sequences run first, so a budget too large
+  // for the memory fails at once rather than at the end. Attention is
+  // padding-free on CPU and CUDA alike, so a batch costs the token rows it
+  // computes.
+  std::stable_sort(units.begin(), units.end(), [](const ScoreUnit& a, const ScoreUnit& b) { return a.cost > b.cost; });
+
   torch::NoGradGuard no_grad;
-  std::vector<const std::vector<TokenId>*> batch;
+  std::vector<const std::vector<TokenId>*> batch;       // plain batches
+  std::vector<PackedBatch::Segment> segments;           // batches with shared prefixes
+  std::vector<std::int64_t> rows;                       // their pooled rows
   std::vector<std::size_t> batch_index;
   const auto start = Clock::now();
   auto last_report = start;
-  std::size_t next = 0;
-  while (next < order.size()) {
+  std::size_t next = 0, done = 0;
+  while (next < units.size()) {
     if (seconds_since(last_report) >= 10.0) {  // long calls say how far they are
       last_report = Clock::now();
-      const double rate = static_cast<double>(next) / seconds_since(start);
-      log().info("scoring: {}/{} sequences, {:.1f} sequences/s, about {:.0f} s left", next, order.size(), rate,
-                 static_cast<double>(order.size() - next) / rate);
+      const double rate = static_cast<double>(done) / seconds_since(start);
+      log().info("scoring: {}/{} sequences, {:.1f} sequences/s, about {:.0f} s left", done, order.size(), rate,
+                 static_cast<double>(order.size() - done) / rate);
     }
     batch.clear();
+    segments.clear();
+    rows.clear();
     batch_index.clear();
-    std::int64_t real_tokens = 0;
-    double squares = 0.0;
-    while (next < order.size()) {
-      const auto len = static_cast<std::int64_t>(sequences[order[next]]->size());
-      const auto count = static_cast<std::int64_t>(batch.size()) + 1;
-      const bool over = real_tokens + len > options_.max_tokens ||
+    std::int64_t computed = 0, real_tokens = 0;
+    double cells = 0.0;
+    bool shared = false;
+    std::size_t first = next;
+    while (next < units.size()) {
+      const ScoreUnit& unit = units[next];
+      const auto count = static_cast<std::int64_t>(batch_index.size() + unit.members.size());
+      const bool over = computed + unit.cost > options_.max_tokens ||
                         (options_.max_batch_sequences > 0 && count > options_.max_batch_sequences);
-      if (!batch.empty() && over) break;
-      batch.push_back(sequences[order[next]]);
-      batch_index.push_back(order[next]);
-      real_tokens += len;
-      squares += static_cast<double>(len) * static_cast<double>(len);
+      if (next > first && over) break;
+      shared = shared || unit.prefix > 0;
+      computed += unit.cost;
+      const auto p = static_cast<double>(unit.prefix);
+      cells += p * p;
+      for (const auto i : unit.members) {
+        const auto len = static_cast<std::int64_t>(sequences[i]->size());
+        const auto own = static_cast<double>(len - unit.prefix);
+        real_tokens += len;
+        cells += own * (own + p);
+        batch_index.push_back(i);
+      }
       ++next;
     }
-    const PackedBatch packed = PackedBatch::from_views(batch, /*pin_memory=*/cuda);
-    at::Tensor out = model_->forward(packed).reshape({-1}).to(at::kCPU, at::kFloat).contiguous();
+    at::Tensor out;
+    if (!shared) {
+      for (std::size_t u = first; u < next; ++u) batch.push_back(sequences[units[u].members[0]]);
+      const PackedBatch packed = PackedBatch::from_views(batch, /*pin_memory=*/cuda);
+      out = model_->forward(packed);
+    } else {
+      std::int64_t row = 0;
+      for (std::size_t u = first; u < next; ++u) {
+        const ScoreUnit& unit = units[u];
+        std::int64_t parent = -1;
+        if (unit.prefix > 0) {
+          parent = static_cast<std::int64_t>(segments.size());
+          segments.push_back({sequences[unit.members[0]]->data(), unit.prefix, -1});
+          row += unit.prefix;
+        }
+        for (const auto i : unit.members) {
+          const auto& seq = *sequences[i];
+          const auto own = static_cast<std::int64_t>(seq.size()) - unit.prefix;
+          segments.push_back({seq.data() + unit.prefix, own, parent});
+          rows.push_back(row + pooled_position(seq.data(), static_cast<std::int64_t>(seq.size()), model_->pooling(),
+                                               model_->config().pad_token_id) -
+                         unit.prefix);
+          row += own;
+        }
+      }
+      out = model_->forward_rows(PackedBatch::from_segments(segments), rows);
+    }
+    out = out.reshape({-1}).to(at::kCPU, at::kFloat).contiguous();
     const float* r = out.data_ptr<float>();
-    for (std::size_t k = 0; k < batch.size(); ++k) rewards[batch_index[k]] = r[k];
+    for (std::size_t k = 0; k < batch_index.size(); ++k) rewards[batch_index[k]] = r[k];
+    done += batch_index.size();
     ++stats.batches;
-    stats.sequences += static_cast<std::int64_t>(batch.size());
+    stats.sequences += static_cast<std::int64_t>(batch_index.size());
     stats.tokens += real_tokens;
-    stats.attention_cells += squares;
+    stats.computed_tokens += computed;
+    stats.attention_cells += cells;
   }
   stats.seconds += seconds_since(start);
 

@@ -35,4 +35,9 @@ Pooling parse_pooling(const std::string& name);
 at::Tensor pooled_token_indices(const PackedBatch& batch, Pooling pooling,
                                 std::optional<std::int64_t> pad_token_id);
 
+// The same rule for one sequence of `length` ids on the host: the index of
+// the pooled token within the sequence (without a pad token, the last one).
+std::int64_t pooled_position(const std::int32_t* ids, std::int64_t length, Pooling pooling,
+                             std::optional<std::int64_t> pad_token_id);
+
 }  // namespace openrm

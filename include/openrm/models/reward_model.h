@@ -31,9 +31,19 @@ class RewardModel : public torch::nn::Module {
   // The head applied to pooled hidden states: (B, H) -> (B, num_labels).
   virtual at::Tensor head(const at::Tensor& pooled) = 0;
 
-  // Rewards (B, num_labels) for a packed batch; the batch is moved to the
-  // model's device if needed.
+  // Final hidden states (R, H) at packed rows `rows` ((R) int64 on the
+  // batch's device) only. The default takes them from hidden_states(); an
+  // architecture may skip work that no pooled row reads.
+  virtual at::Tensor pooled_hidden_states(const PackedBatch& batch, const at::Tensor& rows);
+  // Rewards (B, num_labels) for a packed batch, pooled by pooling(); the
+  // batch is moved to the model's device if needed. A batch with shared
+  // prefixes is refused: its pooled rows are the caller's to say
+  // (forward_rows).
   at::Tensor forward(const PackedBatch& batch);
+  // Rewards (R, num_labels) read at the given packed rows of a batch (any
+  // batch, shared prefixes included); throws openrm::Error for a row outside
+  // the batch.
+  at::Tensor forward_rows(const PackedBatch& batch, const std::vector<std::int64_t>& rows);
   // Convenience: one reward per token sequence (requires num_labels == 1).
   std::vector<float> score(const std::vector<std::vector<std::int64_t>>& sequences);
 

@@ -7,8 +7,11 @@
 //   openrm::ScoreResult s = scorer.score_conversations(convs);  // tokenized here
 //
 // Sequences are sorted by length and cut into token-budget batches of packed
-// (padding-free) sequences. A sequence's reward does not depend on the batch
-// it lands in (up to float rounding of a few units in the last place).
+// (padding-free) sequences. On CPU, sequences that begin with the same tokens
+// (the two sides of a pair, several responses to one prompt) compute those
+// tokens once. A sequence's reward does not depend on the batch it lands in
+// or on what it shares (up to float rounding of a few units in the last
+// place).
 #pragma once
 
 #include <openrm/data/preference.h>
@@ -54,6 +57,13 @@ struct ScoreOptions {
   std::string tokenizer;
   // Overrides the folder's pooling rule.
   std::optional<Pooling> pooling;
+  // On CPU, sequences that begin with at least min_shared_prefix identical
+  // token ids are scored as one shared prefix and their own continuations
+  // (PackedBatch::parents): the prefix is computed once. The rewards are
+  // those of scoring each sequence alone. Ignored on CUDA, whose flash path
+  // has no shared-prefix form here.
+  bool share_prefixes = true;
+  std::int64_t min_shared_prefix = 16;
 
   // Throws openrm::Error naming the first bad field.
   void validate() const;
@@ -63,7 +73,11 @@ struct ScoreOptions {
 struct ScoreStats {
   std::int64_t sequences = 0;  // sequences scored
   std::int64_t tokens = 0;     // their real tokens
-  // Attention work in query x key cells: the sum of len^2 over sequences.
+  // Token rows the model computed: `tokens` less the shared prefixes that
+  // were computed once for several sequences.
+  std::int64_t computed_tokens = 0;
+  // Attention work in query x key cells: over the computed runs of tokens,
+  // queries x (shared prefix + own tokens); len^2 per unshared sequence.
   double attention_cells = 0.0;
   std::int64_t batches = 0;    // forward passes
   double seconds = 0.0;        // time in the forward passes (synchronised)
