@@ -41,7 +41,7 @@ struct PairSourceOptions {
   std::string data = "../shared/data/hh-rlhf-harmless-base-test-1800.jsonl.gz";
   std::string tokenizer = "../shared/data/llama2-tokenizer.model";
   std::string format = "hh";
-  std::int64_t max_length = 1024;  // the trainer's default
+  std::int64_t max_length = 1024;  // TRL RewardConfig's default
   std::int64_t vocab = 32000;      // the model's vocabulary (ids are taken modulo it)
   std::int64_t synthetic_pairs = 1800;
   std::uint64_t seed = 0;
@@ -94,7 +94,7 @@ struct Pairs {
 
 inline Pairs hh_pairs(const PairSourceOptions& o) {
   openrm::ReadOptions read;
-  read.skip_invalid = true;  // 4 records have an empty response
+  read.skip_invalid = true;  // a malformed record is skipped and counted (the shared file has none)
   auto data = openrm::read_preferences(o.data, read);
   auto tok = openrm::load_tokenizer(o.tokenizer);
   openrm::TokenizeOptions t;

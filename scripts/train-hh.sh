@@ -5,7 +5,7 @@
 #      training file (the first 1,500 records) and a held-out file (the last 300)
 #   2. writes the config of a small random-init Llama reward model (vocab 32000)
 #   3. trains it with openrm-train (Llama-2 tokenizer, hh chat format,
-#      max_length 512, invalid records skipped and counted)
+#      max_length 512; the real file is read as it comes, no record skipped)
 #   4. evaluates it on the held-out file with openrm-eval
 #
 # Usage: scripts/train-hh.sh [BUILD_DIR [WORK_DIR]]
@@ -98,14 +98,14 @@ cat "$work/config.json"
 
 step "training (openrm-train; $epochs epochs, lr $lr, warm-up $warmup steps, max_length $max_length)"
 "$build/tools/openrm-train" --data "$work/train.jsonl.gz" --output "$work/reward-model" \
-  --init-config "$work/config.json" --tokenizer "$tokenizer" --chat-format hh --skip-invalid \
+  --init-config "$work/config.json" --tokenizer "$tokenizer" --chat-format hh \
   --max-length "$max_length" --max-tokens "$max_tokens" --epochs "$epochs" --max-steps "$max_steps" --lr "$lr" \
   --warmup-steps "$warmup" --schedule cosine --max-grad-norm 1.0 --seed "$seed" \
   --threads "$threads" --log-every 20 --log-level info 2>&1 | tee "$work/train.log" | { grep -v '^ \|^{\|^}' || true; }
 
 step "evaluating on the 300 held-out records (openrm-eval)"
 "$build/tools/openrm-eval" --model "$work/reward-model" --data "$work/heldout.jsonl.gz" \
-  --max-length "$max_length" --skip-invalid --threads "$threads" --json "$work/eval.json" 2>&1 |
+  --max-length "$max_length" --threads "$threads" --json "$work/eval.json" 2>&1 |
   tee "$work/eval.log"
 
 accuracy="$(grep -o '"accuracy": *[0-9.e+-]*' "$work/eval.json" | head -1 | grep -o '[0-9.e+-]*$')"

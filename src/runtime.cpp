@@ -1,6 +1,7 @@
 #include "openrm/runtime.h"
 
 #include <ATen/Parallel.h>
+#include <torch/cuda.h>
 #include <link.h>
 
 #include <climits>
@@ -10,6 +11,7 @@
 #include <thread>
 
 #include "logging.h"
+#include "openrm/error.h"
 
 namespace openrm {
 
@@ -57,6 +59,22 @@ bool warn_if_reference_blas() {
     return reference;
   }();
   return warned;
+}
+
+void check_device(const std::string& name) {
+  if (name == "cpu") return;
+  const std::string digits = name.rfind("cuda:", 0) == 0 ? name.substr(5) : std::string();
+  if (name != "cuda" && (digits.empty() || digits.size() > 4 || digits.find_first_not_of("0123456789") != std::string::npos)) {
+    throw Error("device '" + name + "' is not one of cpu, cuda, cuda:N");
+  }
+  if (!torch::cuda::is_available()) {
+    throw Error("device '" + name + "' was asked for, but this process sees no CUDA GPU (no device, or a LibTorch "
+                "built without CUDA); use cpu");
+  }
+  const auto count = static_cast<long long>(torch::cuda::device_count());
+  if (!digits.empty() && std::stoll(digits) >= count) {
+    throw Error("device '" + name + "' does not exist: " + std::to_string(count) + " CUDA device(s) visible");
+  }
 }
 
 }  // namespace openrm

@@ -23,6 +23,23 @@ const Conversation kTwoTurns = {{"user", "Hi there"},
                                 {"user", "Name a colour."},
                                 {"assistant", "Blue."}};
 
+TEST(ChatFormat, SpecialTokensTheTokenizerLacksAreNamed) {
+  // The byte tokenizer has BOS and EOS but no chat markers: each marker
+  // would be encoded byte by byte.
+  test::ByteTokenizer bytes;
+  EXPECT_TRUE(chat_format_missing_tokens(ChatFormat::kPlain, bytes).empty());
+  EXPECT_TRUE(chat_format_missing_tokens(ChatFormat::kHH, bytes).empty());
+  EXPECT_TRUE(chat_format_missing_tokens(ChatFormat::kLlama2, bytes).empty());
+  EXPECT_EQ(chat_format_missing_tokens(ChatFormat::kChatML, bytes),
+            (std::vector<std::string>{"<|im_start|>", "<|im_end|>"}));
+  EXPECT_EQ(chat_format_missing_tokens(ChatFormat::kLlama3, bytes),
+            (std::vector<std::string>{"<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"}));
+  EXPECT_EQ(chat_format_missing_tokens(ChatFormat::kGemma, bytes),
+            (std::vector<std::string>{"<start_of_turn>", "<end_of_turn>"}));
+  EXPECT_TRUE(warn_if_chat_format_does_not_fit(ChatFormat::kQwen3, bytes));
+  EXPECT_FALSE(warn_if_chat_format_does_not_fit(ChatFormat::kMistral, bytes));
+}
+
 TEST(ChatFormat, Names) {
   for (const auto& name : chat_format_names()) {
     EXPECT_EQ(chat_format_name(chat_format_from_name(name)), name);

@@ -549,6 +549,94 @@ TEST_F(DataTest, ScoreRecordErrorsAndSkipping) {
   EXPECT_EQ(records[0].id, "3");
 }
 
+// ---- empty responses, rendered text and ids -----------------------------------------
+
+TEST_F(DataTest, EmptyResponsesAreValidInEveryLayout) {
+  const auto data = read(
+      R"({"prompt": "p", "chosen": "", "rejected": "b"})"
+      "\n"
+      R"({"chosen": [{"role": "user", "content": "q"}, {"role": "assistant", "content": ""}], )"
+      R"("rejected": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "b"}]})"
+      "\n"
+      R"({"chosen": "\n\nHuman: a\n\nAssistant: ", "rejected": "\n\nHuman: a\n\nAssistant: b"})"
+      "\n"
+      R"({"prompt": "p", "responses": ["a", ""], "scores": [1, 2]})"
+      "\n");
+  ASSERT_EQ(data.pairs.size(), 4u);
+  EXPECT_EQ(data.stats.skipped_invalid, 0);
+  EXPECT_EQ(data.pairs[0].chosen.back().content, "");
+  EXPECT_EQ(data.pairs[1].chosen.back().content, "");
+  EXPECT_EQ(data.pairs[2].chosen.back().content, "");
+  EXPECT_EQ(data.pairs[3].chosen.back().content, "");  // the empty one scored higher
+  EXPECT_EQ(data.pairs[3].rejected.back().content, "a");
+  // Still errors: two identical sides, and a completion with no response.
+  EXPECT_TRUE(contains(read_error(R"({"prompt": "p", "chosen": "", "rejected": ""})"), "identical"));
+  auto records = read_all(write(R"({"prompt": "Q", "response": ""})"
+                                "\n"
+                                R"({"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": ""}]})"),
+                          {}, nullptr);
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0].conversation.back().content, "");
+  EXPECT_EQ(records[1].conversation.back().content, "");
+}
+
+TEST_F(DataTest, RenderedTextKeepsItsOwnFormatAndMessageListsTakeTheChatFormat) {
+  const auto data = read(
+      R"({"prompt": "Q: ", "chosen": "yes", "rejected": "no", "id": 7})"
+      "\n"
+      R"({"prompt": [{"role": "user", "content": "Q"}], "chosen": "yes", "rejected": "no", "id": "seven"})"
+      "\n"
+      R"({"chosen": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], )"
+      R"("rejected": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "b"}]})"
+      "\n"
+      R"({"chosen": "\n\nHuman: a\n\nAssistant: b", "rejected": "\n\nHuman: a\n\nAssistant: c"})"
+      "\n"
+      // Not a round trip through the hh markers (no blank line first, no
+      // space after a colon, two spaces): kept as exact slices of the text.
+      R"({"chosen": "Human:a\n\nAssistant:  b", "rejected": "Human:a\n\nAssistant:c"})"
+      "\n"
+      R"({"prompt": "p", "responses": ["a", "b"], "scores": [1, 2]})"
+      "\n"
+      R"({"prompt": "p", "responses": ["a", [{"role": "assistant", "content": "b"}]], "scores": [1, 2]})"
+      "\n");
+  ASSERT_EQ(data.pairs.size(), 7u);
+  using F = std::optional<ChatFormat>;
+  EXPECT_EQ(data.pairs[0].text_format, F(ChatFormat::kPlain));
+  EXPECT_EQ(data.pairs[1].text_format, F());  // a message list is involved
+  EXPECT_EQ(data.pairs[2].text_format, F());
+  EXPECT_EQ(data.pairs[3].text_format, F(ChatFormat::kHH));
+  EXPECT_EQ(data.pairs[4].text_format, F(ChatFormat::kPlain));
+  EXPECT_EQ(data.pairs[5].text_format, F(ChatFormat::kPlain));
+  EXPECT_EQ(data.pairs[6].text_format, F());
+  // The exact slices render back to the text, markers and spaces as written.
+  const PreferencePair& odd = data.pairs[4];
+  std::string chosen, rejected;
+  for (const auto& m : odd.prompt) chosen += m.content;
+  rejected = chosen;
+  for (const auto& m : odd.chosen) chosen += m.content;
+  for (const auto& m : odd.rejected) rejected += m.content;
+  EXPECT_EQ(chosen, "Human:a\n\nAssistant:  b");
+  EXPECT_EQ(rejected, "Human:a\n\nAssistant:c");
+  EXPECT_EQ(odd.chosen.back().role, "assistant");
+  // Ids keep their JSON type.
+  EXPECT_EQ(data.pairs[0].id, "7");
+  EXPECT_TRUE(data.pairs[0].id_is_number);
+  EXPECT_EQ(data.pairs[1].id, "seven");
+  EXPECT_FALSE(data.pairs[1].id_is_number);
+
+  auto records = read_all(write(R"({"prompt": "Q", "response": "A", "id": 12})"
+                                "\n"
+                                R"({"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]})"),
+                          {}, nullptr);
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0].text_format, F(ChatFormat::kPlain));
+  EXPECT_TRUE(records[0].id_is_number);
+  EXPECT_EQ(records[1].text_format, F());
+  const auto group = parse_response_group(nlohmann::json::parse(R"({"prompt": "Q", "responses": ["a", "b"]})"),
+                                          "x", 1);
+  EXPECT_EQ(group.text_format, F(ChatFormat::kPlain));
+}
+
 // ---- the real hh-rlhf file against an outside split ------------------------------
 
 std::string render_hh(const Conversation& conversation) {
@@ -565,23 +653,21 @@ TEST(PreferenceHHRealData, MatchesTheRecordsAndAPythonSplit) {
   std::string path = shared + "/data/hh-rlhf-harmless-base-test-1800.jsonl.gz";
   if (!path_exists(path)) GTEST_SKIP() << path << " is absent";
 
-  // Strict reading stops at the first record with an empty final response.
-  EXPECT_EQ(error_of([&] { read_preferences(path); }),
-            path + ":87: field 'chosen': empty response");
-  ReadOptions skip;
-  skip.skip_invalid = true;
-  PreferenceData data = read_preferences(path, skip);
+  // Every record is valid as it comes, the four whose chosen response is
+  // empty included: an empty answer gets a reward like any other.
+  PreferenceData data = read_preferences(path);
   EXPECT_EQ(data.stats.lines, 1800);
-  EXPECT_EQ(data.stats.records + data.stats.skipped_invalid, 1800);
-  EXPECT_EQ(data.stats.skipped_invalid, 4);
-  std::vector<std::string> skipped_lines;
-  for (const std::string& e : data.stats.first_errors) {
-    skipped_lines.push_back(
-        e.substr(path.size() + 1, e.find(':', path.size() + 1) - path.size() - 1));
-    EXPECT_TRUE(contains(e, "field 'chosen': empty response")) << e;
+  EXPECT_EQ(data.stats.records, 1800);
+  EXPECT_EQ(data.stats.skipped_invalid, 0);
+  std::vector<std::string> skipped_lines;  // the lines with an empty response
+  for (const PreferencePair& pair : data.pairs) {
+    if (pair.chosen.back().content.empty() || pair.rejected.back().content.empty()) {
+      skipped_lines.push_back(std::to_string(pair.line));
+    }
+    EXPECT_EQ(pair.text_format, std::optional<ChatFormat>(ChatFormat::kHH)) << pair.line;
   }
   EXPECT_EQ(skipped_lines, (std::vector<std::string>{"87", "517", "926", "1104"}));
-  ASSERT_EQ(data.pairs.size(), 1796u);
+  ASSERT_EQ(data.pairs.size(), 1800u);
 
   // The raw records, to check the split renders back to them exactly.
   std::vector<json> raw;
@@ -624,7 +710,6 @@ TEST(PreferenceHHRealData, MatchesTheRecordsAndAPythonSplit) {
       const Conversation& completion = *sides[s];
       ASSERT_FALSE(completion.empty());
       EXPECT_EQ(completion.back().role, "assistant");
-      EXPECT_FALSE(completion.back().content.empty());
       EXPECT_EQ(render_hh(pair.prompt) + render_hh(completion), record[keys[s]].get<std::string>());
       if (!have_reference) continue;
       const json& ref = reference.at(static_cast<std::size_t>(pair.line - 1));

@@ -11,6 +11,7 @@
 #include <openrm/eval/evaluate.h>
 #include <openrm/eval/metrics.h>
 #include <openrm/io/file.h>
+#include <openrm/models/model_folder.h>
 #include <openrm/models/reward_model.h>
 #include <openrm/tokenizer/train_tokenizer.h>
 #include <random>
@@ -308,7 +309,7 @@ TEST_F(EvalFiles, EvaluateFileMatchesTokenizingAndScoringEachPairAlone) {
   make_model_folder(dir, true);
   test::write_bytes(data, good_data(6));
   EvalOptions options;
-  options.tokenize.max_length = 120;
+  options.max_length = 120;
   EvalResult result = evaluate_file(dir, data, options);
   EXPECT_EQ(result.metrics.pairs, 6);
   EXPECT_EQ(result.read.records, 6);
@@ -344,6 +345,12 @@ TEST_F(EvalFiles, EvaluateFileMatchesTokenizingAndScoringEachPairAlone) {
     EXPECT_EQ(j["chosen"].get<float>(), result.rewards[i].chosen);
     EXPECT_EQ(j["rejected"].get<float>(), result.rewards[i].rejected);
   }
+  // An integer id stays a number.
+  EvalResult numbered = result;
+  numbered.rewards.resize(1);
+  numbered.rewards[0].id = "42";
+  numbered.rewards[0].id_is_number = true;
+  EXPECT_EQ(nlohmann::json::parse(pair_rewards_jsonl(numbered))["id"], 42);
 
   options.chat_format = ChatFormat::kHH;
   EXPECT_EQ(evaluate_file(dir, data, options).chat_format, "hh");
@@ -374,10 +381,74 @@ TEST_F(EvalFiles, ErrorsNameTheFolderOrTheFileAndLine) {
   EXPECT_TRUE(test::contains(err, broken + ":2: malformed JSON")) << err;
 
   EvalOptions tiny;
-  tiny.tokenize.max_length = 3;
-  tiny.tokenize.policy = TruncationPolicy::kDrop;
+  tiny.max_length = 3;
+  tiny.truncation = TruncationPolicy::kDrop;
   err = test::error_of([&] { evaluate_file(dir, data, tiny); });
   EXPECT_TRUE(test::contains(err, "no pair left to evaluate: all 3 were dropped")) << err;
+}
+
+TEST_F(EvalFiles, MaxLengthAndPolicyDefaultToTheFoldersOpenrmJson) {
+  const std::string dir = tmp.file("rm"), data = tmp.file("prefs.jsonl");
+  make_model_folder(dir, true);  // 128 positions; openrm.json has no max_length
+  std::string text;  // every other pair longer
+  for (int i = 0; i < 8; ++i) {
+    text += nlohmann::json{{"prompt", "The quick brown fox " + std::to_string(i)},
+                           {"chosen", i % 2 ? "jumps over the lazy dog again and again." : "jumps."},
+                           {"rejected", "A reward model."}}
+                .dump() +
+            "\n";
+  }
+  test::write_bytes(data, text);
+  // Nothing asked, nothing stored: 2048, lowered to the model's 128 positions.
+  EvalResult r = evaluate_file(dir, data);
+  EXPECT_EQ(r.tokenize.max_length, 128);
+  EXPECT_EQ(r.tokenize.policy, TruncationPolicy::kTruncate);
+
+  // A length at which, in the hh format, dropping keeps some pairs but not all.
+  auto tokenizer = load_tokenizer(dir);
+  TokenizeOptions t;
+  t.format = ChatFormat::kHH;
+  t.policy = TruncationPolicy::kDrop;
+  TruncationStats expect;
+  for (t.max_length = 8; t.max_length < 100; ++t.max_length) {
+    expect = tokenize_pairs(read_preferences(data).pairs, *tokenizer, t).stats;
+    if (expect.kept > 0) break;
+  }
+  ASSERT_GT(expect.dropped, 0);
+  ASSERT_GT(expect.kept, 0);
+  const std::int64_t length = t.max_length;
+
+  // What openrm.json records (as openrm-train writes it) is the default.
+  ModelMetadata meta = read_model_metadata(dir);
+  meta.chat_format = ChatFormat::kHH;
+  meta.max_length = length;
+  meta.truncation = TruncationPolicy::kDrop;
+  write_model_metadata(dir, meta);
+  r = evaluate_file(dir, data);
+  EXPECT_EQ(r.chat_format, "hh");
+  EXPECT_EQ(r.tokenize.max_length, length);
+  EXPECT_EQ(r.tokenize.policy, TruncationPolicy::kDrop);
+  EXPECT_EQ(r.metrics.pairs, expect.kept);
+  EXPECT_EQ(r.truncation.dropped, expect.dropped);
+  const auto j = eval_result_json(r);
+  EXPECT_EQ(j["max_length"], length);
+  EXPECT_EQ(j["truncation_policy"], "drop");
+
+  // Options win over it.
+  EvalOptions options;
+  options.max_length = 100;
+  options.truncation = TruncationPolicy::kTruncate;
+  r = evaluate_file(dir, data, options);
+  EXPECT_EQ(r.tokenize.max_length, 100);
+  EXPECT_EQ(r.metrics.pairs, 8);
+  // Above the positions, from either, it is lowered; 0 asks for all of them.
+  options.max_length = 1000;
+  EXPECT_EQ(evaluate_file(dir, data, options).tokenize.max_length, 128);
+  options.max_length = 0;
+  EXPECT_EQ(evaluate_file(dir, data, options).tokenize.max_length, 128);
+  meta.max_length = 4096;
+  write_model_metadata(dir, meta);
+  EXPECT_EQ(evaluate_file(dir, data).tokenize.max_length, 128);
 }
 
 test::ToolRun run_eval_tool(const std::string& args, const test::TempDir& tmp) {
@@ -398,7 +469,7 @@ class EvalCli : public EvalFiles {
 TEST_F(EvalCli, WritesTableJsonAndRewards) {
   const std::string dir = tmp.file("rm"), data = tmp.file("prefs.jsonl");
   make_model_folder(dir, true);
-  test::write_bytes(data, good_data(8) + "{\"prompt\": \"Q\", \"chosen\": \"\", \"rejected\": \"x\"}\n");
+  test::write_bytes(data, good_data(8) + "{\"prompt\": \"Q\", \"chosen\": 5, \"rejected\": \"x\"}\n");
   const std::string json = tmp.file("metrics.json"), rewards = tmp.file("rewards.jsonl");
   test::ToolRun run = run_eval_tool("--model '" + dir + "' --data '" + data + "' --json '" + json + "' --rewards '" +
                                   rewards + "' --skip-invalid --max-length 120 --threads 1",
@@ -459,7 +530,74 @@ TEST_F(EvalCli, BadInputsGiveOneErrorLine) {
   line = error_line(run_eval_tool("--model '" + dir + "' --data '" + data + "' --truncation cut", tmp));
   EXPECT_TRUE(test::contains(line, "--truncation")) << line;
   line = error_line(run_eval_tool("--model '" + dir + "' --data '" + data + "' --max-length -1", tmp));
-  EXPECT_TRUE(test::contains(line, "--max-length: must be at least 0, got -1")) << line;
+  EXPECT_TRUE(test::contains(line, "--max-length: expected a non-negative integer, got '-1'")) << line;
+
+  // A bad openrm.json names the file and the field.
+  ModelMetadata meta = read_model_metadata(dir);
+  meta.other["max_length"] = "long";
+  write_model_metadata(dir, meta);
+  line = error_line(run_eval_tool("--model '" + dir + "' --data '" + data + "'", tmp));
+  EXPECT_TRUE(test::contains(line, join_path(dir, "openrm.json") + ": field 'max_length'")) << line;
+}
+
+TEST_F(EvalCli, AnOutputThatIsAnInputIsRefusedBeforeAnyWork) {
+  const std::string dir = tmp.file("rm"), data = tmp.file("prefs.jsonl");
+  make_model_folder(dir, true);
+  test::write_bytes(data, good_data(3));
+  const std::string config = test::read_bytes(join_path(dir, "config.json"));
+  const std::string base = "--model '" + dir + "' --data '" + data + "' ";
+  auto refused = [&](const std::string& args, const std::string& message) {
+    const test::ToolRun run = run_eval_tool(base + args, tmp);
+    const std::string line = error_line(run);
+    EXPECT_TRUE(test::contains(line, message)) << line;
+    EXPECT_FALSE(test::contains(run.output, "evaluated")) << run.output;
+  };
+  refused("--json '" + data + "'", data + ": is the same file as the input " + data);
+  refused("--rewards '" + join_path(dir, "config.json") + "'",
+          join_path(dir, "config.json") + ": is the same file as " + join_path(dir, "config.json") +
+              " (in the input folder " + dir + ")");
+  const std::string out = tmp.file("out.json");
+  refused("--json '" + out + "' --rewards '" + out + "'", out + ": is the same file as the output " + out);
+  refused("--json - --rewards -", "two outputs are standard output");
+  refused("--json '" + tmp.path() + "'", tmp.path() + ": is a directory, not a file");
+  EXPECT_EQ(test::read_bytes(data), good_data(3));
+  EXPECT_EQ(test::read_bytes(join_path(dir, "config.json")), config);
+  EXPECT_FALSE(path_exists(out));
+}
+
+TEST_F(EvalCli, AnOutputOnStdoutSendsTheTableToStderr) {
+  const std::string dir = tmp.file("rm"), data = tmp.file("prefs.jsonl");
+  make_model_folder(dir, true);
+  test::write_bytes(data, good_data(4));
+  const std::string tool = std::string(OPENRM_BINARY_DIR) + "/tools/openrm-eval";
+  const std::string out = tmp.file("stdout"), err = tmp.file("stderr");
+  const std::string command = tool + " --model '" + dir + "' --data '" + data + "' --json - --rewards '" +
+                              tmp.file("rewards.jsonl") + "' > '" + out + "' 2> '" + err + "'";
+  ASSERT_EQ(std::system(command.c_str()), 0) << test::read_bytes(err);
+  const auto j = nlohmann::json::parse(test::read_bytes(out));  // only the JSON
+  EXPECT_EQ(j["pairs"], 4);
+  EXPECT_TRUE(test::contains(test::read_bytes(err), "openrm-eval: evaluated 4 pairs"));
+  EXPECT_TRUE(test::contains(test::read_bytes(err), "wrote " + tmp.file("rewards.jsonl")));
+  EXPECT_FALSE(path_exists(tmp.file("-")));
+}
+
+TEST_F(EvalCli, AMaxLengthOverThePositionsIsLoweredWithOneWarning) {
+  const std::string dir = tmp.file("rm"), data = tmp.file("prefs.jsonl"), json = tmp.file("metrics.json");
+  make_model_folder(dir, true);  // 128 positions
+  test::write_bytes(data, good_data(4));
+  const std::string warning = "max_length 1000 is more than the model's max_position_embeddings, 128";
+  test::ToolRun run = run_eval_tool(
+      "--model '" + dir + "' --data '" + data + "' --json '" + json + "' --max-length 1000 --threads 1", tmp);
+  ASSERT_EQ(run.status, 0) << run.output;
+  std::size_t count = 0;
+  for (auto at = run.output.find(warning); at != std::string::npos; at = run.output.find(warning, at + 1)) ++count;
+  EXPECT_EQ(count, 1u) << run.output;
+  EXPECT_EQ(nlohmann::json::parse(test::read_bytes(json))["max_length"], 128);
+  // The default (2048) is lowered without a word.
+  run = run_eval_tool("--model '" + dir + "' --data '" + data + "' --json '" + json + "' --threads 1", tmp);
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_FALSE(test::contains(run.output, "max_position_embeddings")) << run.output;
+  EXPECT_EQ(nlohmann::json::parse(test::read_bytes(json))["max_length"], 128);
 }
 
 }  // namespace

@@ -431,6 +431,44 @@ TEST_F(ExportCli, WritesTheFolderAndRefusesToOverwriteIt) {
   EXPECT_TRUE(path_exists(tmp_.file("empty/model.safetensors")));
 }
 
+TEST_F(ExportCli, RefusesAFolderThatIsNotOpenrmsOrHoldsAnInputBeforeAnyWork) {
+  const std::string model = run().output;
+  // Someone else's folder: refused even with --force, and left as it was.
+  const std::string theirs = tmp_.file("theirs");
+  fs::create_directories(theirs);
+  test::write_bytes(theirs + "/config.json", "their config\n");
+  std::string line = fail("--model '" + model + "' --output '" + theirs + "' --force");
+  EXPECT_NE(line.find(theirs + ": exists, is not empty and is not an openrm model folder (it holds none of "
+                               "openrm.json)"),
+            std::string::npos)
+      << line;
+  EXPECT_NE(line.find("--overwrite-output-dir"), std::string::npos) << line;
+  EXPECT_EQ(test::read_bytes(theirs + "/config.json"), "their config\n");
+  // --overwrite-output-dir replaces it whole.
+  auto ok = test::run_tool("openrm-export", "--model '" + model + "' --output '" + theirs + "' --overwrite-output-dir",
+                           tmp_);
+  ASSERT_EQ(ok.status, 0) << ok.output;
+  EXPECT_TRUE(read_json_file(theirs + "/config.json").contains("architectures"));
+
+  // An openrm folder that holds (a link to) a file of the input: refused
+  // even with --force, the input untouched.
+  const std::string linked = tmp_.file("linked");
+  fs::create_directories(linked);
+  test::write_bytes(linked + "/openrm.json", "{}");
+  fs::create_symlink(model + "/model.safetensors", linked + "/model.safetensors");
+  const std::string weights = sha256_file(model + "/model.safetensors");
+  line = fail("--model '" + model + "' --output '" + linked + "' --force");
+  EXPECT_NE(line.find(linked + ": the output folder holds " + model + "/model.safetensors (in the input folder " +
+                      model + ")"),
+            std::string::npos)
+      << line;
+  EXPECT_EQ(sha256_file(model + "/model.safetensors"), weights);
+  EXPECT_TRUE(fs::is_symlink(linked + "/model.safetensors"));
+  for (const auto& e : fs::directory_iterator(tmp_.path())) {
+    EXPECT_EQ(e.path().filename().string().find(".tmp-export"), std::string::npos) << e.path();
+  }
+}
+
 TEST_F(ExportCli, BadInputsGiveOneLineErrors) {
   const std::string model = run().output;
   const std::string missing = tmp_.file("missing");

@@ -11,10 +11,12 @@
 #include <optional>
 #include <random>
 
+#include "byte_tokenizer.h"
 #include "compat/torch_compat.h"
 #include "models/decoder.h"
 #include "openrm/error.h"
 #include "openrm/io/safetensors.h"
+#include "openrm/models/model_folder.h"
 #include "openrm/models/reward_model.h"
 #include "test_io_util.h"
 #include "test_util.h"
@@ -590,6 +592,41 @@ TEST_F(StrictLoading, MissingFolderAndTokenOutsideVocabulary) {
   auto msg = error_of([&] { model_->score({{1, 2, 64}}); });
   EXPECT_NE(msg.find("token id 64"), std::string::npos) << msg;
   EXPECT_NE(msg.find("outside the vocabulary [0, 64)"), std::string::npos) << msg;
+}
+
+TEST(Config, HugeDimensionsAreRefusedWithTheFieldBeforeAnyAllocation) {
+  auto config = tiny_config("LlamaForSequenceClassification");
+  config.hidden_size = 1'000'000;
+  config.head_dim = 1'000'000 / 4;
+  const std::string field = error_of([&] { create_reward_model(config); });
+  EXPECT_NE(field.find("field 'hidden_size' is 1000000, more than the 131072 openrm accepts"), std::string::npos)
+      << field;
+  // Every field within its bound, the whole far beyond any machine: refused
+  // from the arithmetic, before a byte is allocated (16M x 131072 fp32
+  // embeddings alone are 8.8 TB).
+  config = tiny_config("LlamaForSequenceClassification");
+  config.vocab_size = std::int64_t{1} << 24;
+  config.hidden_size = std::int64_t{1} << 17;
+  config.num_attention_heads = 64;
+  config.num_key_value_heads = 64;
+  config.head_dim = config.hidden_size / config.num_attention_heads;
+  const std::string total = error_of([&] { create_reward_model(config); });
+  EXPECT_NE(total.find("for its weights alone"), std::string::npos) << total;
+  EXPECT_NE(total.find("vocab_size 16777216, hidden_size 131072"), std::string::npos) << total;
+  EXPECT_NE(total.find("of memory"), std::string::npos) << total;
+}
+
+TEST_F(StrictLoading, ATokenizerLargerThanTheVocabularyDoesNotFitAndBothAreNamed) {
+  // The tiny model has 64 embeddings; the byte tokenizer has 259 ids.
+  test::ByteTokenizer bytes;
+  const std::string msg = error_of([&] { check_tokenizer_fits_model(bytes, model_->config(), dir_.path()); });
+  EXPECT_NE(msg.find("the tokenizer " + bytes.source() + " does not fit the model " + dir_.path()), std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("259 token ids (0..258)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("vocab_size is 64"), std::string::npos) << msg;
+  ModelConfig wider = model_->config();
+  wider.vocab_size = 259;
+  EXPECT_NO_THROW(check_tokenizer_fits_model(bytes, wider, dir_.path()));
 }
 
 TEST_F(StrictLoading, PoolingIsStoredInOpenrmJson) {

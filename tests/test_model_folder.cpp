@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <tuple>
 #include <openrm/io/file.h>
 #include <openrm/io/safetensors.h>
 #include <openrm/models/model_folder.h>
@@ -58,6 +59,52 @@ TEST(ModelFolder, FolderWithoutTokenizer) {
   EXPECT_TRUE(folder.model);
   EXPECT_FALSE(folder.tokenizer);
   EXPECT_EQ(folder.chat_format, ChatFormat::kPlain);
+}
+
+TEST(ModelFolder, MaxLengthAndTruncationRoundTripAndBadValuesNameTheField) {
+  test::TempDir tmp;
+  const std::string dir = make_model_folder(tmp, "rm");
+  ModelMetadata meta = read_model_metadata(dir);
+  EXPECT_FALSE(meta.max_length.has_value());
+  EXPECT_FALSE(meta.truncation.has_value());
+  meta.max_length = 300;
+  meta.truncation = TruncationPolicy::kDrop;
+  write_model_metadata(dir, meta);
+  const auto j = nlohmann::json::parse(read_text_file(join_path(dir, "openrm.json")));
+  EXPECT_EQ(j.at("max_length"), 300);
+  EXPECT_EQ(j.at("truncation"), "drop");
+  const ModelMetadata back = read_model_metadata(dir);
+  EXPECT_EQ(back.max_length, 300);
+  EXPECT_EQ(back.truncation, TruncationPolicy::kDrop);
+  EXPECT_FALSE(back.other.contains("max_length"));
+
+  const std::string path = join_path(dir, "openrm.json");
+  for (const auto& [field, value, message] :
+       {std::tuple<std::string, nlohmann::json, std::string>{"max_length", -1, "expected an integer >= 0"},
+        {"max_length", "long", "expected an integer >= 0"},
+        {"truncation", "cut", "unknown truncation policy 'cut'"}}) {
+    write_file_atomic(path, nlohmann::json{{field, value}}.dump());
+    const std::string err = test::error_of([&] { read_model_metadata(dir); });
+    EXPECT_TRUE(test::contains(err, path + ": field '" + field + "'")) << err;
+    EXPECT_TRUE(test::contains(err, message)) << err;
+  }
+}
+
+TEST(ModelFolder, TheLengthRuleCapsAtThePositions) {
+  ModelConfig config = test::tiny_config("LlamaForSequenceClassification");  // 128 positions
+  ModelMetadata none, stored;
+  stored.max_length = 64;
+  EXPECT_EQ(effective_max_length(config, none, std::nullopt), 128);  // 2048, lowered
+  EXPECT_EQ(effective_max_length(config, stored, std::nullopt), 64);
+  EXPECT_EQ(effective_max_length(config, stored, 100), 100);  // asked wins
+  EXPECT_EQ(effective_max_length(config, stored, 1000), 128);
+  EXPECT_EQ(effective_max_length(config, stored, 0), 128);  // as long as the model takes
+  stored.max_length = 4096;
+  EXPECT_EQ(effective_max_length(config, stored, std::nullopt), 128);
+  config.max_position_embeddings = 0;  // unknown: what is asked
+  EXPECT_EQ(effective_max_length(config, none, std::nullopt), 2048);
+  EXPECT_EQ(effective_max_length(config, none, 0), 0);
+  EXPECT_EQ(effective_max_length(config, stored, 5000), 5000);
 }
 
 TEST(ModelFolder, SavingKeepsOtherMetadata) {

@@ -3,11 +3,18 @@
 // and streaming files; errors; and the CUDA path against CPU fp32
 // (*_CUDA, skipped without a GPU).
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <torch/cuda.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <openrm/data/tokenize.h>
 #include <openrm/eval/evaluate.h>
@@ -16,6 +23,7 @@
 #include <openrm/score/scorer.h>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include "test_io_util.h"
 #include "test_paths.h"
@@ -302,7 +310,7 @@ class ScorerFiles : public ::testing::Test {
 
 TEST_F(ScorerFiles, ConversationsAndPairsEqualTokenizingAndScoringAlone) {
   ScoreOptions options;
-  options.tokenize.max_length = 40;
+  options.max_length = 40;
   options.max_tokens = 100;
   options.threads = 2;
   Scorer scorer = Scorer::from_folder(dir, options);
@@ -353,7 +361,7 @@ TEST_F(ScorerFiles, ConversationsAndPairsEqualTokenizingAndScoringAlone) {
 
 TEST_F(ScorerFiles, RecordsLongerThanTheModelAreTruncatedAndCounted) {
   ScoreOptions options;
-  options.tokenize.max_length = 0;  // no limit asked: the model's 128 positions apply
+  options.max_length = 0;  // as long as the model takes: its 128 positions
   Scorer scorer = Scorer::from_folder(dir, options);
   std::string answer;
   for (int k = 0; k < 40; ++k) answer += "jumps over the lazy dog ";
@@ -363,13 +371,44 @@ TEST_F(ScorerFiles, RecordsLongerThanTheModelAreTruncatedAndCounted) {
   EXPECT_EQ(r.stats.truncation.truncated, 1);
   EXPECT_GT(r.stats.truncation.longest_before, 128);
   EXPECT_EQ(r.stats.tokens, 128);
-  EXPECT_EQ(scorer.options().tokenize.max_length, 128);
+  EXPECT_EQ(scorer.tokenize_options().max_length, 128);
+}
+
+TEST_F(ScorerFiles, MaxLengthAndPolicyDefaultToTheFoldersOpenrmJson) {
+  // Nothing asked, nothing stored: 2048, lowered to the model's 128 positions.
+  EXPECT_EQ(Scorer::from_folder(dir).tokenize_options().max_length, 128);
+  EXPECT_EQ(Scorer::from_folder(dir).tokenize_options().policy, TruncationPolicy::kTruncate);
+  // What openrm.json records (as openrm-train writes it) is the default ...
+  ModelMetadata meta = read_model_metadata(dir);
+  meta.max_length = 12;
+  meta.truncation = TruncationPolicy::kDrop;
+  write_model_metadata(dir, meta);
+  Scorer scorer = Scorer::from_folder(dir);
+  EXPECT_EQ(scorer.tokenize_options().max_length, 12);
+  EXPECT_EQ(scorer.tokenize_options().policy, TruncationPolicy::kDrop);
+  const std::vector<Conversation> convs = {
+      {{"user", "fox"}, {"assistant", "dog"}},
+      {{"user", "The quick brown fox jumps over the lazy dog again"}, {"assistant", "and again and again"}}};
+  const ScoreResult r = scorer.score_conversations(convs);
+  EXPECT_TRUE(std::isfinite(r.rewards[0]));
+  EXPECT_TRUE(std::isnan(r.rewards[1]));
+  EXPECT_EQ(r.stats.truncation.dropped, 1);
+  // ... and options win over it.
+  ScoreOptions options;
+  options.max_length = 40;
+  options.truncation = TruncationPolicy::kTruncate;
+  Scorer asked = Scorer::from_folder(dir, options);
+  EXPECT_EQ(asked.tokenize_options().max_length, 40);
+  EXPECT_EQ(asked.tokenize_options().policy, TruncationPolicy::kTruncate);
+  EXPECT_TRUE(std::isfinite(asked.score_conversations(convs).rewards[1]));
+  options.max_length = 1000;
+  EXPECT_EQ(Scorer::from_folder(dir, options).tokenize_options().max_length, 128);
 }
 
 TEST_F(ScorerFiles, DroppedRecordsAreNaNAndCounted) {
   ScoreOptions options;
-  options.tokenize.max_length = 12;
-  options.tokenize.policy = TruncationPolicy::kDrop;
+  options.max_length = 12;
+  options.truncation = TruncationPolicy::kDrop;
   Scorer scorer = Scorer::from_folder(dir, options);
   const std::vector<Conversation> convs = {
       {{"user", "fox"}, {"assistant", "dog"}},
@@ -469,7 +508,7 @@ TEST_F(ScorerFiles, GroupsOfResponsesGetOneRewardEach) {
   EXPECT_EQ(r.groups, 2);
   const auto lines = json_lines(out);
   ASSERT_EQ(lines.size(), 3u);
-  EXPECT_EQ(lines[0]["id"], "7");
+  EXPECT_EQ(lines[0]["id"], 7);  // a number stays a number
   ASSERT_EQ(lines[0]["rewards"].size(), 3u);
   const std::vector<std::string> answers = {"jumps", "over the lazy dog", "for you."};
   for (std::size_t k = 0; k < 3; ++k) {
@@ -480,6 +519,77 @@ TEST_F(ScorerFiles, GroupsOfResponsesGetOneRewardEach) {
   ASSERT_EQ(lines[2]["rewards"].size(), 1u);
   const Conversation conv = {{"user", "A reward model"}, {"assistant", "scores answer number 3"}};
   EXPECT_NEAR(lines[2]["rewards"][0].get<double>(), scorer.score_conversations({conv}).rewards[0], 1e-5);
+}
+
+TEST_F(ScorerFiles, TextIsScoredAsTextEmptyResponsesToo) {
+  // Under a chat format, records of strings are scored as their text and
+  // message lists in the format; an empty response is scored like any other.
+  ScoreOptions options;
+  options.chat_format = ChatFormat::kChatML;
+  Scorer scorer = Scorer::from_folder(dir, options);
+  auto tokenizer = load_tokenizer(dir);
+  const std::string path = tmp.file("text.jsonl");
+  test::write_bytes(path, std::string(R"({"prompt": "The quick brown fox", "response": " jumps", "id": 12})") + "\n" +
+                              R"({"prompt": "The quick brown fox", "response": "", "id": "12"})" + "\n" +
+                              R"({"messages": [{"role": "user", "content": "The quick brown fox"}, )"
+                              R"({"role": "assistant", "content": " jumps"}]})" + "\n" +
+                              R"({"prompt": "A reward model", "chosen": " scores", "rejected": ""})" + "\n" +
+                              R"({"prompt": "A reward model", "responses": [" scores", ""]})" + "\n");
+  std::string out;
+  const ScoreFileResult r = score_file(scorer, path, [&](const std::string& s) { out += s; });
+  EXPECT_EQ(r.records, 5);
+  EXPECT_EQ(r.dropped, 0);
+  EXPECT_EQ(r.non_finite, 0);
+  const auto lines = json_lines(out);
+  ASSERT_EQ(lines.size(), 5u);
+  auto text_reward = [&](const std::string& text) { return scorer.score_tokens({tokenizer->encode(text)})[0]; };
+  EXPECT_NEAR(lines[0]["reward"].get<double>(), text_reward("The quick brown fox jumps"), 1e-5);
+  EXPECT_NEAR(lines[1]["reward"].get<double>(), text_reward("The quick brown fox"), 1e-5);
+  const Conversation conv = {{"user", "The quick brown fox"}, {"assistant", " jumps"}};
+  const double chatml = scorer.score_conversations({conv}).rewards[0];
+  EXPECT_NEAR(lines[2]["reward"].get<double>(), chatml, 1e-5);
+  EXPECT_GT(std::fabs(chatml - text_reward("The quick brown fox jumps")), 1e-4) << "the chat format made no difference";
+  EXPECT_NEAR(lines[3]["reward_chosen"].get<double>(), text_reward("A reward model scores"), 1e-5);
+  EXPECT_NEAR(lines[3]["reward_rejected"].get<double>(), text_reward("A reward model"), 1e-5);
+  EXPECT_NEAR(lines[4]["rewards"][1].get<double>(), text_reward("A reward model"), 1e-5);
+  // Ids keep their JSON type.
+  EXPECT_TRUE(lines[0]["id"].is_number_integer());
+  EXPECT_EQ(lines[0]["id"], 12);
+  EXPECT_EQ(lines[1]["id"], "12");
+  EXPECT_FALSE(lines[2].contains("id"));
+}
+
+// A copy of the model folder `dir` at `out` whose head is NaN: every reward
+// is non-finite.
+void copy_with_nan_head(const std::string& dir, const std::string& out) {
+  auto model = load_reward_model(dir);
+  {
+    torch::NoGradGuard no_grad;
+    model->named_parameters()["score.weight"].fill_(std::numeric_limits<float>::quiet_NaN());
+  }
+  save_reward_model(*model, out);
+  for (const char* name : {"tokenizer.model", "tokenizer_config.json"}) {
+    if (path_exists(join_path(dir, name))) test::write_bytes(join_path(out, name), test::read_bytes(join_path(dir, name)));
+  }
+}
+
+TEST_F(ScorerFiles, NonFiniteRewardsAreCountedAndMarkedNotCalledDropped) {
+  const std::string broken = tmp.file("broken");
+  copy_with_nan_head(dir, broken);
+  Scorer scorer = Scorer::from_folder(broken);
+  const std::string path = tmp.file("in.jsonl");
+  test::write_bytes(path, record_line(1) + R"({"prompt": "A", "chosen": "b", "rejected": "c"})" "\n");
+  std::string out;
+  const ScoreFileResult r = score_file(scorer, path, [&](const std::string& s) { out += s; });
+  EXPECT_EQ(r.non_finite, 2);
+  EXPECT_EQ(r.dropped, 0);
+  EXPECT_EQ(r.stats.non_finite, 3);  // one record, two sides of a pair
+  const auto lines = json_lines(out);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_TRUE(lines[0]["reward"].is_null());
+  EXPECT_EQ(lines[0]["non_finite"], true);
+  EXPECT_FALSE(lines[0].contains("dropped"));
+  EXPECT_EQ(lines[1]["non_finite"], true);
 }
 
 TEST_F(ScorerFiles, ScoreFileErrorsNameTheFileAndLine) {
@@ -528,6 +638,25 @@ class ScoreCli : public ScorerFiles {
   }
   test::ToolRun run(const std::string& args) { return test::run_tool("openrm-score", args, tmp); }
 };
+
+TEST_F(ScoreCli, NonFiniteRewardsFailTheRunUnlessAccepted) {
+  const std::string broken = tmp.file("broken");
+  copy_with_nan_head(dir, broken);
+  const std::string in = tmp.file("in.jsonl"), out = tmp.file("out.jsonl");
+  test::write_bytes(in, record_line(1) + record_line(2));
+  test::ToolRun r = run("--model '" + broken + "' --input '" + in + "' --output '" + out + "' --threads 1");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(test::contains(r.output, "2 record(s) got a non-finite (NaN or infinite) reward")) << r.output;
+  EXPECT_TRUE(test::contains(r.output, "--allow-non-finite")) << r.output;
+  EXPECT_FALSE(test::contains(r.output, "dropped by truncation (written")) << r.output;
+  // The output is written whole, each record marked.
+  auto lines = json_lines(test::read_bytes(out));
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[1]["non_finite"], true);
+  r = run("--model '" + broken + "' --input '" + in + "' --output '" + out + "' --threads 1 --allow-non-finite");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(test::contains(r.output, "accepted: --allow-non-finite")) << r.output;
+}
 
 TEST_F(ScoreCli, ScoresAFileAndStdinToStdout) {
   std::string input;
@@ -648,6 +777,120 @@ TEST_F(ScoreCli, AKilledRunLeavesTheOldOutputWhole) {
   const int end = test::kill_when(pid, [&] { return temporary_bytes() >= 10000; }, /*timeout_s=*/60, /*poll_us=*/2000);
   ASSERT_EQ(end, -SIGKILL) << test::read_bytes(tmp.file("run.log"));
   EXPECT_EQ(test::read_bytes(out), "precious\n");
+}
+
+// Names in dir that look like an AtomicFileWriter's temporary file.
+std::vector<std::string> temporary_files(const std::string& dir) {
+  std::vector<std::string> found;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    if (e.path().filename().string().find(".tmp.") != std::string::npos) found.push_back(e.path().string());
+  }
+  return found;
+}
+
+TEST_F(ScoreCli, AnOutputThatIsAnInputIsRefusedBeforeAnyWork) {
+  const std::string in = tmp.file("in.jsonl");
+  test::write_bytes(in, record_line(0) + record_line(1));
+  const std::string config = test::read_bytes(dir + "/config.json");
+  std::filesystem::create_symlink(in, tmp.file("link.jsonl"));
+  auto refused = [&](const std::string& output, const std::string& why) {
+    const test::ToolRun r = run("--model '" + dir + "' --input '" + in + "' --output '" + output + "'");
+    const std::string line = test::error_line(r, "openrm-score");
+    EXPECT_TRUE(test::contains(line, output + ": " + why)) << line;
+    EXPECT_FALSE(test::contains(r.output, "scored")) << r.output;
+  };
+  refused(in, "is the same file as the input " + in);
+  refused(tmp.file("link.jsonl"), "is the same file as the input " + in);  // through the symlink
+  refused(dir + "/config.json", "is the same file as " + dir + "/config.json (in the input folder " + dir + ")");
+  refused(tmp.path(), "is a directory, not a file");
+  EXPECT_EQ(test::read_bytes(in), record_line(0) + record_line(1));
+  EXPECT_EQ(test::read_bytes(dir + "/config.json"), config);
+  EXPECT_TRUE(std::filesystem::is_symlink(tmp.file("link.jsonl")));
+  EXPECT_EQ(temporary_files(tmp.path()), std::vector<std::string>{});
+  EXPECT_EQ(temporary_files(dir), std::vector<std::string>{});
+}
+
+TEST_F(ScoreCli, WritesAFifoAndADeviceInPlaceAndReplacesASymlinksTarget) {
+  const std::string in = tmp.file("in.jsonl");
+  test::write_bytes(in, record_line(0) + record_line(1) + record_line(2));
+  const std::string args = "--model '" + dir + "' --input '" + in + "' --threads 1 --output ";
+
+  // A FIFO: a reader gets every line, and the FIFO stays a FIFO.
+  const std::string fifo = tmp.file("scores.fifo");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  std::string got;
+  std::thread reader([&] { got = test::read_bytes(fifo); });
+  const test::ToolRun r = run(args + "'" + fifo + "'");
+  const int unblock = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);  // should the tool not have opened it
+  if (unblock >= 0) ::close(unblock);
+  reader.join();
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(json_lines(got).size(), 3u) << got;
+  struct stat st {};
+  ASSERT_EQ(::lstat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+
+  // A symlink: its target is replaced, the link stays.
+  test::write_bytes(tmp.file("target.jsonl"), "old\n");
+  std::filesystem::create_symlink("target.jsonl", tmp.file("link.jsonl"));
+  ASSERT_EQ(run(args + "'" + tmp.file("link.jsonl") + "'").status, 0);
+  EXPECT_TRUE(std::filesystem::is_symlink(tmp.file("link.jsonl")));
+  EXPECT_EQ(json_lines(test::read_bytes(tmp.file("target.jsonl"))).size(), 3u);
+
+  // /dev/null (a run as root used to replace it with a regular file).
+  ASSERT_EQ(run(args + "/dev/null").status, 0);
+  ASSERT_EQ(::stat("/dev/null", &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  EXPECT_EQ(temporary_files("/dev"), std::vector<std::string>{});
+  EXPECT_EQ(temporary_files(tmp.path()), std::vector<std::string>{});
+}
+
+TEST_F(ScoreCli, AnInterruptedRunLeavesNoTemporaryFile) {
+  for (int sig : {SIGINT, SIGTERM}) {
+    // An input FIFO nobody writes: the tool waits there, its output open.
+    const std::string in = tmp.file("in-" + std::to_string(sig) + ".fifo"), out = tmp.file("out.jsonl");
+    ASSERT_EQ(::mkfifo(in.c_str(), 0644), 0);
+    test::write_bytes(out, "precious\n");
+    const int pid = test::spawn_tool("openrm-score", {"--model", dir, "--input", in, "--output", out},
+                                     tmp.file("run.log"));
+    int status = 0;
+    bool exited = false;
+    for (int i = 0; i < 60000 && temporary_files(tmp.path()).empty(); ++i) {
+      if (::waitpid(pid, &status, WNOHANG) == pid) {
+        exited = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    ASSERT_FALSE(exited) << test::read_bytes(tmp.file("run.log"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // on to the model and the input
+    ::kill(pid, sig);
+    ::waitpid(pid, &status, 0);
+    EXPECT_EQ(test::decode_status(status), -sig) << test::read_bytes(tmp.file("run.log"));
+    EXPECT_EQ(temporary_files(tmp.path()), std::vector<std::string>{});
+    EXPECT_EQ(test::read_bytes(out), "precious\n");
+  }
+}
+
+TEST_F(ScoreCli, AnUnavailableDeviceIsOneLineAndTooManyThreadsOneWarning) {
+  const std::string in = tmp.file("in.jsonl"), out = tmp.file("out.jsonl");
+  test::write_bytes(in, record_line(0));
+  const std::string io = "--model '" + dir + "' --input '" + in + "' --output '" + out + "'";
+  for (const std::string device : {"cuda:7", "gpu"}) {
+    const test::ToolRun r = run(io + " --device " + device);
+    const std::string line = test::error_line(r, "openrm-score");
+    EXPECT_TRUE(test::contains(line, "device '" + device + "'")) << line;
+    EXPECT_EQ(r.output, line + "\n");  // nothing else: no dispatcher text
+  }
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  const test::ToolRun r = run(io + " --threads " + std::to_string(cores + 3));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string warning = "openrm-score: warning: --threads " + std::to_string(cores + 3) + " is more than the " +
+                              std::to_string(cores) + " cores of this machine";
+  EXPECT_TRUE(test::contains(r.output, warning)) << r.output;
+  EXPECT_EQ(r.output.find("warning: --threads"), r.output.rfind("warning: --threads")) << r.output;
+  EXPECT_FALSE(test::contains(run(io + " --threads " + std::to_string(cores)).output, "warning: --threads"));
 }
 
 // ---- CUDA --------------------------------------------------------------------------

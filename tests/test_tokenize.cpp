@@ -50,6 +50,30 @@ TEST(Tokenize, FittingPairsAreUntouched) {
   EXPECT_EQ(out.stats.longest_before, 1 + 4 + 8);
 }
 
+TEST(Tokenize, RenderedTextIgnoresTheChatFormatAndMessageListsUseIt) {
+  ByteTokenizer tok;
+  TokenizeOptions o;
+  o.format = ChatFormat::kChatML;
+  PreferencePair text = make_pair({{"user", "Q: "}}, "yes", "");
+  text.text_format = ChatFormat::kPlain;  // read from three strings
+  PreferencePair listed = make_pair({{"user", "Q"}}, "yes", "no");
+  auto out = tokenize_pairs({text, listed}, tok, o);
+  ASSERT_EQ(out.pairs.size(), 2u);
+  // The text as written, with the tokenizer's own BOS, an empty response too.
+  EXPECT_EQ(text_of(out.pairs[0].chosen), "<s>Q: yes");
+  EXPECT_EQ(text_of(out.pairs[0].rejected), "<s>Q: ");
+  EXPECT_EQ(text_of(out.pairs[1].chosen), "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\nyes<|im_end|>\n");
+  // A record the same way.
+  const Conversation record = {{"user", "Q: "}, {"assistant", "maybe"}};
+  EXPECT_EQ(text_of(*tokenize_conversation(record, tok, o, nullptr, ChatFormat::kPlain)), "<s>Q: maybe");
+  // Text that renders to no tokens at all is an error, not an empty sequence.
+  ByteTokenizer no_bos(/*add_bos=*/false);
+  PreferencePair empty = make_pair({}, "", "x");
+  empty.text_format = ChatFormat::kPlain;
+  EXPECT_NE(test::error_of([&] { tokenize_pairs({empty}, no_bos, o); }).find("renders to no tokens"),
+            std::string::npos);
+}
+
 TEST(Tokenize, NoLimitMeansNoTruncation) {
   ByteTokenizer tok;
   TokenizeOptions o;
@@ -288,15 +312,16 @@ TEST(TokenizeRealData, HHPairsMatchPythonSentencepieceOnTheOriginalTranscripts) 
   if (!reference) GTEST_SKIP() << "python3 with sentencepiece is not available";
   ASSERT_EQ(reference->size(), 3600u);  // chosen, rejected of each of the 1800 lines
 
-  ReadOptions read;
-  read.skip_invalid = true;  // 4 records have an empty response
-  auto pairs = read_preferences(data, read).pairs;
+  // Every record, the 4 whose chosen response is empty included.
+  auto pairs = read_preferences(data).pairs;
   auto tokenizer = load_tokenizer(model);
   TokenizeOptions options;
-  options.format = ChatFormat::kHH;
+  // The transcripts are text: they are tokenized as written whatever chat
+  // format is asked for (TRL and RewardBench score them as given).
+  options.format = ChatFormat::kLlama2;
   options.max_length = 0;
   auto tokenized = tokenize_pairs(pairs, *tokenizer, options);
-  ASSERT_EQ(tokenized.pairs.size(), 1796u);
+  ASSERT_EQ(tokenized.pairs.size(), 1800u);
   int mismatches = 0;
   for (const auto& p : tokenized.pairs) {
     const auto record = static_cast<std::size_t>(p.line - 1);
@@ -309,8 +334,8 @@ TEST(TokenizeRealData, HHPairsMatchPythonSentencepieceOnTheOriginalTranscripts) 
   // (HH has no closing token), and the counts add up.
   options.max_length = 256;
   auto cut = tokenize_pairs(pairs, *tokenizer, options);
-  EXPECT_EQ(cut.stats.input, 1796);
-  EXPECT_EQ(cut.stats.kept + cut.stats.dropped, 1796);
+  EXPECT_EQ(cut.stats.input, 1800);
+  EXPECT_EQ(cut.stats.kept + cut.stats.dropped, 1800);
   EXPECT_GT(cut.stats.truncated, 0);
   EXPECT_GT(cut.stats.longest_before, 256);
   for (const auto& p : cut.pairs) {

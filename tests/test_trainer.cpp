@@ -441,14 +441,12 @@ TEST_F(TrainerCli, OutputFolderLoadsAndDescribesTheRun) {
   EXPECT_EQ(*folder.model->config().pad_token_id, a.tok->special_tokens().pad.id);
 
   // openrm.json's reward mean and std: the population statistics of all 2N
-  // rewards that evaluating the folder on the eval file gives.
-  // The trainer's batches (o.max_tokens): other batch shapes change rewards
-  // in the last bits (BLAS picks kernels by shape, docs/models.md), which can
-  // flip a pair whose sides are (near) ties, and accuracy is compared exactly.
+  // rewards that evaluating the folder on the eval file gives (with the
+  // defaults: openrm.json's max_length and policy, the trainer's batching).
   EvalOptions eval_options;
-  eval_options.tokenize.max_length = 64;
-  eval_options.max_tokens = o.max_tokens;
+  eval_options.threads = 1;
   const EvalResult e = evaluate_file(out, a.eval, eval_options);
+  EXPECT_EQ(e.tokenize.max_length, 64);
   EXPECT_EQ(e.chat_format, "hh");
   ASSERT_EQ(e.rewards.size(), 40u);
   double sum = 0, sum_sq = 0;
@@ -547,6 +545,14 @@ TEST(TrainOptionsJson, UnknownAndMistypedFieldsNameTheFileAndField) {
   EXPECT_TRUE(test::contains(err, "cfg.json: field 'data': expected a list of strings")) << err;
   err = test::error_of([&] { apply_train_options_json(o, Json{{"resume", 1}}, "cfg.json"); });
   EXPECT_TRUE(test::contains(err, "cfg.json: field 'resume': expected true or false")) << err;
+  err = test::error_of([&] { apply_train_options_json(o, Json{{"max_length", "long"}}, "cfg.json"); });
+  EXPECT_TRUE(test::contains(err, "cfg.json: field 'max_length': expected an integer or null")) << err;
+  // max_length unset (the model's default) is null, and reads back unset.
+  EXPECT_TRUE(train_options_json(TrainOptions{}).at("max_length").is_null());
+  TrainOptions unset;
+  unset.max_length = 7;
+  apply_train_options_json(unset, Json{{"max_length", nullptr}}, "cfg.json");
+  EXPECT_FALSE(unset.max_length.has_value());
   err = test::error_of([&] { apply_train_options_json(o, Json::array({1, 2}), "cfg.json"); });
   EXPECT_TRUE(test::contains(err, "cfg.json: expected a JSON object")) << err;
 
@@ -559,6 +565,7 @@ TEST(TrainOptionsJson, UnknownAndMistypedFieldsNameTheFileAndField) {
   changed.resume = false;
   changed.dtype = "bf16";
   changed.threads = 2;
+  changed.max_length = 300;
   TrainOptions back;
   apply_train_options_json(back, train_options_json(changed), "x");
   EXPECT_EQ(train_options_json(back), train_options_json(changed));
@@ -592,6 +599,20 @@ TEST(TrainOptionsValidate, NamesTheBadField) {
   EXPECT_TRUE(test::contains(err, "'data'")) << err;
   err = err_with([](TrainOptions& b) { b.schedule = "step"; });
   EXPECT_TRUE(test::contains(err, "'schedule'")) << err;
+  err = err_with([](TrainOptions& b) { b.lr = 0; });
+  EXPECT_TRUE(test::contains(err, "'lr': must be a finite number > 0")) << err;
+  err = err_with([](TrainOptions& b) { b.max_length = -1; });
+  EXPECT_TRUE(test::contains(err, "'max_length'")) << err;
+  // A warm-up as long as max_steps never reaches lr (and one of one step is lr 0 throughout).
+  err = err_with([](TrainOptions& b) {
+    b.max_steps = 1;
+    b.warmup_steps = 1;
+  });
+  EXPECT_TRUE(test::contains(err, "'warmup_steps': 1 warm-up steps do not fit in a run of max_steps = 1")) << err;
+  TrainOptions fits = o;
+  fits.max_steps = 2;
+  fits.warmup_steps = 1;
+  EXPECT_NO_THROW(fits.validate());
 
   // train_reward_model validates before it creates anything.
   test::TempDir tmp;
@@ -661,6 +682,58 @@ TEST_F(TrainerCli, BadInputsGiveOneErrorLine) {
   // Options that do not change the trajectory may change.
   const ToolRun ok = run_tool(flags_with(out, {"--max-steps", "2", "--threads", "2", "--keep-checkpoints", "3"}), log);
   EXPECT_EQ(ok.status, 0) << ok.output;
+}
+
+TEST_F(TrainerCli, TheOutputFolderIsCheckedBeforeAnyWork) {
+  const Assets& a = assets();
+  const std::string log = tmp.file("run.log");
+  auto with = [](std::vector<std::string> flags, const std::vector<std::string>& extra) {
+    flags.insert(flags.end(), extra.begin(), extra.end());
+    return flags;
+  };
+  // Someone else's folder (a config.json, no openrm run): refused, untouched.
+  const std::string theirs = tmp.file("theirs");
+  fs::create_directories(theirs);
+  test::write_bytes(join_path(theirs, "config.json"), "their config\n");
+  ToolRun run = run_tool(with(small_flags(theirs), {"--max-steps", "1"}), log);
+  std::string line = error_line(run);
+  EXPECT_TRUE(test::contains(line, theirs + ": exists, is not empty and is not an openrm run")) << line;
+  EXPECT_TRUE(test::contains(line, "--overwrite-output-dir")) << line;
+  EXPECT_FALSE(test::contains(run.output, "effective configuration")) << run.output;
+  EXPECT_EQ(test::read_bytes(join_path(theirs, "config.json")), "their config\n");
+  EXPECT_EQ(std::distance(fs::directory_iterator(theirs), fs::directory_iterator()), 1);
+
+  // An input folder, or a folder that holds an input, is refused even when told.
+  line = error_line(run_tool(with(small_flags(a.tokenizer), {"--overwrite-output-dir"}), log));
+  EXPECT_TRUE(test::contains(line, a.tokenizer + ": the output folder is the input folder " + a.tokenizer)) << line;
+  fs::create_directories(tmp.file("holder"));
+  const std::string data = join_path(tmp.file("holder"), "train.jsonl");
+  fs::copy_file(a.train, data);
+  std::vector<std::string> flags = with(small_flags(tmp.file("holder")), {"--overwrite-output-dir"});
+  flags[1] = data;
+  line = error_line(run_tool(flags, log));
+  EXPECT_TRUE(test::contains(line, tmp.file("holder") + ": the output folder holds the input " + data)) << line;
+
+  // Told to: it trains into it. Then it is an openrm run, resumed without the flag.
+  run = run_tool(with(small_flags(theirs), {"--max-steps", "1", "--overwrite-output-dir"}), log);
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_TRUE(Json::parse(test::read_bytes(join_path(theirs, "config.json"))).contains("architectures"));
+  run = run_tool(with(small_flags(theirs), {"--max-steps", "1"}), log);
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_TRUE(test::contains(run.output, "resumed from")) << run.output;
+}
+
+TEST_F(TrainerCli, AnUnavailableDeviceIsOneLine) {
+  const std::string out = tmp.file("out");
+  for (const std::string device : {"cuda:7", "tpu"}) {
+    std::vector<std::string> flags = small_flags(out);
+    flags.insert(flags.end(), {"--device", device});
+    const ToolRun run = run_tool(flags, tmp.file("run.log"));
+    const std::string line = error_line(run);
+    EXPECT_TRUE(test::contains(line, "device '" + device + "'")) << line;
+    EXPECT_EQ(run.output, line + "\n");
+    EXPECT_FALSE(path_exists(out));
+  }
 }
 
 TEST_F(Trainer, NoResumeStartsOverAndReplacesTheOldCheckpoints) {
@@ -791,6 +864,392 @@ TEST_F(Trainer, GradientAccumulationStepCountsForOneEpoch) {
   o.max_steps = 5;
   EXPECT_EQ(train_reward_model(o).steps, 5);
   EXPECT_EQ(step_lines(tmp.file("capped")).size(), 5u);
+}
+
+
+// ---- 8. one length rule, complete checkpoints, degenerate runs ---------------------
+
+// Runs another openrm tool (openrm-eval, openrm-score) with stdout and stderr in `log`.
+ToolRun run_other_tool(const std::string& tool, const std::vector<std::string>& args, const std::string& log) {
+  const pid_t pid = test::spawn_tool(tool, args, log);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return {decode_status(status), test::read_bytes(log)};
+}
+
+std::size_t occurrences(const std::string& text, const std::string& part) {
+  std::size_t n = 0;
+  for (auto at = text.find(part); at != std::string::npos; at = text.find(part, at + part.size())) ++n;
+  return n;
+}
+
+// What openrm-eval --json writes for `model` on `data` (with --threads 1, as
+// the trainer runs here, and `extra` flags).
+Json eval_tool_json(const test::TempDir& tmp, const std::string& model, const std::string& data,
+                    const std::vector<std::string>& extra = {}, std::string* output = nullptr) {
+  static int calls = 0;
+  const std::string json = tmp.file("eval-" + std::to_string(++calls) + ".json");
+  std::vector<std::string> args = {"--model", model, "--data", data, "--json", json, "--threads", "1"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  const ToolRun run = run_other_tool("openrm-eval", args, tmp.file("eval.log"));
+  EXPECT_EQ(run.status, 0) << run.output;
+  if (output) *output = run.output;
+  return run.status == 0 ? Json::parse(read_text_file(json)) : Json();
+}
+
+// The metrics the trainer's evaluations write to metrics.jsonl, from
+// openrm-eval's JSON.
+const char* const kEvalMetrics[] = {"pairs", "accuracy", "mean_margin", "reward_mean", "reward_std", "loss", "ece"};
+
+Json metric_fields(const Json& j) {
+  Json out = Json::object();
+  for (const char* key : kEvalMetrics) out[key] = j.at(key);
+  return out;
+}
+
+// The eval line of metrics.jsonl at `step`.
+Json eval_line_at(const std::string& dir, std::int64_t step) {
+  for (const Json& j : read_jsonl(join_path(dir, "metrics.jsonl"))) {
+    if (j.contains("eval") && j.at("step").get<std::int64_t>() == step) return j.at("eval");
+  }
+  ADD_FAILURE() << "no eval line at step " << step;
+  return Json::object();
+}
+
+std::string four_decimals(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.4f", v);
+  return buf;
+}
+
+// small_flags with some flags replaced or added.
+std::vector<std::string> small_flags_with(const std::string& output, const std::vector<std::string>& extra) {
+  std::vector<std::string> f = small_flags(output);
+  for (std::size_t i = 0; i + 1 < extra.size(); i += 2) {
+    const auto at = std::find(f.begin(), f.end(), extra[i]);
+    if (at != f.end()) {
+      *(at + 1) = extra[i + 1];
+    } else {
+      f.push_back(extra[i]);
+      f.push_back(extra[i + 1]);
+    }
+  }
+  return f;
+}
+
+TEST_F(TrainerCli, AMaxLengthOverThePositionsIsLoweredOnceTheSameWayInTrainEvalAndScore) {
+  const Assets& a = assets();
+  // A model of 40 positions: many demo pairs are longer.
+  Json config = Json::parse(read_text_file(a.config));
+  config["max_position_embeddings"] = 40;
+  const std::string config40 = tmp.file("config-40.json");
+  write_file_atomic(config40, config.dump(2));
+  const std::string out = tmp.file("out");
+  const ToolRun train = run_tool(small_flags_with(out, {"--init-config", config40, "--max-length", "1000",
+                                                        "--eval-data", a.eval}),
+                                 tmp.file("train.log"));
+  ASSERT_EQ(train.status, 0) << train.output;
+  const std::string warning = "max_length 1000 is more than the model's max_position_embeddings, 40";
+  EXPECT_EQ(occurrences(train.output, warning), 1u) << train.output;
+
+  // Both files were cut to 40 tokens and counted: the counts of tokenizing
+  // them at 40 here.
+  TokenizeOptions t;
+  t.max_length = 40;
+  const TruncationStats train40 = tokenize_pairs(read_preferences(a.train).pairs, *a.tok, t).stats;
+  const TruncationStats eval40 = tokenize_pairs(read_preferences(a.eval).pairs, *a.tok, t).stats;
+  ASSERT_GT(train40.truncated, 0);
+  ASSERT_GT(eval40.truncated, 0);
+  ASSERT_GT(eval40.longest_before, 40);
+  const std::string card = read_text_file(join_path(out, "README.md"));
+  EXPECT_TRUE(test::contains(card, "Truncation (max_length 40, policy `truncate`): " + train40.summary())) << card;
+  EXPECT_TRUE(test::contains(card, "Truncation: " + eval40.summary())) << card;
+  EXPECT_EQ(read_model_metadata(out).max_length, 40);
+  // training_config.json keeps what was asked.
+  EXPECT_EQ(Json::parse(read_text_file(join_path(out, "training_config.json"))).at("max_length"), 1000);
+
+  // openrm-eval: 40 by default, silently; asked for 1000, one warning and
+  // the same numbers, which are the trainer's final evaluation.
+  std::string said;
+  const Json by_default = eval_tool_json(tmp, out, a.eval, {}, &said);
+  EXPECT_EQ(occurrences(said, "max_position_embeddings"), 0u) << said;
+  EXPECT_EQ(by_default.at("max_length"), 40);
+  EXPECT_EQ(by_default.at("truncation").at("truncated"), eval40.truncated);
+  EXPECT_EQ(by_default.at("truncation").at("longest_before"), eval40.longest_before);
+  EXPECT_EQ(metric_fields(by_default), read_jsonl(join_path(out, "metrics.jsonl")).back().at("eval"));
+  const Json asked = eval_tool_json(tmp, out, a.eval, {"--max-length", "1000"}, &said);
+  EXPECT_EQ(occurrences(said, warning), 1u) << said;
+  EXPECT_EQ(metric_fields(asked), metric_fields(by_default));
+
+  // openrm-score asked for 1000: one warning, and the rewards of openrm-eval
+  // (sequences cut at 40 the same way).
+  const std::string rewards = tmp.file("rewards.jsonl"), scores = tmp.file("scores.jsonl");
+  eval_tool_json(tmp, out, a.eval, {"--rewards", rewards});
+  const ToolRun score = run_other_tool("openrm-score", {"--model", out, "--input", a.eval, "--output", scores,
+                                                        "--threads", "1", "--max-length", "1000"},
+                                       tmp.file("score.log"));
+  ASSERT_EQ(score.status, 0) << score.output;
+  EXPECT_EQ(occurrences(score.output, warning), 1u) << score.output;
+  const auto evaluated = read_jsonl(rewards), scored = read_jsonl(scores);
+  ASSERT_EQ(scored.size(), evaluated.size());
+  ASSERT_EQ(scored.size(), 40u);
+  for (std::size_t i = 0; i < scored.size(); ++i) {
+    EXPECT_NEAR(scored[i].at("reward_chosen").get<double>(), evaluated[i].at("chosen").get<double>(), 1e-5) << i;
+    EXPECT_NEAR(scored[i].at("reward_rejected").get<double>(), evaluated[i].at("rejected").get<double>(), 1e-5)
+        << i;
+  }
+}
+
+TEST_F(TrainerCli, OpenrmEvalOnTheTrainedFolderGivesTheTrainersFinalNumbers) {
+  const Assets& a = assets();
+  // 256 positions: room for a max_length at which part of the pairs fit.
+  Json config = Json::parse(read_text_file(a.config));
+  config["max_position_embeddings"] = 256;
+  const std::string config256 = tmp.file("config-256.json");
+  write_file_atomic(config256, config.dump(2));
+  const std::string out = tmp.file("out");
+  TrainOptions o = small_options(out);
+  o.init_config = config256;
+  o.eval_data = a.eval;
+  o.chat_format = "hh";
+  o.truncation = "drop";
+  o.max_length = 160;
+  const TrainResult r = train_reward_model(o);
+  ASSERT_TRUE(r.has_eval);
+  EXPECT_EQ(r.max_length, 160);
+
+  // The premise: the chat format and the policy change what is evaluated.
+  TokenizeOptions t;
+  t.format = ChatFormat::kHH;
+  t.max_length = 160;
+  t.policy = TruncationPolicy::kDrop;
+  const TruncationStats dropped = tokenize_pairs(read_preferences(a.eval).pairs, *a.tok, t).stats;
+  ASSERT_GT(dropped.dropped, 0);
+  ASSERT_GT(dropped.kept, 10);
+  ASSERT_EQ(r.eval.pairs, dropped.kept);
+
+  // openrm-eval with no options: the folder's chat format, max_length and
+  // policy, and exactly the trainer's numbers.
+  const Json j = eval_tool_json(tmp, out, a.eval);
+  EXPECT_EQ(j.at("chat_format"), "hh");
+  EXPECT_EQ(j.at("max_length"), 160);
+  EXPECT_EQ(j.at("truncation_policy"), "drop");
+  EXPECT_EQ(j.at("truncation").at("dropped"), dropped.dropped);
+  EXPECT_EQ(j.at("pairs").get<std::int64_t>(), r.eval.pairs);
+  EXPECT_EQ(j.at("accuracy").get<double>(), r.eval.accuracy);
+  EXPECT_EQ(j.at("mean_margin").get<double>(), r.eval.mean_margin);
+  EXPECT_EQ(j.at("reward_mean").get<double>(), r.eval.reward_mean);
+  EXPECT_EQ(j.at("reward_std").get<double>(), r.eval.reward_std);
+  EXPECT_EQ(j.at("loss").get<double>(), r.eval.loss);
+  EXPECT_EQ(j.at("ece").get<double>(), r.eval.ece);
+  EXPECT_EQ(metric_fields(j), eval_line_at(out, r.steps));
+  // The model card shows the same numbers.
+  const std::string card = read_text_file(join_path(out, "README.md"));
+  EXPECT_TRUE(test::contains(card, "| pairs | " + std::to_string(j.at("pairs").get<std::int64_t>()) + " |")) << card;
+  EXPECT_TRUE(test::contains(card, "| accuracy (a tie counts as wrong) | " +
+                                       four_decimals(j.at("accuracy").get<double>()) + " |"))
+      << card;
+  EXPECT_TRUE(test::contains(card, "| Bradley-Terry loss | " + four_decimals(j.at("loss").get<double>()) + " |"))
+      << card;
+
+  // Overriding the policy evaluates other pairs: the defaults mattered.
+  const Json truncating = eval_tool_json(tmp, out, a.eval, {"--truncation", "truncate"});
+  EXPECT_EQ(truncating.at("pairs").get<std::int64_t>(), dropped.input);
+}
+
+TEST_F(TrainerCli, CheckpointsAreCompleteModelFolders) {
+  const Assets& a = assets();
+  const std::string out = tmp.file("out");
+  TrainOptions o = small_options(out);
+  o.eval_data = a.eval;
+  o.chat_format = "hh";
+  o.max_length = 48;
+  o.save_every = 4;
+  o.eval_every = 4;
+  o.keep_checkpoints = 100;
+  const TrainResult r = train_reward_model(o);
+  const std::int64_t total = r.steps;
+  ASSERT_GT(total, 8);
+  const auto steps = checkpoint_steps(out);
+  ASSERT_EQ(steps.front(), 4);
+  ASSERT_EQ(steps.back(), total);
+
+  std::vector<std::string> tokenizer_files;
+  for (const auto& e : fs::directory_iterator(a.tokenizer)) tokenizer_files.push_back(e.path().filename().string());
+  ASSERT_FALSE(tokenizer_files.empty());
+  for (std::int64_t step : steps) {
+    const std::string dir = checkpoint_dir(out, step);
+    SCOPED_TRACE(dir);
+    for (const std::string& name : tokenizer_files) {
+      ASSERT_TRUE(path_exists(join_path(dir, name))) << name;
+      EXPECT_EQ(read_text_file(join_path(dir, name)), read_text_file(join_path(a.tokenizer, name))) << name;
+    }
+    const Json meta = Json::parse(read_text_file(join_path(dir, "openrm.json")));
+    EXPECT_EQ(meta.at("chat_format"), "hh");
+    EXPECT_EQ(meta.at("max_length"), 48);
+    EXPECT_EQ(meta.at("truncation"), "truncate");
+    EXPECT_TRUE(meta.contains("pooling"));
+    // An evaluation ran at every checkpoint's step: its reward mean and std.
+    const Json eval = eval_line_at(out, step);
+    EXPECT_EQ(meta.at("reward_mean"), eval.at("reward_mean"));
+    EXPECT_EQ(meta.at("reward_std"), eval.at("reward_std"));
+  }
+  EXPECT_EQ(read_text_file(join_path(checkpoint_dir(out, total), "openrm.json")),
+            read_text_file(join_path(out, "openrm.json")));
+
+  // openrm-eval on a checkpoint gives the trainer's evaluation at its step,
+  // and on the last one the final folder's numbers.
+  const Json at4 = eval_tool_json(tmp, checkpoint_dir(out, 4), a.eval);
+  EXPECT_EQ(at4.at("chat_format"), "hh");
+  EXPECT_EQ(metric_fields(at4), eval_line_at(out, 4));
+  Json last = eval_tool_json(tmp, checkpoint_dir(out, total), a.eval);
+  Json final_folder = eval_tool_json(tmp, out, a.eval);
+  for (Json* j : {&last, &final_folder}) {
+    for (const char* key : {"model", "seconds", "total_seconds"}) j->erase(key);
+  }
+  EXPECT_EQ(last, final_folder);
+  EXPECT_NE(metric_fields(at4), metric_fields(last));  // the checkpoints do differ
+
+  // openrm-score, normalised with the stored mean and std: the same file.
+  const std::string from_checkpoint = tmp.file("checkpoint.jsonl"), from_folder = tmp.file("folder.jsonl");
+  for (const auto& [model, output] : {std::pair{checkpoint_dir(out, total), from_checkpoint},
+                                      std::pair{out, from_folder}}) {
+    const ToolRun run = run_other_tool("openrm-score", {"--model", model, "--input", a.eval, "--output", output,
+                                                        "--threads", "1", "--normalize"},
+                                       tmp.file("score.log"));
+    ASSERT_EQ(run.status, 0) << run.output;
+  }
+  EXPECT_EQ(read_text_file(from_checkpoint), read_text_file(from_folder));
+}
+
+// A saved model whose every weight is zero: every reward is 0, and so is
+// every gradient, so training never moves it.
+std::string zero_model_folder(const std::string& dir) {
+  auto model = create_reward_model(load_model_config(assets().config));
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->parameters()) p.zero_();
+  }
+  save_reward_model(*model, dir);
+  return dir;
+}
+
+TEST_F(Trainer, AWarmUpLongerThanTheRunIsRefusedBeforeAnyWork) {
+  const std::string out = tmp.file("out");
+  TrainOptions o = small_options(out);
+  o.max_steps = 4;
+  o.save_every = 2;
+  train_reward_model(o);  // an earlier run, whose checkpoints a refused --no-resume keeps
+  ASSERT_EQ(checkpoint_steps(out), (std::vector<std::int64_t>{2, 4}));
+  const std::string metrics_before = read_text_file(join_path(out, "metrics.jsonl"));
+
+  // The run's length comes from the data: one epoch.
+  const std::int64_t steps = small_batches_per_epoch();
+  o.max_steps = 0;
+  o.resume = false;
+  o.warmup_steps = steps;
+  std::string err = test::error_of([&] { train_reward_model(o); });
+  EXPECT_TRUE(test::contains(err, "warmup_steps")) << err;
+  EXPECT_TRUE(test::contains(err, std::to_string(steps) + " warm-up steps do not fit in this run of " +
+                                      std::to_string(steps) + " steps"))
+      << err;
+  EXPECT_EQ(checkpoint_steps(out), (std::vector<std::int64_t>{2, 4}));
+  EXPECT_EQ(read_text_file(join_path(out, "metrics.jsonl")), metrics_before);
+  o.warmup_steps = steps - 1;
+  EXPECT_NO_THROW(train_reward_model(o));
+}
+
+TEST_F(Trainer, ARunWithMostStepsSkippedFailsAndKeepsItsCheckpoints) {
+  const std::string out = tmp.file("out");
+  TrainOptions o = small_options(out);
+  o.lr = 1e30;             // the first step blows the weights up; every later one is skipped
+  o.max_bad_steps = 1000;  // not stopped by the steps in a row
+  o.save_every = 3;
+  o.keep_checkpoints = 100;
+  const std::int64_t steps = small_batches_per_epoch();
+  ASSERT_GT(steps, 6);
+  const std::string err = test::error_of([&] { train_reward_model(o); });
+  EXPECT_TRUE(test::contains(err, std::to_string(steps - 1) + " of the " + std::to_string(steps) +
+                                      " steps were skipped for a non-finite loss or gradient"))
+      << err;
+  EXPECT_TRUE(test::contains(err, "no final model was written")) << err;
+  const auto kept = checkpoint_steps(out);
+  ASSERT_FALSE(kept.empty());
+  EXPECT_LT(kept.back(), steps);  // no checkpoint of the end
+  EXPECT_TRUE(test::contains(err, "the last good checkpoint is " + checkpoint_dir(out, kept.back()))) << err;
+  EXPECT_FALSE(path_exists(join_path(out, "model.safetensors")));
+  EXPECT_EQ(step_lines(out).size(), static_cast<std::size_t>(steps));  // every step ran
+}
+
+TEST_F(Trainer, ARunWhoseFinalRewardsAreAllEqualFails) {
+  const std::string out = tmp.file("out");
+  TrainOptions o = small_options(out);
+  o.init_config.clear();
+  o.init_model = zero_model_folder(tmp.file("zero"));
+  o.eval_data = assets().eval;
+  o.save_every = 3;
+  const std::int64_t steps = small_batches_per_epoch();
+  const std::string err = test::error_of([&] { train_reward_model(o); });
+  EXPECT_TRUE(test::contains(err, "the final evaluation on " + assets().eval + " gives all 80 sequences the same "
+                                  "reward"))
+      << err;
+  EXPECT_TRUE(test::contains(err, "no final model was written")) << err;
+  const auto kept = checkpoint_steps(out);
+  ASSERT_FALSE(kept.empty());
+  EXPECT_LT(kept.back(), steps);
+  EXPECT_TRUE(test::contains(err, "the last good checkpoint is " + checkpoint_dir(out, kept.back()))) << err;
+  EXPECT_FALSE(path_exists(join_path(out, "model.safetensors")));
+  // The final evaluation is on record: reward std 0.
+  EXPECT_EQ(eval_line_at(out, steps).at("reward_std").get<double>(), 0.0);
+}
+
+TEST_F(Trainer, AnEvalFileThatCannotBeEvaluatedFailsBeforeTheFirstStep) {
+  const Assets& a = assets();
+  // Every held-out pair is longer than max_length, and the policy drops them.
+  std::string text;
+  for (int i = 0; i < 5; ++i) {
+    std::string answer;
+    for (int k = 0; k < 40; ++k) answer += "and then the answer goes on ";
+    text += pair_line("long" + std::to_string(i), "Tell me more.", answer, answer + "again");
+  }
+  const std::string long_pairs = tmp.file("long.jsonl");
+  test::write_bytes(long_pairs, text);
+  TrainOptions o = small_options(tmp.file("out"));
+  o.eval_data = long_pairs;
+  o.max_length = 128;  // some training pairs fit
+  o.truncation = "drop";
+  std::string err = test::error_of([&] { train_reward_model(o); });
+  EXPECT_TRUE(test::contains(err, long_pairs + ": no pair left to evaluate (0 of 5 kept")) << err;
+  EXPECT_FALSE(path_exists(tmp.file("out/metrics.jsonl")));  // no step was taken
+
+  const std::string broken = tmp.file("broken.jsonl");
+  test::write_bytes(broken, pairs_jsonl({a.train_pairs[0]}) + "{\"prompt\": \"Q\", \"chosen\": 5, \"rejected\": \"x\"}\n");
+  o.output_dir = tmp.file("out2");
+  o.eval_data = broken;
+  err = test::error_of([&] { train_reward_model(o); });
+  EXPECT_TRUE(test::contains(err, broken + ":2: field 'chosen'")) << err;
+  EXPECT_FALSE(path_exists(tmp.file("out2/metrics.jsonl")));
+}
+
+TEST_F(TrainerCli, DegenerateRunsExitWithOneErrorLine) {
+  const std::string log = tmp.file("run.log");
+  std::string line = error_line(run_tool(small_flags_with(tmp.file("o1"), {"--warmup-steps", "1000"}), log));
+  EXPECT_TRUE(test::contains(line, "1000 warm-up steps do not fit in this run of " +
+                                       std::to_string(small_batches_per_epoch()) + " steps"))
+      << line;
+  line = error_line(run_tool(small_flags_with(tmp.file("o2"), {"--max-steps", "5", "--warmup-steps", "5"}), log));
+  EXPECT_TRUE(test::contains(line, "'warmup_steps'")) << line;
+  EXPECT_FALSE(path_exists(tmp.file("o2")));  // refused before anything is created
+  line = error_line(run_tool(small_flags_with(tmp.file("o3"), {"--lr", "1e30", "--max-bad-steps", "1000"}), log));
+  EXPECT_TRUE(test::contains(line, "steps were skipped for a non-finite loss or gradient")) << line;
+  std::vector<std::string> zero = small_flags_with(tmp.file("o4"), {"--eval-data", assets().eval});
+  const auto at = std::find(zero.begin(), zero.end(), "--init-config");
+  at[0] = "--init-model";
+  at[1] = zero_model_folder(tmp.file("zero"));
+  line = error_line(run_tool(zero, log));
+  EXPECT_TRUE(test::contains(line, "the same reward")) << line;
+  line = error_line(run_tool(small_flags_with(tmp.file("o5"), {"--lr", "0"}), log));
+  EXPECT_TRUE(test::contains(line, "'lr'")) << line;
 }
 
 }  // namespace

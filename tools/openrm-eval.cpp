@@ -7,12 +7,15 @@
 //               [--skip-invalid]
 //
 // Prints a table; --json writes the metrics as JSON and --rewards one line of
-// rewards per pair, both atomically. docs/evaluation.md defines the metrics.
+// rewards per pair, both atomically ("-": stdout, and the table goes to
+// stderr; an output that is an input is refused). docs/evaluation.md defines
+// the metrics.
 #include <CLI/CLI.hpp>
 
 #include <exception>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "openrm/error.h"
@@ -25,24 +28,9 @@ namespace {
 
 constexpr const char* kTool = "openrm-eval";
 
-// An integer option of at least `min`, with a short message otherwise
-// (CLI11's own range checks print the largest double).
-CLI::Validator at_least(long long min) {
-  return CLI::Validator(
-      [min](std::string& value) -> std::string {
-        std::size_t used = 0;
-        long long number = 0;
-        try {
-          number = std::stoll(value, &used);
-        } catch (const std::exception&) {
-          used = 0;
-        }
-        if (used == 0 || used != value.size()) return "expected an integer, got '" + value + "'";
-        if (number < min) return "must be at least " + std::to_string(min) + ", got " + value;
-        return std::string();
-      },
-      "INT>=" + std::to_string(min));
-}
+// An integer option of at least `min`, in plain words (CLI11's own range
+// checks print the largest double).
+CLI::Validator at_least(long long min) { return openrm::tools::integer_at_least(min); }
 
 struct EvalCommand {
   std::string model;
@@ -51,8 +39,8 @@ struct EvalCommand {
   std::string rewards;
   std::string tokenizer;
   std::string chat_format;
-  std::int64_t max_length = openrm::TokenizeOptions{}.max_length;
-  std::string truncation = "truncate";
+  std::optional<std::int64_t> max_length;  // unset: the folder's (openrm.json), else 2048
+  std::string truncation;                  // "": the folder's (openrm.json), else truncate
   std::int64_t max_tokens = openrm::EvalOptions{}.max_tokens;
   int threads = 0;
   bool skip_invalid = false;
@@ -62,36 +50,44 @@ void run_eval(const EvalCommand& cmd) {
   openrm::EvalOptions options;
   options.tokenizer = cmd.tokenizer;
   if (!cmd.chat_format.empty()) options.chat_format = openrm::chat_format_from_name(cmd.chat_format);
-  options.tokenize.max_length = cmd.max_length;
-  options.tokenize.policy = openrm::truncation_policy_from_name(cmd.truncation);
-  options.tokenize.threads = cmd.threads;
+  options.max_length = cmd.max_length;
+  if (!cmd.truncation.empty()) options.truncation = openrm::truncation_policy_from_name(cmd.truncation);
+  options.threads = cmd.threads;
   options.max_tokens = cmd.max_tokens;
   options.keep_rewards = !cmd.rewards.empty();
   options.validate();
   openrm::ReadOptions read;
   read.skip_invalid = cmd.skip_invalid;
 
-  // Open the outputs first, so an unwritable path fails before the work and
-  // an interrupted run leaves no half-written file.
-  std::unique_ptr<openrm::AtomicFileWriter> json_out, rewards_out;
-  if (!cmd.json.empty()) json_out = std::make_unique<openrm::AtomicFileWriter>(cmd.json);
-  if (!cmd.rewards.empty()) rewards_out = std::make_unique<openrm::AtomicFileWriter>(cmd.rewards);
+  openrm::tools::warn_if_too_many_threads(kTool, cmd.threads);
+  if (openrm::is_directory(cmd.data)) throw openrm::Error(cmd.data + ": is a directory, not a file");
+  // Open the outputs first, so that an output that is an input (the data, a
+  // file of the model folder) or an unwritable path fails before the work,
+  // and an interrupted run leaves no half-written file.
+  openrm::check_output_files({cmd.json, cmd.rewards}, {cmd.data, cmd.model, cmd.tokenizer});
+  std::unique_ptr<openrm::OutputFile> json_out, rewards_out;
+  if (!cmd.json.empty()) json_out = std::make_unique<openrm::OutputFile>(cmd.json);
+  if (!cmd.rewards.empty()) rewards_out = std::make_unique<openrm::OutputFile>(cmd.rewards);
+  // With an output on stdout, the table goes to stderr.
+  const bool to_stdout = (json_out && json_out->is_stdout()) || (rewards_out && rewards_out->is_stdout());
+  std::ostream& report = to_stdout ? std::cerr : std::cout;
 
   openrm::set_num_threads(cmd.threads);
   openrm::warn_if_reference_blas();
   const openrm::EvalResult result = openrm::evaluate_file(cmd.model, cmd.data, options, read);
 
-  std::cout << kTool << ": evaluated " << result.metrics.pairs << " pairs\n"
-            << openrm::format_eval_result(result);
+  report << kTool << ": evaluated " << result.metrics.pairs << " pairs\n" << openrm::format_eval_result(result);
   if (json_out) {
     json_out->write(openrm::eval_result_json(result).dump(2) + "\n");
     json_out->commit();
-    std::cout << kTool << ": wrote " << cmd.json << "\n";
+    if (!json_out->is_stdout()) report << kTool << ": wrote " << cmd.json << "\n";
   }
   if (rewards_out) {
     rewards_out->write(openrm::pair_rewards_jsonl(result));
     rewards_out->commit();
-    std::cout << kTool << ": wrote " << cmd.rewards << " (" << result.rewards.size() << " pairs)\n";
+    if (!rewards_out->is_stdout()) {
+      report << kTool << ": wrote " << cmd.rewards << " (" << result.rewards.size() << " pairs)\n";
+    }
   }
 }
 
@@ -103,18 +99,19 @@ int main(int argc, char** argv) {
   app.add_option("--model", cmd.model, "reward model folder (config.json, model.safetensors, tokenizer)")
       ->required();
   app.add_option("--data", cmd.data, "preference pairs: .jsonl or .jsonl.gz (- for stdin)")->required();
-  app.add_option("--json", cmd.json, "write the metrics as JSON to this file");
-  app.add_option("--rewards", cmd.rewards, "write each pair's rewards as JSON Lines to this file");
+  app.add_option("--json", cmd.json, "write the metrics as JSON to this file (- for stdout)");
+  app.add_option("--rewards", cmd.rewards, "write each pair's rewards as JSON Lines to this file (- for stdout)");
   app.add_option("--tokenizer", cmd.tokenizer,
                  "tokenizer folder or .model file (default: the model folder's)");
   app.add_option("--chat-format", cmd.chat_format,
                  "chat format to render pairs with (default: the folder's; see docs/chat-formats.md)")
       ->check(CLI::IsMember(openrm::chat_format_names()));
-  app.add_option("--max-length", cmd.max_length, "longest sequence in tokens (0: no limit)")
-      ->capture_default_str()
+  app.add_option("--max-length", cmd.max_length,
+                 "longest sequence in tokens (default: the length the model was trained with, openrm.json, else "
+                 "2048; 0: as long as the model takes; never above max_position_embeddings)")
       ->check(at_least(0));
-  app.add_option("--truncation", cmd.truncation, "what to do with pairs over --max-length")
-      ->capture_default_str()
+  app.add_option("--truncation", cmd.truncation,
+                 "truncate or drop pairs over --max-length (default: the folder's, openrm.json, else truncate)")
       ->check(CLI::IsMember({"truncate", "drop"}));
   app.add_option("--max-tokens", cmd.max_tokens, "token budget of one forward pass, in real tokens")
       ->capture_default_str()
@@ -124,5 +121,10 @@ int main(int argc, char** argv) {
       ->check(at_least(0));
   app.add_flag("--skip-invalid", cmd.skip_invalid, "skip and count invalid records instead of stopping");
 
+  openrm::tools::group_options(app, {{"Input", {"--data", "--skip-invalid"}},
+                                     {"Model", {"--model", "--tokenizer", "--chat-format", "--max-length",
+                                                "--truncation"}},
+                                     {"Output", {"--json", "--rewards"}},
+                                     {"Performance", {"--max-tokens", "--threads"}}});
   return openrm::tools::run_tool(kTool, app, argc, argv, [&] { run_eval(cmd); });
 }

@@ -3,17 +3,21 @@
 // card) from an openrm model folder, trainer checkpoint or training output.
 //
 //   openrm-export --model DIR --output DIR [--dtype keep|fp32|bf16|fp16]
-//                 [--max-shard-size 5GB] [--force] [--tokenizer PATH]
+//                 [--max-shard-size 5GB] [--force] [--overwrite-output-dir] [--tokenizer PATH]
 //                 [--pad-token-id N] [--license ID] [--base-model ID]
 //                 [--log-level LEVEL]
 //
-// The folder is written beside the output and renamed into place.
+// The folder is written beside the output and renamed into place; an
+// output folder that is or holds the input is refused, and so is a non-empty
+// one that is not an openrm folder (unless --overwrite-output-dir).
 // docs/export.md describes it.
 #include <CLI/CLI.hpp>
 
 #include <iostream>
 #include <string>
 
+#include "openrm/error.h"
+#include "openrm/io/file.h"
 #include "openrm/logging.h"
 #include "openrm/train/export.h"
 #include "tool_main.h"
@@ -28,6 +32,7 @@ struct ExportCommand {
   std::string dtype = "keep";
   std::string max_shard_size = "5GB";
   bool force = false;
+  bool overwrite_output_dir = false;
   std::string tokenizer;
   std::int64_t pad_token_id = -1;
   std::string license;
@@ -41,8 +46,17 @@ void run_export(const ExportCommand& cmd) {
   options.model_dir = cmd.model;
   options.output_dir = cmd.output;
   options.dtype = openrm::parse_export_dtype(cmd.dtype);
-  options.max_shard_bytes = openrm::parse_byte_size(cmd.max_shard_size);
-  options.overwrite = cmd.force;
+  options.max_shard_bytes =
+      openrm::with_context("--max-shard-size", [&] { return openrm::parse_byte_size(cmd.max_shard_size); });
+  options.overwrite = cmd.force || cmd.overwrite_output_dir;
+  // Before any work: the output folder must not be or hold what the export
+  // reads, and a non-empty one must be an openrm folder (an earlier export,
+  // a training run), whose replacing --force allows.
+  openrm::OutputFolderRules rules;
+  rules.markers = {"openrm.json"};
+  rules.kind = "an openrm model folder";
+  rules.overwrite = cmd.overwrite_output_dir;
+  openrm::check_output_folder(cmd.output, {cmd.model, cmd.tokenizer}, rules);
   options.tokenizer = cmd.tokenizer;
   if (cmd.pad_token_id >= 0) options.pad_token_id = cmd.pad_token_id;
   options.license = cmd.license;
@@ -68,16 +82,22 @@ int main(int argc, char** argv) {
   app.add_option("--max-shard-size", cmd.max_shard_size,
                  "shard the weights past this size (e.g. 500MB, 2GB, 5GiB; 0: one file)")
       ->capture_default_str();
-  app.add_flag("--force", cmd.force, "replace an output folder that is not empty");
+  app.add_flag("--force", cmd.force, "replace an output folder that is not empty (an openrm folder: openrm.json)");
+  app.add_flag("--overwrite-output-dir", cmd.overwrite_output_dir,
+               "replace an output folder that is not empty, even one that is not an openrm folder");
   app.add_option("--tokenizer", cmd.tokenizer,
                  "tokenizer folder or .model file, when the model has none (default: the model's, or its "
                  "training run's)");
   app.add_option("--pad-token-id", cmd.pad_token_id,
                  "pad_token_id when config.json has none (default: the tokenizer's pad, else eos)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(openrm::tools::integer_at_least(0));
   app.add_option("--license", cmd.license, "the model card's license (a Hub id, e.g. apache-2.0)");
   app.add_option("--base-model", cmd.base_model, "the model card's base_model (a Hub model id)");
   app.add_option("--log-level", cmd.log_level, "debug, info, warn, error or off")->capture_default_str();
 
+  openrm::tools::group_options(app, {{"Input", {"--model", "--tokenizer"}},
+                                     {"Model", {"--dtype", "--pad-token-id", "--license", "--base-model"}},
+                                     {"Output", {"--output", "--max-shard-size", "--force", "--overwrite-output-dir"}},
+                                     {"Other", {"--log-level"}}});
   return openrm::tools::run_tool(kTool, app, argc, argv, [&] { run_export(cmd); });
 }

@@ -65,10 +65,13 @@ int main(int argc, char** argv) {
   app.add_option("--seed", opts.seed, "seed of the initialisation")->capture_default_str();
   app.add_option("--std", opts.std, "standard deviation of the normal init")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(openrm::tools::positive_number());
   app.add_option("--dtype", opts.dtype, "dtype the weights are stored in")
       ->capture_default_str()
       ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
 
+  openrm::tools::group_options(app, {{"Input", {"--config"}},
+                                     {"Model", {"--seed", "--std", "--dtype"}},
+                                     {"Output", {"--output"}}});
   return openrm::tools::run_tool(kTool, app, argc, argv, [&] { init_model(opts); });
 }

@@ -8,7 +8,9 @@
 //
 // Input and output may be "-" (stdin, stdout). The output is written to a
 // temporary file and renamed at the end, so an existing file is replaced
-// whole or not at all. docs/scoring.md describes the formats.
+// whole or not at all; a device or FIFO is written in place, and an output
+// that is an input is refused (docs/formats.md, "Output paths").
+// docs/scoring.md describes the formats.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -18,6 +20,7 @@
 
 #include "openrm/error.h"
 #include "openrm/io/file.h"
+#include "openrm/runtime.h"
 #include "openrm/score/scorer.h"
 #include "tool_main.h"
 
@@ -30,26 +33,31 @@ struct ScoreCommand {
   std::string input;
   std::string output;
   std::string kind = "auto";
-  std::string truncation = "truncate";
+  std::string truncation;  // "": the folder's (openrm.json), else truncate
   std::string chat_format;
   std::string pooling;
   bool skip_invalid = false;
+  bool allow_non_finite = false;
   std::int64_t chunk_records = openrm::ScoreFileOptions{}.chunk_records;
   openrm::ScoreOptions options;
 };
 
 void run_score(ScoreCommand& cmd) {
   openrm::ScoreOptions& options = cmd.options;
-  options.tokenize.policy = openrm::truncation_policy_from_name(cmd.truncation);
+  if (!cmd.truncation.empty()) options.truncation = openrm::truncation_policy_from_name(cmd.truncation);
   if (!cmd.chat_format.empty()) options.chat_format = openrm::chat_format_from_name(cmd.chat_format);
   if (!cmd.pooling.empty()) options.pooling = openrm::parse_pooling(cmd.pooling);
   options.validate();
 
-  // The output first: an unwritable path fails before the model is loaded,
-  // and an interrupted run leaves any existing file untouched.
-  std::unique_ptr<openrm::AtomicFileWriter> file;
-  if (cmd.output != "-") file = std::make_unique<openrm::AtomicFileWriter>(cmd.output);
+  openrm::tools::warn_if_too_many_threads(kTool, options.threads);
+  openrm::check_device(options.device);
   if (cmd.input != "-" && !openrm::path_exists(cmd.input)) throw openrm::Error(cmd.input + ": no such file");
+  if (openrm::is_directory(cmd.input)) throw openrm::Error(cmd.input + ": is a directory, not a file");
+  // The output must not be an input (a file of the model folder included);
+  // it is opened before the model is loaded, so an unwritable path fails at
+  // once, and an interrupted run leaves any existing file untouched.
+  openrm::check_output_files({cmd.output}, {cmd.input, cmd.model, options.tokenizer});
+  openrm::OutputFile file(cmd.output);
 
   openrm::Scorer scorer = openrm::Scorer::from_folder(cmd.model, options);
   openrm::ScoreFileOptions file_options;
@@ -57,17 +65,9 @@ void run_score(ScoreCommand& cmd) {
   file_options.skip_invalid = cmd.skip_invalid;
   file_options.pairs.skip_invalid = cmd.skip_invalid;
   file_options.chunk_records = cmd.chunk_records;
-  const auto write = [&](const std::string& text) {
-    if (file) {
-      file->write(text);
-    } else {
-      std::cout << text;
-      if (!std::cout) throw openrm::Error("writing to standard output failed");
-    }
-  };
+  const auto write = [&](const std::string& text) { file.write(text); };
   const openrm::ScoreFileResult result = openrm::score_file(scorer, cmd.input, write, file_options);
-  if (file) file->commit();
-  std::cout.flush();
+  file.commit();
 
   const openrm::ScoreStats& s = result.stats;
   std::fprintf(stderr,
@@ -81,7 +81,16 @@ void run_score(ScoreCommand& cmd) {
                static_cast<long long>(s.batches),
                static_cast<long long>(result.skipped_invalid), static_cast<long long>(result.dropped),
                static_cast<long long>(s.truncation.truncated));
-  if (file) std::fprintf(stderr, "%s: wrote %s\n", kTool, cmd.output.c_str());
+  if (!file.is_stdout()) std::fprintf(stderr, "%s: wrote %s\n", kTool, cmd.output.c_str());
+  if (result.non_finite > 0) {
+    const std::string what = std::to_string(result.non_finite) +
+                             " record(s) got a non-finite (NaN or infinite) reward from the model; they are written "
+                             "with a null reward and \"non_finite\": true";
+    if (!cmd.allow_non_finite) {
+      throw openrm::Error(what + " (the model or its dtype is broken; --allow-non-finite accepts this)");
+    }
+    std::fprintf(stderr, "%s: warning: %s (accepted: --allow-non-finite)\n", kTool, what.c_str());
+  }
 }
 
 }  // namespace
@@ -94,26 +103,29 @@ int main(int argc, char** argv) {
       ->required();
   app.add_option("--input", cmd.input, "records or pairs: .jsonl or .jsonl.gz (- for stdin)")->required();
   app.add_option("--output", cmd.output, "JSONL output, one line per input record (- for stdout)")->required();
+  app.add_flag("--allow-non-finite", cmd.allow_non_finite,
+               "exit 0 even when some rewards are NaN or infinite (they are written as null, \"non_finite\": true)");
   app.add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--dtype", o.dtype, "auto (fp32 on CPU, bf16 on CUDA), fp32, bf16 or fp16")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "fp32", "bf16", "fp16"}));
   app.add_option("--threads", o.threads, "CPU threads for the model and tokenizing (0: all)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(openrm::tools::integer_at_least(0));
   app.add_option("--max-tokens", o.max_tokens,
                  "token budget of one forward pass, in token rows computed (no padding; a shared prefix counts once)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(openrm::tools::integer_at_least(1));
   app.add_option("--share-prefixes", o.share_prefixes,
                  "on CPU, compute the tokens that sequences begin with alike (the two sides of a pair) once; the "
                  "rewards are those of scoring each sequence alone")
       ->capture_default_str();
-  app.add_option("--max-length", o.tokenize.max_length, "longest sequence in tokens (0: no limit)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--truncation", cmd.truncation, "what to do with records over --max-length")
-      ->capture_default_str()
+  app.add_option("--max-length", o.max_length,
+                 "longest sequence in tokens (default: the length the model was trained with, openrm.json, else "
+                 "2048; 0: as long as the model takes; never above max_position_embeddings)")
+      ->check(openrm::tools::integer_at_least(0));
+  app.add_option("--truncation", cmd.truncation,
+                 "truncate or drop records over --max-length (default: the folder's, openrm.json, else truncate)")
       ->check(CLI::IsMember({"truncate", "drop"}));
   app.add_flag("--normalize", o.normalize, "(reward - mean) / std with the mean and std stored in openrm.json");
   app.add_option("--tokenizer", o.tokenizer, "tokenizer folder or .model file (default: the model folder's)");
@@ -128,7 +140,13 @@ int main(int argc, char** argv) {
   app.add_flag("--skip-invalid", cmd.skip_invalid, "skip and count invalid records instead of stopping");
   app.add_option("--chunk-records", cmd.chunk_records, "records read and scored at a time (bounds memory)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(openrm::tools::integer_at_least(1));
 
+  openrm::tools::group_options(app, {{"Input", {"--input", "--kind", "--skip-invalid", "--chunk-records"}},
+                                     {"Model", {"--model", "--tokenizer", "--chat-format", "--pooling", "--max-length",
+                                                "--truncation", "--normalize"}},
+                                     {"Output", {"--output", "--allow-non-finite"}},
+                                     {"Performance", {"--device", "--dtype", "--threads", "--max-tokens",
+                                                      "--share-prefixes"}}});
   return openrm::tools::run_tool(kTool, app, argc, argv, [&] { run_score(cmd); });
 }

@@ -2,6 +2,7 @@
 // with any tokenizer openrm loads.
 //
 //   openrm-tokenizer train --input FILE... --output DIR|FILE.model --vocab-size N [--skip-invalid]
+//                          [--overwrite-output-dir]
 //                          [--model-type bpe|unigram] [--user-defined-symbols S,S...]
 //                          [--control-symbols S,S...] ...
 //   openrm-tokenizer encode --tokenizer PATH [--text T] [--no-bos] [--eos] [--pieces]
@@ -25,6 +26,7 @@
 
 #include "openrm/data/preference.h"
 #include "openrm/error.h"
+#include "openrm/io/file.h"
 #include "openrm/tokenizer/tokenizer.h"
 #include "openrm/tokenizer/train_tokenizer.h"
 #include "tool_main.h"
@@ -93,9 +95,31 @@ struct TrainCommand {
   bool no_pad = false;
   bool no_byte_fallback = false;
   bool skip_invalid = false;
+  bool overwrite_output_dir = false;
 };
 
+// Before any work: the output (FILE.model, or a folder that gets
+// tokenizer.model and tokenizer_config.json) must not be or hold an input,
+// and a non-empty folder must be a model or tokenizer folder, unless
+// --overwrite-output-dir.
+void check_output(const TrainCommand& cmd) {
+  for (const auto& input : cmd.inputs) {
+    if (openrm::is_directory(input)) throw openrm::Error(input + ": is a directory, not a file");
+  }
+  if (ends_with(cmd.output, ".model")) {
+    openrm::check_output_files({cmd.output}, cmd.inputs);
+    return;
+  }
+  openrm::OutputFolderRules rules;
+  rules.markers = {"tokenizer.model", "tokenizer_config.json", "tokenizer.json", "config.json", "openrm.json"};
+  rules.kind = "a model or tokenizer folder";
+  rules.overwrite = cmd.overwrite_output_dir;
+  openrm::check_output_folder(cmd.output, cmd.inputs, rules);
+}
+
 void run_train(const TrainCommand& cmd) {
+  openrm::tools::warn_if_too_many_threads(kTool, cmd.options.num_threads);
+  check_output(cmd);
   openrm::TokenizerTrainOptions options = cmd.options;
   if (cmd.no_pad) options.pad_id = -1;
   if (cmd.no_byte_fallback) options.byte_fallback = false;
@@ -209,6 +233,8 @@ int main(int argc, char** argv) {
       ->required();
   train_app->add_flag("--skip-invalid", train.skip_invalid,
                       "skip and count invalid records of preference files instead of stopping");
+  train_app->add_flag("--overwrite-output-dir", train.overwrite_output_dir,
+                      "write into an --output folder that is not empty and not a model or tokenizer folder");
   train_app->add_option("--vocab-size", o.vocab_size, "pieces in the model")->required();
   train_app->add_option("--model-type", o.model_type, "bpe or unigram")
       ->capture_default_str()
@@ -270,6 +296,21 @@ int main(int argc, char** argv) {
       "--ids", decode.ids, "ids separated by spaces or commas (else stdin, one list per line)");
   decode_app->add_flag("--skip-special", decode.skip_special, "drop special tokens");
 
+  openrm::tools::group_options(*train_app,
+                               {{"Input", {"--input", "--skip-invalid"}},
+                                {"Output", {"--output", "--overwrite-output-dir"}},
+                                {"Training", {"--vocab-size", "--model-type", "--character-coverage",
+                                              "--no-byte-fallback", "--user-defined-symbols", "--control-symbols",
+                                              "--no-pad", "--normalization", "--split-digits",
+                                              "--max-sentence-length", "--seed", "--input-sentence-size"}},
+                                {"Performance", {"--threads"}},
+                                {"Other", {"--verbose"}}});
+  for (CLI::App* codec : {encode_app, decode_app}) {
+    openrm::tools::group_options(*codec, {{"Model", {"--tokenizer"}},
+                                          {"Input", {"--text", "--ids"}},
+                                          {"Output", {"--no-bos", "--eos", "--no-special", "--pieces",
+                                                      "--skip-special"}}});
+  }
   return openrm::tools::run_tool(kTool, app, argc, argv, [&] {
     if (train_app->parsed()) run_train(train);
     if (encode_app->parsed()) run_encode(encode, text_option->count() > 0);

@@ -6,16 +6,20 @@
 //
 // --config reads the same options from a JSON object whose keys are the
 // option names with '_' for '-' (training_config.json in a trained folder is
-// such a file); flags given on the command line override it.
+// such a file); flags given on the command line override it. An --output
+// folder that exists and is not empty must be an openrm run (resumed), unless
+// --overwrite-output-dir; one that is or holds an input is refused.
 #include <CLI/CLI.hpp>
 
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include "openrm/error.h"
 #include "openrm/io/file.h"
 #include "openrm/logging.h"
+#include "openrm/runtime.h"
 #include "openrm/train/trainer.h"
 #include "tool_main.h"
 
@@ -48,7 +52,9 @@ void add_options(CLI::App& app, openrm::TrainOptions& o, std::string& config_pat
   app.add_flag("--skip-invalid", o.skip_invalid, "skip and count invalid records instead of stopping");
   app.add_option("--data-format", o.data_format, "auto, plain, conversational, hh or ranked")->capture_default_str();
   app.add_option("--chat-format", o.chat_format, "chat format (default: the model folder's or tokenizer's)");
-  app.add_option("--max-length", o.max_length, "tokens per sequence (0: no limit)")->capture_default_str();
+  app.add_option("--max-length", o.max_length,
+                 "tokens per sequence (default: the --init-model folder's, openrm.json, else 2048; 0: as many as "
+                 "the model takes; never above max_position_embeddings)");
   app.add_option("--truncation", o.truncation, "truncate or drop over-long pairs")->capture_default_str();
   app.add_option("--seed", o.seed, "seed of initialisation and batch order")->capture_default_str();
   app.add_option("--shuffle", o.shuffle, "shuffle pairs each epoch (true/false; false: file order)")
@@ -84,6 +90,25 @@ void add_options(CLI::App& app, openrm::TrainOptions& o, std::string& config_pat
   app.add_option("--log-level", log_level, "debug, info, warn, error or off")->capture_default_str();
 }
 
+// Before any work: the output folder must not be or hold an input, and one
+// that exists and is not empty must be an openrm run (what openrm-train
+// writes there), unless --overwrite-output-dir. The run's own
+// training_config.json given as --config (how a run is resumed) is read
+// whole before the run, which rewrites it.
+void check_output_dir(const openrm::TrainOptions& o, const std::string& config, bool overwrite) {
+  std::vector<std::string> inputs = o.data;
+  for (const auto& data : o.data) {
+    if (openrm::is_directory(data)) throw openrm::Error(data + ": is a directory, not a file");
+  }
+  inputs.insert(inputs.end(), {o.eval_data, o.init_model, o.init_causal_lm, o.init_config, o.tokenizer});
+  if (!openrm::same_file(config, openrm::join_path(o.output_dir, "training_config.json"))) inputs.push_back(config);
+  openrm::OutputFolderRules rules;
+  rules.markers = {"checkpoints", "training_config.json", "openrm.json", "metrics.jsonl"};
+  rules.kind = "an openrm run";
+  rules.overwrite = overwrite;
+  openrm::check_output_folder(o.output_dir, inputs, rules);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -107,12 +132,30 @@ int main(int argc, char** argv) {
   CLI::App app{"Train a reward model on preference pairs (Bradley-Terry)."};
   std::string config_path;
   bool no_resume = false;
+  bool overwrite_output_dir = false;
   std::string log_level = "info";
   add_options(app, options, config_path, no_resume, log_level);
+  app.add_flag("--overwrite-output-dir", overwrite_output_dir,
+               "write into an --output folder that is not empty and not an openrm run");
+  openrm::tools::group_options(
+      app, {{"Input", {"--config", "--data", "--eval-data", "--data-format", "--skip-invalid"}},
+            {"Model", {"--init-model", "--init-causal-lm", "--init-config", "--init-std", "--tokenizer",
+                       "--chat-format", "--max-length", "--truncation"}},
+            {"Output", {"--output", "--overwrite-output-dir", "--save-every", "--keep-checkpoints", "--no-resume",
+                        "--log-every"}},
+            {"Training", {"--seed", "--shuffle", "--lr", "--weight-decay", "--beta1", "--beta2", "--eps",
+                          "--schedule", "--warmup-steps", "--min-lr-ratio", "--epochs", "--max-steps",
+                          "--grad-accum", "--max-grad-norm", "--center-rewards-coefficient", "--use-margin",
+                          "--eval-every", "--max-bad-steps"}},
+            {"Performance", {"--max-tokens", "--gradient-checkpointing", "--threads", "--device", "--dtype"}},
+            {"Other", {"--log-level"}}});
   return openrm::tools::run_tool(kTool, app, argc, argv, [&] {
     openrm::set_log_level(openrm::parse_log_level(log_level));
     if (no_resume) options.resume = false;
     options.validate();
+    openrm::tools::warn_if_too_many_threads(kTool, options.threads);
+    openrm::check_device(options.device);
+    check_output_dir(options, config_from_argv, overwrite_output_dir);
     std::cout << kTool << ": effective configuration:\n"
               << openrm::train_options_json(options).dump(2) << std::endl;
     const openrm::TrainResult r = openrm::train_reward_model(options);

@@ -1,4 +1,4 @@
-// Process-wide runtime settings: threads and the BLAS in use.
+// Process-wide runtime settings: threads, the BLAS in use, devices.
 #pragma once
 
 #include <string>
@@ -17,5 +17,10 @@ std::string blas_library_path();
 // CPU matmul ~30x slower; returns true when it warned. Safe to call often:
 // it checks once.
 bool warn_if_reference_blas();
+
+// Checks a device name before any work: "cpu", "cuda" or "cuda:N", with CUDA
+// present and N one of its devices. Throws openrm::Error with one line
+// (never LibTorch's dispatcher text) otherwise.
+void check_device(const std::string& name);
 
 }  // namespace openrm

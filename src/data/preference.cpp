@@ -105,12 +105,15 @@ void read_margin(const RecordFields& fields, const PreferenceFields& names, Pref
 
 PreferencePair read_plain(const RecordFields& fields, const PreferenceFields& names) {
   PreferencePair pair;
-  pair.prompt = fields.conversation(fields.require(names.prompt), names.prompt, "user");
-  std::string chosen = fields.string(names.chosen, /*non_empty=*/true);
-  std::string rejected = fields.string(names.rejected, /*non_empty=*/true);
+  const json& prompt = fields.require(names.prompt);
+  pair.prompt = fields.conversation(prompt, names.prompt, "user");
+  std::string chosen = fields.string(names.chosen, /*non_empty=*/false);
+  std::string rejected = fields.string(names.rejected, /*non_empty=*/false);
   if (chosen == rejected) fields.fail(names.chosen, "chosen and rejected are identical");
   pair.chosen = {Message{"assistant", std::move(chosen)}};
   pair.rejected = {Message{"assistant", std::move(rejected)}};
+  // Three strings are text: prompt + response, as written.
+  if (prompt.is_string()) pair.text_format = ChatFormat::kPlain;
   return pair;
 }
 
@@ -142,22 +145,90 @@ PreferencePair read_conversational(const RecordFields& fields, const PreferenceF
   return pair;
 }
 
-Conversation read_hh_field(const RecordFields& fields, const std::string& name) {
+// One turn of an HH transcript: where its marker starts and where its
+// content (after the marker and one space) begins and ends.
+struct HHTurn {
+  bool user = true;
+  std::size_t start = 0, begin = 0, end = 0;
+};
+
+std::vector<HHTurn> hh_turns(const std::string& transcript) {
+  static const std::string kHuman = "Human:";
+  static const std::string kAssistant = "Assistant:";
+  // The role marker at `at` ("Human:" / "Assistant:"), or "" when none.
+  auto marker_at = [&](std::size_t at) -> const std::string* {
+    if (transcript.compare(at, kHuman.size(), kHuman) == 0) return &kHuman;
+    if (transcript.compare(at, kAssistant.size(), kAssistant) == 0) return &kAssistant;
+    return nullptr;
+  };
+  std::size_t at;
+  if (transcript.compare(0, 2 + kHuman.size(), "\n\n" + kHuman) == 0) {
+    at = 2;
+  } else if (transcript.compare(0, kHuman.size(), kHuman) == 0) {
+    at = 0;  // the leading blank line stripped away
+  } else {
+    throw Error("not an HH transcript: it must start with \"\\n\\nHuman:\"");
+  }
+  std::vector<HHTurn> turns;
+  std::size_t start = 0;
+  while (true) {
+    const std::string* marker = marker_at(at);
+    std::size_t begin = at + marker->size();
+    if (begin < transcript.size() && transcript[begin] == ' ') ++begin;
+    // The next "\n\n" followed by a marker ends this turn.
+    std::size_t end = begin;
+    std::size_t next = std::string::npos;
+    while ((end = transcript.find("\n\n", end)) != std::string::npos) {
+      if (marker_at(end + 2) != nullptr) {
+        next = end + 2;
+        break;
+      }
+      ++end;
+    }
+    turns.push_back(HHTurn{marker == &kHuman, start, begin, end == std::string::npos ? transcript.size() : end});
+    if (next == std::string::npos) break;
+    start = next - 2;
+    at = next;
+  }
+  return turns;
+}
+
+// A transcript as messages that render back to exactly its text: the
+// parsed turns in the hh format when that gives the text back (every
+// well-formed transcript), else each turn's exact slice of the text, markers
+// included, in the plain format (the contents concatenated).
+Conversation read_hh_field(const RecordFields& fields, const std::string& name, ChatFormat& format) {
   std::string transcript = fields.string(name, /*non_empty=*/false);
+  std::vector<HHTurn> turns;
   try {
-    return parse_hh_transcript(transcript);
+    turns = hh_turns(transcript);
   } catch (const Error& e) {
     fields.fail(name, e.what());
   }
+  Conversation parsed;
+  for (const HHTurn& t : turns) {
+    parsed.push_back(Message{t.user ? "user" : "assistant", transcript.substr(t.begin, t.end - t.begin)});
+  }
+  if (format == ChatFormat::kHH && render_chat(ChatFormat::kHH, parsed, SpecialTokens{}) == transcript) return parsed;
+  format = ChatFormat::kPlain;
+  Conversation slices;
+  for (std::size_t i = 0; i < turns.size(); ++i) {
+    const std::size_t stop = i + 1 < turns.size() ? turns[i + 1].start : transcript.size();
+    slices.push_back(Message{turns[i].user ? "user" : "assistant", transcript.substr(turns[i].start, stop - turns[i].start)});
+  }
+  return slices;
 }
 
 PreferencePair read_hh(const RecordFields& fields, const PreferenceFields& names) {
-  Conversation chosen = read_hh_field(fields, names.chosen);
-  Conversation rejected = read_hh_field(fields, names.rejected);
+  ChatFormat format = ChatFormat::kHH;  // both sides must render in one format
+  Conversation chosen = read_hh_field(fields, names.chosen, format);
+  Conversation rejected = read_hh_field(fields, names.rejected, format);
+  if (format == ChatFormat::kPlain) chosen = read_hh_field(fields, names.chosen, format);
   PreferencePair pair;
   split_common_prompt(fields, names, std::move(chosen), std::move(rejected), pair);
   fields.check_completion(pair.chosen, names.chosen);
   fields.check_completion(pair.rejected, names.rejected);
+  pair.text_format = format;
   return pair;
 }
 
@@ -178,11 +249,14 @@ RankedRecord read_ranked(const RecordFields& fields, const PreferenceFields& nam
                                      " responses, more than the limit of " +
                                      std::to_string(kMaxRankedResponses));
   }
+  bool all_text = fields.require(names.prompt).is_string();
   for (std::size_t i = 0; i < k; ++i) {
     std::string at = names.responses + "[" + std::to_string(i) + "]";
     record.responses.push_back(fields.conversation(responses[i], at, "assistant"));
     fields.check_completion(record.responses.back(), at);
+    all_text = all_text && responses[i].is_string();
   }
+  if (all_text) record.text_format = ChatFormat::kPlain;
 
   const json* scores = fields.find(names.scores);
   const json* ranking = fields.find(names.ranking);
@@ -263,10 +337,12 @@ struct Collector {
     RecordFields fields(value, where);
     const PreferenceFields& names = options.fields;
     std::string id = fields.id(names.id);
+    const bool id_is_number = fields.id_is_number(names.id);
     Layout layout = decide_layout(fields, options);
     if (layout == Layout::kRanked) {
       RankedRecord record = read_ranked(fields, names);
       record.id = std::move(id);
+      record.id_is_number = id_is_number;
       record.line = line;
       std::vector<PreferencePair> pairs = expand_ranking(record);
       for (PreferencePair& pair : pairs) data.pairs.push_back(std::move(pair));
@@ -276,6 +352,7 @@ struct Collector {
     } else {
       PreferencePair pair = read_pair(fields, layout, names);
       pair.id = std::move(id);
+      pair.id_is_number = id_is_number;
       pair.line = line;
       data.pairs.push_back(std::move(pair));
       ++data.stats.pairs;
@@ -305,6 +382,7 @@ PreferencePair parse_preference_record(const json& value, const std::string& whe
   }
   PreferencePair pair = Collector::read_pair(fields, layout, names);
   pair.id = std::move(id);
+  pair.id_is_number = fields.id_is_number(names.id);
   pair.line = line;
   return pair;
 }
@@ -331,42 +409,9 @@ PreferenceFormat preference_format_from_name(const std::string& name) {
 }
 
 Conversation parse_hh_transcript(const std::string& transcript) {
-  static const std::string kHuman = "Human:";
-  static const std::string kAssistant = "Assistant:";
-  // The role marker at `at` ("Human:" / "Assistant:"), or "" when none.
-  auto marker_at = [&](std::size_t at) -> const std::string* {
-    if (transcript.compare(at, kHuman.size(), kHuman) == 0) return &kHuman;
-    if (transcript.compare(at, kAssistant.size(), kAssistant) == 0) return &kAssistant;
-    return nullptr;
-  };
-  std::size_t at;
-  if (transcript.compare(0, 2 + kHuman.size(), "\n\n" + kHuman) == 0) {
-    at = 2;
-  } else if (transcript.compare(0, kHuman.size(), kHuman) == 0) {
-    at = 0;  // the leading blank line stripped away
-  } else {
-    throw Error("not an HH transcript: it must start with \"\\n\\nHuman:\"");
-  }
   Conversation conversation;
-  while (true) {
-    const std::string* marker = marker_at(at);
-    std::size_t begin = at + marker->size();
-    if (begin < transcript.size() && transcript[begin] == ' ') ++begin;
-    // The next "\n\n" followed by a marker ends this turn.
-    std::size_t end = begin;
-    std::size_t next = std::string::npos;
-    while ((end = transcript.find("\n\n", end)) != std::string::npos) {
-      if (marker_at(end + 2) != nullptr) {
-        next = end + 2;
-        break;
-      }
-      ++end;
-    }
-    conversation.push_back(Message{
-        marker == &kHuman ? "user" : "assistant",
-        transcript.substr(begin, end == std::string::npos ? std::string::npos : end - begin)});
-    if (next == std::string::npos) break;
-    at = next;
+  for (const HHTurn& t : hh_turns(transcript)) {
+    conversation.push_back(Message{t.user ? "user" : "assistant", transcript.substr(t.begin, t.end - t.begin)});
   }
   return conversation;
 }
@@ -382,7 +427,9 @@ std::vector<PreferencePair> expand_ranking(const RankedRecord& record) {
       pair.chosen = record.responses[i];
       pair.rejected = record.responses[j];
       pair.id = record.id;
+      pair.id_is_number = record.id_is_number;
       pair.line = record.line;
+      pair.text_format = record.text_format;
       pairs.push_back(std::move(pair));
     }
   }

@@ -82,6 +82,12 @@ class RecordFields {
     return number;
   }
 
+  // Whether the id field holds an integer (echoed as a number).
+  bool id_is_number(const std::string& key) const {
+    const json* value = find(key);
+    return value != nullptr && (value->is_number_unsigned() || value->is_number_integer());
+  }
+
   // An optional id: a string, or an integer written in decimal.
   std::string id(const std::string& key) const {
     const json* value = find(key);
@@ -130,7 +136,9 @@ class RecordFields {
     fail_expected(field, "a string or a list of messages", value);
   }
 
-  // A completion: non-empty, ending in a non-empty assistant message.
+  // A completion: at least one message, ending in the assistant's response.
+  // The response may be empty: a policy can answer nothing, and the answer
+  // gets a reward like any other.
   void check_completion(const Conversation& completion, const std::string& field) const {
     if (completion.empty()) fail(field, "no messages after the prompt");
     const Message& last = completion.back();
@@ -138,7 +146,6 @@ class RecordFields {
       fail(field,
            "the last message must be the assistant's response, got role '" + last.role + "'");
     }
-    if (last.content.empty()) fail(field, "empty response");
   }
 
  private:

@@ -16,21 +16,25 @@ namespace {
 constexpr std::size_t kMaxKeptErrors = 5;
 
 // {messages: [...]} or {prompt: string | [...], response: string}, plus an
-// optional id. The last message is the (non-empty) assistant response.
+// optional id. The last message is the assistant's response (possibly empty);
+// a string prompt with a string response is text (ScoreRecord::text_format).
 ScoreRecord read_score_record(const nlohmann::json& value, const std::string& where,
                               std::int64_t line, const ScoreFields& names) {
   data_detail::RecordFields fields(value, where);
   ScoreRecord record;
   record.id = fields.id(names.id);
+  record.id_is_number = fields.id_is_number(names.id);
   record.line = line;
   std::string checked_field;
   if (const nlohmann::json* messages = fields.find(names.messages)) {
     record.conversation = fields.messages(*messages, names.messages);
     checked_field = names.messages;
   } else if (fields.find(names.prompt) != nullptr || fields.find(names.response) != nullptr) {
-    record.conversation = fields.conversation(fields.require(names.prompt), names.prompt, "user");
-    std::string response = fields.string(names.response, /*non_empty=*/true);
+    const nlohmann::json& prompt = fields.require(names.prompt);
+    record.conversation = fields.conversation(prompt, names.prompt, "user");
+    std::string response = fields.string(names.response, /*non_empty=*/false);
     record.conversation.push_back(Message{"assistant", std::move(response)});
+    if (prompt.is_string()) record.text_format = ChatFormat::kPlain;
     checked_field = names.response;
   } else {
     fields.fail_missing(names.messages,
@@ -54,8 +58,11 @@ ResponseGroup parse_response_group(const nlohmann::json& value, const std::strin
   data_detail::RecordFields fields(value, where);
   ResponseGroup group;
   group.id = fields.id(names.id);
+  group.id_is_number = fields.id_is_number(names.id);
   group.line = line;
-  group.prompt = fields.conversation(fields.require(names.prompt), names.prompt, "user");
+  const nlohmann::json& prompt = fields.require(names.prompt);
+  group.prompt = fields.conversation(prompt, names.prompt, "user");
+  bool all_text = prompt.is_string();
   const nlohmann::json& responses = fields.require(names.responses);
   if (!responses.is_array()) fields.fail_expected(names.responses, "a list of responses", responses);
   if (responses.empty()) fields.fail(names.responses, "no responses");
@@ -67,7 +74,9 @@ ResponseGroup parse_response_group(const nlohmann::json& value, const std::strin
     const std::string at = names.responses + "[" + std::to_string(i) + "]";
     group.responses.push_back(fields.conversation(responses[i], at, "assistant"));
     fields.check_completion(group.responses.back(), at);
+    all_text = all_text && responses[i].is_string();
   }
+  if (all_text) group.text_format = ChatFormat::kPlain;
   return group;
 }
 

@@ -55,13 +55,19 @@ class GroupFitter {
       : tokenizer_(tokenizer), options_(options) {}
 
   // Returns the ids of each side, or std::nullopt when the group is dropped.
+  // `format` is the group's own (rendered text), or options.format.
   std::optional<std::vector<std::vector<TokenId>>> fit(Conversation prompt,
                                                        std::vector<Conversation> completions,
-                                                       TruncationStats& stats, bool& truncated) {
+                                                       TruncationStats& stats, bool& truncated,
+                                                       std::optional<ChatFormat> format = std::nullopt) {
+    format_ = format.value_or(options_.format);
     truncated = false;
     std::vector<std::vector<TokenId>> ids(completions.size());
     for (std::size_t i = 0; i < completions.size(); ++i) {
       ids[i] = encode(joined(prompt, completions[i]));
+      if (ids[i].empty()) {
+        throw Error("renders to no tokens (an empty text, and a tokenizer that adds no BOS): nothing to score");
+      }
     }
     const std::int64_t limit = options_.max_length;
     std::int64_t longest = longest_of(ids);
@@ -121,9 +127,7 @@ class GroupFitter {
   }
 
  private:
-  std::vector<TokenId> encode(const Conversation& c) const {
-    return encode_chat(tokenizer_, options_.format, c);
-  }
+  std::vector<TokenId> encode(const Conversation& c) const { return encode_chat(tokenizer_, format_, c); }
 
   static std::int64_t longest_of(const std::vector<std::vector<TokenId>>& ids) {
     std::int64_t n = 0;
@@ -183,6 +187,7 @@ class GroupFitter {
 
   const Tokenizer& tokenizer_;
   const TokenizeOptions& options_;
+  ChatFormat format_ = ChatFormat::kPlain;
 };
 
 }  // namespace
@@ -221,14 +226,16 @@ std::string TruncationStats::summary() const {
 std::optional<std::vector<TokenId>> tokenize_conversation(const Conversation& conversation,
                                                           const Tokenizer& tokenizer,
                                                           const TokenizeOptions& options,
-                                                          TruncationStats* stats) {
+                                                          TruncationStats* stats,
+                                                          std::optional<ChatFormat> text_format) {
   if (conversation.empty()) throw Error("cannot tokenize an empty conversation");
   TruncationStats local;
   ++local.input;
   Conversation prompt(conversation.begin(), conversation.end() - 1);
   std::vector<Conversation> completion{{conversation.back()}};
   bool truncated = false;
-  auto ids = GroupFitter(tokenizer, options).fit(std::move(prompt), std::move(completion), local, truncated);
+  auto ids = GroupFitter(tokenizer, options).fit(std::move(prompt), std::move(completion), local, truncated,
+                                                 text_format);
   if (ids) {
     ++local.kept;
     local.truncated += truncated ? 1 : 0;
@@ -256,7 +263,7 @@ TokenizedPairs tokenize_pairs(const std::vector<PreferencePair>& pairs, const To
       bool truncated = false;
       auto ids = with_context(
           "pair " + std::to_string(i) + (pair.line > 0 ? " (line " + std::to_string(pair.line) + ")" : ""),
-          [&] { return fitter.fit(pair.prompt, {pair.chosen, pair.rejected}, s, truncated); });
+          [&] { return fitter.fit(pair.prompt, {pair.chosen, pair.rejected}, s, truncated, pair.text_format); });
       if (!ids) {
         ++s.dropped;
         continue;

@@ -55,12 +55,11 @@ void EvalOptions::validate() const {
   if (calibration_bins < 1 || calibration_bins > 1000) {
     throw Error("eval options: calibration_bins must be in [1, 1000], got " + std::to_string(calibration_bins));
   }
-  if (tokenize.max_length < 0) {
-    throw Error("eval options: max_length must be >= 0 (0: no limit), got " + std::to_string(tokenize.max_length));
+  if (max_length && *max_length < 0) {
+    throw Error("eval options: max_length must be >= 0 (0: as long as the model takes), got " +
+                std::to_string(*max_length));
   }
-  if (tokenize.threads < 0) {
-    throw Error("eval options: threads must be >= 0 (0: all), got " + std::to_string(tokenize.threads));
-  }
+  if (threads < 0) throw Error("eval options: threads must be >= 0 (0: all), got " + std::to_string(threads));
 }
 
 EvalResult evaluate(RewardModel& model, const std::vector<TokenizedPair>& pairs, const EvalOptions& options) {
@@ -145,7 +144,8 @@ EvalResult evaluate_file(const std::string& model_dir, const std::string& data_p
   RewardModelFolder folder = load_reward_model_folder(model_dir, options.load);
   if (!tokenizer) tokenizer = folder.tokenizer;
 
-  TokenizeOptions tokenize = options.tokenize;
+  // The folder's chat format, max_length and policy: the trainer's own.
+  TokenizeOptions tokenize;
   if (options.chat_format) {
     tokenize.format = *options.chat_format;
   } else if (folder.metadata.chat_format) {
@@ -153,6 +153,9 @@ EvalResult evaluate_file(const std::string& model_dir, const std::string& data_p
   } else {
     tokenize.format = default_chat_format(*tokenizer);
   }
+  tokenize.max_length = effective_max_length(folder.model->config(), folder.metadata, options.max_length);
+  tokenize.policy = options.truncation.value_or(folder.metadata.truncation.value_or(TruncationPolicy::kTruncate));
+  tokenize.threads = options.threads;
   TokenizedPairs tokenized = tokenize_pairs(data.pairs, *tokenizer, tokenize);
   if (tokenized.pairs.empty()) {
     throw Error(data_path + ": no pair left to evaluate: all " + std::to_string(tokenized.stats.input) +
@@ -161,10 +164,15 @@ EvalResult evaluate_file(const std::string& model_dir, const std::string& data_p
   }
 
   EvalResult result = evaluate(*folder.model, tokenized.pairs, options);
-  for (auto& r : result.rewards) r.id = data.pairs[static_cast<std::size_t>(r.source_index)].id;
+  for (auto& r : result.rewards) {
+    const PreferencePair& pair = data.pairs[static_cast<std::size_t>(r.source_index)];
+    r.id = pair.id;
+    r.id_is_number = pair.id_is_number;
+  }
   result.model_dir = model_dir;
   result.data_path = data_path;
   result.chat_format = chat_format_name(tokenize.format);
+  result.tokenize = tokenize;
   result.read = data.stats;
   result.truncation = tokenized.stats;
   result.total_seconds = seconds_since(start);
@@ -177,6 +185,10 @@ nlohmann::ordered_json eval_result_json(const EvalResult& result) {
   if (!result.model_dir.empty()) j["model"] = result.model_dir;
   if (!result.data_path.empty()) j["data"] = result.data_path;
   if (!result.chat_format.empty()) j["chat_format"] = result.chat_format;
+  if (!result.data_path.empty()) {
+    j["max_length"] = result.tokenize.max_length;
+    j["truncation_policy"] = truncation_policy_name(result.tokenize.policy);
+  }
   j["pairs"] = m.pairs;
   j["accuracy"] = number(m.accuracy);
   j["ties"] = m.ties;
@@ -259,7 +271,8 @@ std::string format_eval_result(const EvalResult& result) {
                        std::to_string(r.skipped_invalid) + " invalid skipped, " + std::to_string(r.pairs) +
                        " pairs)");
     const TruncationStats& t = result.truncation;
-    row("truncation", t.summary());
+    row("truncation", "max_length " + std::to_string(result.tokenize.max_length) + ", policy " +
+                          truncation_policy_name(result.tokenize.policy) + ": " + t.summary());
   }
   std::string timing = std::to_string(result.batches) + " batches, " + fixed(result.seconds, 2) + " s";
   if (result.total_seconds > 0) timing += " (" + fixed(result.total_seconds, 2) + " s in all)";
@@ -278,7 +291,9 @@ std::string pair_rewards_jsonl(const EvalResult& result) {
   std::string out;
   for (const auto& r : result.rewards) {
     out += "{\"index\": " + std::to_string(r.source_index) + ", \"line\": " + std::to_string(r.line) +
-           ", \"id\": " + nlohmann::json(r.id).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + ", \"chosen\": " + float_text(r.chosen) +
+           ", \"id\": " +
+           (r.id_is_number ? r.id : nlohmann::json(r.id).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)) +
+           ", \"chosen\": " + float_text(r.chosen) +
            ", \"rejected\": " + float_text(r.rejected) + ", \"margin\": " + float_text(r.chosen - r.rejected) +
            ", \"chosen_length\": " + std::to_string(r.chosen_length) +
            ", \"rejected_length\": " + std::to_string(r.rejected_length) + "}\n";

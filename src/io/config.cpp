@@ -354,6 +354,23 @@ void validate_decoder_config(const ModelConfig& config, const std::string& sourc
   require_positive("num_attention_heads", config.num_attention_heads);
   require_positive("num_key_value_heads", config.num_key_value_heads);
   require_positive("num_labels", config.num_labels);
+  // Far above every published model (Llama-3.1-405B: hidden 16384, MLP
+  // 53248, 126 layers, 128 heads; vocabularies up to 256k), and low enough
+  // that no product of them overflows before allocation is even tried.
+  auto limit = [&](const char* field, std::int64_t value, std::int64_t most) {
+    if (value > most) {
+      fail("field '" + std::string(field) + "' is " + std::to_string(value) + ", more than the " +
+           std::to_string(most) + " openrm accepts (is config.json corrupt?)");
+    }
+  };
+  limit("vocab_size", config.vocab_size, std::int64_t{1} << 24);
+  limit("hidden_size", config.hidden_size, std::int64_t{1} << 17);
+  limit("intermediate_size", config.intermediate_size, std::int64_t{1} << 20);
+  limit("num_hidden_layers", config.num_hidden_layers, 4096);
+  limit("num_attention_heads", config.num_attention_heads, 4096);
+  limit("num_key_value_heads", config.num_key_value_heads, 4096);
+  limit("head_dim", config.head_dim, 4096);
+  limit("max_position_embeddings", config.max_position_embeddings, std::int64_t{1} << 26);
   if (config.num_labels > kMaxNumLabels) {
     fail("num_labels " + std::to_string(config.num_labels) + " is more than the " +
          std::to_string(kMaxNumLabels) + " openrm supports");

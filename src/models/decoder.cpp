@@ -3,8 +3,11 @@
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <tuple>
 #include <utility>
@@ -534,6 +537,38 @@ class DecoderRewardModel : public RewardModel {
 
 }  // namespace
 
+namespace {
+
+// Refuses, before anything is allocated, a config whose weights alone would
+// not fit in this machine's memory (on CPU): a corrupt or mistyped size
+// otherwise ends in an allocation failure, or in the kernel killing the
+// process once the pages are touched.
+void check_weights_fit_in_memory(const ModelConfig& c, const LoadOptions& options) {
+  if (options.device.is_cuda()) return;
+  const double H = static_cast<double>(c.hidden_size), q = static_cast<double>(c.num_attention_heads * c.head_dim),
+               kv = static_cast<double>(c.num_key_value_heads * c.head_dim),
+               I = static_cast<double>(c.intermediate_size);
+  const double per_layer = H * q * 2 + 2 * H * kv + 3 * H * I + 2 * H;
+  const double params = static_cast<double>(c.vocab_size) * H + static_cast<double>(c.num_hidden_layers) * per_layer +
+                        H * (1 + static_cast<double>(c.num_labels));
+  const double bytes = params * static_cast<double>(c10::elementSize(options.dtype));
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page <= 0) return;
+  const double memory = static_cast<double>(pages) * static_cast<double>(page);
+  if (bytes <= memory) return;
+  char text[320];
+  std::snprintf(text, sizeof text,
+                "config: the model needs about %.1f GB for its weights alone (%.3g parameters in %s: vocab_size %lld, "
+                "hidden_size %lld, intermediate_size %lld, num_hidden_layers %lld), more than this machine's %.1f GB "
+                "of memory",
+                bytes / 1e9, params, c10::toString(options.dtype), static_cast<long long>(c.vocab_size),
+                static_cast<long long>(c.hidden_size), static_cast<long long>(c.intermediate_size),
+                static_cast<long long>(c.num_hidden_layers), memory / 1e9);
+  throw Error(text);
+}
+
+}  // namespace
+
 std::shared_ptr<RewardModel> create_decoder_reward_model(const ModelConfig& config,
                                                          const DecoderSpec& spec,
                                                          const LoadOptions& options) {
@@ -545,6 +580,7 @@ std::shared_ptr<RewardModel> create_decoder_reward_model(const ModelConfig& conf
   if (static_cast<std::int64_t>(spec.layer_windows.size()) != config.num_hidden_layers) {
     throw Error("internal: layer_windows has the wrong size");
   }
+  check_weights_fit_in_memory(config, options);
   auto tensor_options = at::TensorOptions().dtype(options.dtype).device(options.device);
   return std::make_shared<DecoderRewardModel>(
       config, spec, options.pooling.value_or(Pooling::kRightmostNonPad), tensor_options);

@@ -1,6 +1,7 @@
 #include "openrm/models/model_folder.h"
 
 #include "io/json_util.h"
+#include "logging.h"
 #include "openrm/error.h"
 #include "openrm/io/file.h"
 
@@ -29,6 +30,19 @@ ModelMetadata read_model_metadata(const std::string& dir) {
                                       [&] { return chat_format_from_name(j["chat_format"].get<std::string>()); });
       j.erase("chat_format");
     }
+    if (j.contains("max_length")) {
+      if (!j["max_length"].is_number_integer() || j["max_length"].get<std::int64_t>() < 0) {
+        throw Error("field 'max_length': expected an integer >= 0, got " + j["max_length"].dump());
+      }
+      meta.max_length = j["max_length"].get<std::int64_t>();
+      j.erase("max_length");
+    }
+    if (j.contains("truncation")) {
+      if (!j["truncation"].is_string()) throw Error("field 'truncation': expected a string");
+      meta.truncation = with_context("field 'truncation'",
+                                     [&] { return truncation_policy_from_name(j["truncation"].get<std::string>()); });
+      j.erase("truncation");
+    }
   });
   meta.other = std::move(j);
   return meta;
@@ -39,20 +53,47 @@ void write_model_metadata(const std::string& dir, const ModelMetadata& metadata)
   if (!j.contains("format_version")) j["format_version"] = 1;
   if (metadata.pooling) j["pooling"] = pooling_name(*metadata.pooling);
   if (metadata.chat_format) j["chat_format"] = chat_format_name(*metadata.chat_format);
+  if (metadata.max_length) j["max_length"] = *metadata.max_length;
+  if (metadata.truncation) j["truncation"] = truncation_policy_name(*metadata.truncation);
   write_file_atomic(join_path(dir, kOpenrmJson), j.dump(2) + "\n");
+}
+
+std::int64_t effective_max_length(const ModelConfig& config, const ModelMetadata& metadata,
+                                  std::optional<std::int64_t> requested) {
+  const std::optional<std::int64_t> asked = requested ? requested : metadata.max_length;
+  const std::int64_t length = asked.value_or(kDefaultMaxLength);
+  const std::int64_t positions = config.max_position_embeddings;
+  if (positions <= 0 || (length > 0 && length <= positions)) return length;
+  if (asked && *asked > positions) {
+    log().warn("max_length {}{} is more than the model's max_position_embeddings, {}: sequences are truncated "
+               "to {} tokens", *asked, requested ? "" : " (openrm.json)", positions, positions);
+  }
+  return positions;
 }
 
 RewardModelFolder load_reward_model_folder(const std::string& dir, const LoadOptions& options) {
   RewardModelFolder folder;
   folder.metadata = read_model_metadata(dir);
   folder.model = load_reward_model(dir, options);
-  if (has_tokenizer(dir)) folder.tokenizer = load_tokenizer(dir);
+  if (has_tokenizer(dir)) {
+    folder.tokenizer = load_tokenizer(dir);
+    check_tokenizer_fits_model(*folder.tokenizer, folder.model->config(), dir);
+  }
   if (folder.metadata.chat_format) {
     folder.chat_format = *folder.metadata.chat_format;
   } else if (folder.tokenizer) {
     folder.chat_format = default_chat_format(*folder.tokenizer);
   }
   return folder;
+}
+
+void check_tokenizer_fits_model(const Tokenizer& tokenizer, const ModelConfig& config, const std::string& model) {
+  const std::int64_t ids = tokenizer.vocab_size();
+  if (ids <= config.vocab_size) return;
+  throw Error("the tokenizer " + tokenizer.source() + " does not fit the model " + model + ": it has " +
+              std::to_string(ids) + " token ids (0.." + std::to_string(ids - 1) +
+              "), and the model's vocab_size is " + std::to_string(config.vocab_size) +
+              " (config.json); use the tokenizer the model was trained with");
 }
 
 }  // namespace openrm

@@ -37,7 +37,8 @@ struct Item {
   enum Kind { kRecord, kPair, kGroup } kind = kRecord;
   std::int64_t line = 0;
   std::string id;
-  std::size_t index = 0;  // into the chunk's records or pairs; a group's first conversation
+  bool id_is_number = false;
+  std::size_t index = 0;  // into the chunk's records or pairs; a group's first record
   std::size_t count = 1;  // a group's responses
 };
 
@@ -92,14 +93,14 @@ ScoreFileResult score_file(Scorer& scorer, const std::string& input,
   std::vector<Item> items;
   std::vector<ScoreRecord> records;
   std::vector<PreferencePair> pairs;
-  std::vector<Conversation> group_conversations;  // every group's prompt + response, in order
+  std::vector<ScoreRecord> group_records;  // every group's prompt + response, in order
   std::string line;
   bool more = true;
   while (more) {
     items.clear();
     records.clear();
     pairs.clear();
-    group_conversations.clear();
+    group_records.clear();
     while (static_cast<std::int64_t>(items.size()) < options.chunk_records) {
       try {
         more = reader.next(line);
@@ -116,22 +117,29 @@ ScoreFileResult score_file(Scorer& scorer, const std::string& input,
           ResponseGroup group = parse_response_group(value, reader.location(), item.line, options.records);
           item.kind = Item::kGroup;
           item.id = group.id;
-          item.index = group_conversations.size();
+          item.id_is_number = group.id_is_number;
+          item.index = group_records.size();
           item.count = group.responses.size();
-          for (const Conversation& response : group.responses) {
-            Conversation conversation = group.prompt;
-            conversation.insert(conversation.end(), response.begin(), response.end());
-            group_conversations.push_back(std::move(conversation));
+          for (std::size_t k = 0; k < group.responses.size(); ++k) {
+            ScoreRecord record;
+            record.conversation = group.prompt;
+            record.conversation.insert(record.conversation.end(), group.responses[k].begin(),
+                                       group.responses[k].end());
+            record.line = item.line;
+            record.text_format = group.text_format;
+            group_records.push_back(std::move(record));
           }
         } else if (is_pair) {
           PreferencePair pair = parse_preference_record(value, reader.location(), item.line, options.pairs);
           item.kind = Item::kPair;
           item.id = pair.id;
+          item.id_is_number = pair.id_is_number;
           item.index = pairs.size();
           pairs.push_back(std::move(pair));
         } else {
           ScoreRecord record = parse_score_record(value, reader.location(), item.line, options.records);
           item.id = record.id;
+          item.id_is_number = record.id_is_number;
           item.index = records.size();
           records.push_back(std::move(record));
         }
@@ -148,7 +156,7 @@ ScoreFileResult score_file(Scorer& scorer, const std::string& input,
     PairScores pair_scores;
     if (!records.empty()) record_scores = scorer.score_records(records);
     if (!pairs.empty()) pair_scores = scorer.score_pairs(pairs);
-    if (!group_conversations.empty()) group_scores = scorer.score_conversations(group_conversations);
+    if (!group_records.empty()) group_scores = scorer.score_records(group_records);
     result.stats += record_scores.stats;
     result.stats += pair_scores.stats;
     result.stats += group_scores.stats;
@@ -156,30 +164,40 @@ ScoreFileResult score_file(Scorer& scorer, const std::string& input,
     std::string out;
     for (const Item& item : items) {
       out += "{\"line\": " + std::to_string(item.line);
-      if (!item.id.empty()) out += ", \"id\": " + nlohmann::json(item.id).dump();
-      bool dropped = false;
+      if (!item.id.empty()) {
+        out += ", \"id\": " + (item.id_is_number ? item.id : nlohmann::json(item.id).dump());
+      }
+      bool dropped = false, non_finite = false;
       if (item.kind == Item::kGroup) {
         out += ", \"rewards\": [";
         for (std::size_t k = 0; k < item.count; ++k) {
           const float r = group_scores.rewards[item.index + k];
-          dropped = dropped || std::isnan(r);
+          const bool lost = group_scores.dropped[item.index + k];
+          dropped = dropped || lost;
+          non_finite = non_finite || (!lost && !std::isfinite(r));
           out += (k > 0 ? ", " : "") + reward_text(r);
         }
         out += "]";
         ++result.groups;
       } else if (item.kind == Item::kPair) {
         const float c = pair_scores.chosen[item.index], r = pair_scores.rejected[item.index];
-        dropped = std::isnan(c);
+        dropped = pair_scores.dropped[item.index];
+        non_finite = !dropped && (!std::isfinite(c) || !std::isfinite(r));
         out += ", \"reward_chosen\": " + reward_text(c) + ", \"reward_rejected\": " + reward_text(r);
         ++result.pairs;
       } else {
         const float r = record_scores.rewards[item.index];
-        dropped = std::isnan(r);
+        dropped = record_scores.dropped[item.index];
+        non_finite = !dropped && !std::isfinite(r);
         out += ", \"reward\": " + reward_text(r);
       }
       if (dropped) {
         out += ", \"dropped\": true";
         ++result.dropped;
+      }
+      if (non_finite) {
+        out += ", \"non_finite\": true";
+        ++result.non_finite;
       }
       out += "}\n";
       ++result.records;
@@ -197,6 +215,11 @@ ScoreFileResult score_file(Scorer& scorer, const std::string& input,
   if (result.skipped_invalid > 0) {
     log().warn("{}: skipped {} invalid record(s); first: {}", reader.name(), result.skipped_invalid,
                result.first_errors.front());
+  }
+  if (result.non_finite > 0) {
+    log().warn("{}: {} record(s) got a non-finite reward from the model (written with a null reward and "
+               "\"non_finite\": true)",
+               reader.name(), result.non_finite);
   }
   if (result.dropped > 0) {
     log().warn("{}: {} record(s) dropped by truncation (written with a null reward): {}", reader.name(),

@@ -44,6 +44,7 @@ ScoreStats& ScoreStats::operator+=(const ScoreStats& o) {
   seconds += o.seconds;
   tokenize_seconds += o.tokenize_seconds;
   truncation += o.truncation;
+  non_finite += o.non_finite;
   return *this;
 }
 
@@ -59,8 +60,8 @@ void ScoreOptions::validate() const {
     fail("min_shared_prefix", "must be >= 1, got " + std::to_string(min_shared_prefix));
   }
   if (threads < 0) fail("threads", "must be >= 0 (0: all), got " + std::to_string(threads));
-  if (tokenize.max_length < 0) {
-    fail("max_length", "must be >= 0 (0: no limit), got " + std::to_string(tokenize.max_length));
+  if (max_length && *max_length < 0) {
+    fail("max_length", "must be >= 0 (0: as long as the model takes), got " + std::to_string(*max_length));
   }
   with_context("score options", [&] {
     const c10::Device dev = score_device_from_name(device);
@@ -120,7 +121,11 @@ Scorer Scorer::from_folder(const std::string& dir, const ScoreOptions& options) 
   set_num_threads(options.threads);
   if (!load.device.is_cuda()) warn_if_reference_blas();
   RewardModelFolder folder = load_reward_model_folder(dir, load);
-  if (!tokenizer) tokenizer = folder.tokenizer;
+  if (tokenizer) {
+    check_tokenizer_fits_model(*tokenizer, folder.model->config(), dir);
+  } else {
+    tokenizer = folder.tokenizer;
+  }
   const ChatFormat format = options.chat_format.value_or(folder.chat_format);
   return Scorer(folder.model, tokenizer, format, options, std::move(folder.metadata));
 }
@@ -141,6 +146,7 @@ Scorer::Scorer(std::shared_ptr<RewardModel> model, std::shared_ptr<const Tokeniz
     log().info("the model has no pad_token_id: pooling the last token of each sequence");
     model_->set_pooling(Pooling::kLastToken);
   }
+  if (tokenizer_) warn_if_chat_format_does_not_fit(format_, *tokenizer_);
   reward_mean_ = metadata_number(metadata, "reward_mean");
   reward_std_ = metadata_number(metadata, "reward_std");
   if (options_.normalize) {
@@ -153,17 +159,13 @@ Scorer::Scorer(std::shared_ptr<RewardModel> model, std::shared_ptr<const Tokeniz
                   std::to_string(*reward_mean_) + " / " + std::to_string(*reward_std_));
     }
   }
-  options_.tokenize.format = format_;
-  options_.tokenize.threads = options_.threads;
-  // Records longer than the model can take are truncated (or dropped) by the
-  // policy and counted, never passed on to fail.
-  const std::int64_t max_positions = model_->config().max_position_embeddings;
-  std::int64_t& max_length = options_.tokenize.max_length;
-  if (max_positions > 0 && (max_length == 0 || max_length > max_positions)) {
-    log().debug("max_length {} lowered to the model's max_position_embeddings, {}",
-               max_length == 0 ? std::string("(no limit)") : std::to_string(max_length), max_positions);
-    max_length = max_positions;
-  }
+  tokenize_.format = format_;
+  tokenize_.threads = options_.threads;
+  // The length rule of train, eval and score: records longer than the model
+  // can take are truncated (or dropped) by the policy and counted, never
+  // passed on to fail.
+  tokenize_.max_length = effective_max_length(model_->config(), metadata, options_.max_length);
+  tokenize_.policy = options_.truncation.value_or(metadata.truncation.value_or(TruncationPolicy::kTruncate));
   // The model's train/eval mode is left alone (it may be a training loop's):
   // scoring runs without autograd, which is all inference needs here.
 }
@@ -348,7 +350,10 @@ std::vector<float> Scorer::run(const std::vector<const std::vector<TokenId>*>& s
     }
     out = out.reshape({-1}).to(at::kCPU, at::kFloat).contiguous();
     const float* r = out.data_ptr<float>();
-    for (std::size_t k = 0; k < batch_index.size(); ++k) rewards[batch_index[k]] = r[k];
+    for (std::size_t k = 0; k < batch_index.size(); ++k) {
+      rewards[batch_index[k]] = r[k];
+      if (!std::isfinite(r[k])) ++stats.non_finite;
+    }
     done += batch_index.size();
     ++stats.batches;
     stats.sequences += static_cast<std::int64_t>(batch_index.size());
@@ -367,6 +372,7 @@ std::vector<float> Scorer::run(const std::vector<const std::vector<TokenId>*>& s
 
 std::vector<std::optional<std::vector<TokenId>>> Scorer::tokenize(
     std::size_t n, const std::function<const Conversation&(std::size_t)>& conversation,
+    const std::function<std::optional<ChatFormat>(std::size_t)>& text_format,
     const std::function<std::string(std::size_t)>& where, ScoreStats& stats) const {
   const Tokenizer& tokenizer = require_tokenizer();
   const auto start = Clock::now();
@@ -376,8 +382,8 @@ std::vector<std::optional<std::vector<TokenId>>> Scorer::tokenize(
   data_detail::for_each_range(n, workers, [&](int w, std::size_t begin, std::size_t end) {
     for (std::size_t i = begin; i < end; ++i) {
       ids[i] = with_context(where(i), [&] {
-        return tokenize_conversation(conversation(i), tokenizer, options_.tokenize,
-                                     &counts[static_cast<std::size_t>(w)]);
+        return tokenize_conversation(conversation(i), tokenizer, tokenize_,
+                                     &counts[static_cast<std::size_t>(w)], text_format(i));
       });
     }
   });
@@ -398,12 +404,17 @@ std::vector<float> Scorer::score_tokens(const std::vector<std::vector<TokenId>>&
 
 ScoreResult Scorer::score_tokenized(std::size_t n,
                                     const std::function<const Conversation&(std::size_t)>& conversation,
+                                    const std::function<std::optional<ChatFormat>(std::size_t)>& text_format,
                                     const std::function<std::string(std::size_t)>& where) {
   ScoreResult result;
-  const auto ids = tokenize(n, conversation, where, result.stats);
+  const auto ids = tokenize(n, conversation, text_format, where, result.stats);
   std::vector<const std::vector<TokenId>*> views;
   views.reserve(ids.size());
-  for (const auto& s : ids) views.push_back(s ? &*s : nullptr);
+  result.dropped.reserve(ids.size());
+  for (const auto& s : ids) {
+    views.push_back(s ? &*s : nullptr);
+    result.dropped.push_back(!s);
+  }
   result.rewards = run(views, result.stats);
   total_ += result.stats;
   return result;
@@ -412,12 +423,14 @@ ScoreResult Scorer::score_tokenized(std::size_t n,
 ScoreResult Scorer::score_conversations(const std::vector<Conversation>& conversations) {
   return score_tokenized(
       conversations.size(), [&](std::size_t i) -> const Conversation& { return conversations[i]; },
+      [](std::size_t) { return std::optional<ChatFormat>(); },
       [](std::size_t i) { return "conversation " + std::to_string(i); });
 }
 
 ScoreResult Scorer::score_records(const std::vector<ScoreRecord>& records) {
   return score_tokenized(
       records.size(), [&](std::size_t i) -> const Conversation& { return records[i].conversation; },
+      [&](std::size_t i) { return records[i].text_format; },
       [&](std::size_t i) {
         return records[i].line > 0 ? "line " + std::to_string(records[i].line) : "record " + std::to_string(i);
       });
@@ -426,7 +439,7 @@ ScoreResult Scorer::score_records(const std::vector<ScoreRecord>& records) {
 PairScores Scorer::score_pairs(const std::vector<PreferencePair>& pairs) {
   PairScores result;
   const auto start = Clock::now();
-  TokenizedPairs tokenized = tokenize_pairs(pairs, require_tokenizer(), options_.tokenize);
+  TokenizedPairs tokenized = tokenize_pairs(pairs, require_tokenizer(), tokenize_);
   result.stats.tokenize_seconds = seconds_since(start);
   result.stats.truncation = tokenized.stats;
   std::vector<const std::vector<TokenId>*> views(2 * pairs.size(), nullptr);
@@ -438,9 +451,11 @@ PairScores Scorer::score_pairs(const std::vector<PreferencePair>& pairs) {
   const auto rewards = run(views, result.stats);
   result.chosen.resize(pairs.size());
   result.rejected.resize(pairs.size());
+  result.dropped.resize(pairs.size());
   for (std::size_t i = 0; i < pairs.size(); ++i) {
     result.chosen[i] = rewards[2 * i];
     result.rejected[i] = rewards[2 * i + 1];
+    result.dropped[i] = views[2 * i] == nullptr;
   }
   total_ += result.stats;
   return result;

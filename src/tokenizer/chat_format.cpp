@@ -7,6 +7,7 @@
 #include <array>
 #include <string_view>
 
+#include "logging.h"
 #include "openrm/error.h"
 
 namespace openrm {
@@ -328,6 +329,56 @@ std::vector<TokenId> encode_chat(const Tokenizer& tokenizer, ChatFormat format,
 
 ChatFormat default_chat_format(const Tokenizer& tokenizer) {
   return recognise_chat_template(tokenizer.chat_template()).value_or(ChatFormat::kPlain);
+}
+
+std::vector<std::string> chat_format_missing_tokens(ChatFormat format, const Tokenizer& tokenizer) {
+  const SpecialTokens& sp = tokenizer.special_tokens();
+  std::vector<std::string> missing;
+  auto need_special = [&](const SpecialToken& token, const char* name) {
+    if (!token.present()) missing.push_back(name);
+  };
+  auto need_marker = [&](const char* marker) {
+    EncodeOptions bare;
+    bare.add_bos = false;
+    bare.add_eos = false;
+    if (tokenizer.encode(marker, bare).size() != 1) missing.push_back(marker);
+  };
+  switch (format) {
+    case ChatFormat::kPlain:
+    case ChatFormat::kHH: break;
+    case ChatFormat::kLlama2:
+    case ChatFormat::kMistral:
+      need_special(sp.bos, "BOS");
+      need_special(sp.eos, "EOS");
+      break;
+    case ChatFormat::kLlama3:
+    case ChatFormat::kLlama31:
+      need_special(sp.bos, "BOS (<|begin_of_text|>)");
+      for (const char* m : {"<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"}) need_marker(m);
+      break;
+    case ChatFormat::kChatML:
+    case ChatFormat::kQwen2:
+    case ChatFormat::kQwen25:
+    case ChatFormat::kQwen3:
+      for (const char* m : {"<|im_start|>", "<|im_end|>"}) need_marker(m);
+      break;
+    case ChatFormat::kGemma:
+      need_special(sp.bos, "BOS (<bos>)");
+      for (const char* m : {"<start_of_turn>", "<end_of_turn>"}) need_marker(m);
+      break;
+  }
+  return missing;
+}
+
+bool warn_if_chat_format_does_not_fit(ChatFormat format, const Tokenizer& tokenizer) {
+  const auto missing = chat_format_missing_tokens(format, tokenizer);
+  if (missing.empty()) return false;
+  std::string list;
+  for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
+  log().warn("chat format {} writes special tokens that the tokenizer {} does not have as single tokens: {}; "
+             "they will be encoded as ordinary text (is this the model's chat format?)",
+             chat_format_name(format), tokenizer.source(), list);
+  return true;
 }
 
 }  // namespace openrm

@@ -95,6 +95,7 @@ void write_checkpoint(const std::string& root, std::int64_t step, std::int64_t k
   fs::remove_all(tmp, ec);
   fs::create_directories(tmp, ec);
   if (ec) throw Error(tmp + ": cannot create: " + ec.message());
+  const TemporaryFolder interrupt_cleanup(tmp);  // removed by the tools' SIGINT/SIGTERM handler
   try {
     write(tmp);  // each file inside is written and fsynced by write_file_atomic
     sync_path(tmp);

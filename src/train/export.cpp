@@ -598,6 +598,7 @@ ExportResult export_model(const ExportOptions& options) {
   fs::remove_all(tmp + ".old", ec);
   fs::create_directories(tmp, ec);
   if (ec) throw Error(tmp + ": cannot create: " + ec.message());
+  const TemporaryFolder interrupt_cleanup(tmp);  // removed by the tools' SIGINT/SIGTERM handler
   try {
     const auto target = target_dtype(options.dtype);
     const at::ScalarType written = target.value_or(stored);

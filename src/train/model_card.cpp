@@ -57,7 +57,7 @@ std::string make_model_card(const ModelCardInputs& in) {
 
   out << "## Training data\n\n";
   file_table(out, in.train_files);
-  out << "\nTruncation (max_length " << o.max_length << ", policy `" << o.truncation << "`): "
+  out << "\nTruncation (max_length " << r.max_length << ", policy `" << o.truncation << "`): "
       << r.train_truncation.summary() << ".\n\n";
   if (!in.eval_files.empty()) {
     out << "## Evaluation data\n\n";
@@ -82,7 +82,8 @@ std::string make_model_card(const ModelCardInputs& in) {
           << fixed(m.length_bias.chosen_longer_rate) << " |\n";
     }
     out << "\nThe reward mean and std are stored in `openrm.json` (`reward_mean`, `reward_std`) for "
-           "optional normalisation.\n\n";
+           "optional normalisation. `openrm-eval` on this folder and the same file gives these numbers: "
+           "it takes the chat format, max_length and truncation policy from `openrm.json`.\n\n";
   } else {
     out << "No held-out data was given, so this model has **not been evaluated**.\n\n";
   }
@@ -106,7 +107,7 @@ std::string make_model_card(const ModelCardInputs& in) {
     out << " and was checked on " << r.eval.pairs << " held-out pairs from the same source";
   }
   out << "; its scores on other kinds of prompts, other chat formats or longer texts than "
-      << o.max_length << " tokens are unknown. Check the length-bias figures before using its rewards "
+      << r.max_length << " tokens are unknown. Check the length-bias figures before using its rewards "
          "for optimisation: a policy will exploit any preference for length.\n";
   return out.str();
 }

@@ -1,5 +1,7 @@
 // TrainOptions: validation and the JSON form (--config files, training_config.json).
 #include <cmath>
+#include <optional>
+#include <type_traits>
 
 #include "openrm/error.h"
 #include "openrm/train/optim.h"
@@ -63,6 +65,12 @@ const char* type_name(double) { return "a number"; }
 const char* type_name(std::int64_t) { return "an integer"; }
 const char* type_name(std::uint64_t) { return "a non-negative integer"; }
 const char* type_name(int) { return "an integer"; }
+const char* type_name(const std::optional<std::int64_t>&) { return "an integer or null"; }
+
+template <typename T>
+struct is_optional : std::false_type {};
+template <typename T>
+struct is_optional<std::optional<T>> : std::true_type {};
 
 template <typename T>
 bool json_has_type(const Json& j) {
@@ -74,6 +82,7 @@ bool json_has_type(const Json& j) {
   } else if constexpr (std::is_same_v<T, bool>) return j.is_boolean();
   else if constexpr (std::is_same_v<T, double>) return j.is_number();
   else if constexpr (std::is_same_v<T, std::uint64_t>) return j.is_number_unsigned();
+  else if constexpr (is_optional<T>::value) return j.is_null() || j.is_number_integer();
   else return j.is_number_integer();
 }
 
@@ -95,8 +104,8 @@ void TrainOptions::validate() const {
   }
   with_context("training option 'truncation'", [&] { return truncation_policy_from_name(truncation); });
   with_context("training option 'schedule'", [&] { return parse_lr_schedule_kind(schedule); });
-  check(max_length >= 0, "max_length", "must be >= 0");
-  check(std::isfinite(lr) && lr >= 0, "lr", "must be a finite number >= 0");
+  check(!max_length || *max_length >= 0, "max_length", "must be >= 0 (0: as many tokens as the model takes)");
+  check(std::isfinite(lr) && lr > 0, "lr", "must be a finite number > 0 (a zero learning rate trains nothing)");
   check(std::isfinite(weight_decay) && weight_decay >= 0, "weight_decay", "must be >= 0");
   check(beta1 >= 0 && beta1 < 1, "beta1", "must be in [0, 1)");
   check(beta2 >= 0 && beta2 < 1, "beta2", "must be in [0, 1)");
@@ -105,6 +114,10 @@ void TrainOptions::validate() const {
   check(min_lr_ratio >= 0 && min_lr_ratio <= 1, "min_lr_ratio", "must be in [0, 1]");
   check(epochs >= 1, "epochs", "must be >= 1");
   check(max_steps >= 0, "max_steps", "must be >= 0");
+  // The learning rate would never reach lr, and with one step be 0 throughout.
+  check(max_steps == 0 || warmup_steps < max_steps, "warmup_steps",
+        std::to_string(warmup_steps) + " warm-up steps do not fit in a run of max_steps = " +
+            std::to_string(max_steps) + " (the learning rate would never reach lr); use fewer");
   check(max_tokens >= 1, "max_tokens", "must be >= 1");
   check(grad_accum >= 1, "grad_accum", "must be >= 1");
   check(max_grad_norm >= 0, "max_grad_norm", "must be >= 0 (0: no clipping)");
@@ -123,7 +136,14 @@ void TrainOptions::validate() const {
 Json train_options_json(const TrainOptions& options) {
   Json j = Json::object();
   TrainOptions copy = options;
-  visit_fields(copy, [&](const char* name, auto& value) { j[name] = value; });
+  visit_fields(copy, [&](const char* name, auto& value) {
+    using T = std::decay_t<decltype(value)>;
+    if constexpr (is_optional<T>::value) {
+      j[name] = value ? Json(*value) : Json();
+    } else {
+      j[name] = value;
+    }
+  });
   return j;
 }
 
@@ -138,7 +158,11 @@ void apply_train_options_json(TrainOptions& options, const Json& json, const std
     if (!json_has_type<T>(*it)) {
       throw Error(source + ": field '" + name + "': expected " + type_name(T{}) + ", got " + it->dump());
     }
-    value = it->template get<T>();
+    if constexpr (is_optional<T>::value) {
+      value = it->is_null() ? T() : T(it->template get<typename T::value_type>());
+    } else {
+      value = it->template get<T>();
+    }
   });
   if (known != json.size()) {
     TrainOptions probe;

@@ -55,11 +55,22 @@ struct Setup {
   std::shared_ptr<const Tokenizer> tokenizer;
   std::string tokenizer_source;  // folder or .model file it came from
   ChatFormat chat_format = ChatFormat::kPlain;
+  TokenizeOptions tokenize;      // of the training and the evaluation data
   std::shared_ptr<RewardModel> model;
 };
 
 std::string init_folder(const TrainOptions& o) {
   return !o.init_model.empty() ? o.init_model : o.init_causal_lm;
+}
+
+ModelMetadata init_metadata(const TrainOptions& o) {
+  const std::string folder = init_folder(o);
+  return folder.empty() ? ModelMetadata{} : read_model_metadata(folder);
+}
+
+// The config of the model training starts from, read before the weights.
+ModelConfig init_model_config(const TrainOptions& o) {
+  return load_model_config(!o.init_config.empty() ? o.init_config : join_path(init_folder(o), "config.json"));
 }
 
 std::shared_ptr<const Tokenizer> find_tokenizer(const TrainOptions& o, std::string& source) {
@@ -72,12 +83,9 @@ std::shared_ptr<const Tokenizer> find_tokenizer(const TrainOptions& o, std::stri
   return load_tokenizer(source);
 }
 
-ChatFormat choose_chat_format(const TrainOptions& o, const Tokenizer& tokenizer) {
+ChatFormat choose_chat_format(const TrainOptions& o, const ModelMetadata& init, const Tokenizer& tokenizer) {
   if (!o.chat_format.empty()) return chat_format_from_name(o.chat_format);
-  const std::string folder = init_folder(o);
-  if (!folder.empty()) {
-    if (auto stored = read_model_metadata(folder).chat_format) return *stored;
-  }
+  if (init.chat_format) return *init.chat_format;
   return default_chat_format(tokenizer);
 }
 
@@ -123,7 +131,7 @@ struct Dataset {
 };
 
 Dataset load_dataset(const std::vector<std::string>& paths, const TrainOptions& o, const Tokenizer& tokenizer,
-                     ChatFormat format, bool hash) {
+                     const TokenizeOptions& tokenize, bool hash) {
   ReadOptions read;
   read.format = preference_format_from_name(o.data_format);
   read.skip_invalid = o.skip_invalid;
@@ -141,12 +149,7 @@ Dataset load_dataset(const std::vector<std::string>& paths, const TrainOptions& 
     data.read.pairs += d.stats.pairs;
     std::move(d.pairs.begin(), d.pairs.end(), std::back_inserter(all));
   }
-  TokenizeOptions t;
-  t.format = format;
-  t.max_length = o.max_length;
-  t.policy = truncation_policy_from_name(o.truncation);
-  t.threads = o.threads;
-  TokenizedPairs tokenized = tokenize_pairs(all, tokenizer, t);
+  TokenizedPairs tokenized = tokenize_pairs(all, tokenizer, tokenize);
   data.pairs = std::move(tokenized.pairs);
   data.truncation = tokenized.stats;
   return data;
@@ -262,6 +265,26 @@ void copy_tokenizer_files(const Setup& setup, const std::string& dir) {
   }
 }
 
+// What makes a saved model (save_reward_model) a folder that openrm-eval and
+// openrm-score use as the trainer did: the tokenizer files and openrm.json
+// with the chat format, the effective max_length, the truncation policy and,
+// after an evaluation, the reward mean and std.
+void write_model_folder_files(const Setup& setup, const PreferenceMetrics* eval, const std::string& dir) {
+  ModelMetadata meta = read_model_metadata(dir);  // the pooling save_reward_model wrote
+  meta.chat_format = setup.chat_format;
+  meta.max_length = setup.tokenize.max_length;
+  meta.truncation = setup.tokenize.policy;
+  if (eval) {
+    meta.other["reward_mean"] = eval->reward_mean;
+    meta.other["reward_std"] = eval->reward_std;
+  } else {  // an earlier run's would not describe this model
+    meta.other.erase("reward_mean");
+    meta.other.erase("reward_std");
+  }
+  write_model_metadata(dir, meta);
+  copy_tokenizer_files(setup, dir);
+}
+
 }  // namespace
 
 TrainResult train_reward_model(const TrainOptions& options) {
@@ -281,20 +304,98 @@ TrainResult train_reward_model(const TrainOptions& options) {
 
   Setup setup;
   setup.tokenizer = find_tokenizer(options, setup.tokenizer_source);
-  setup.chat_format = choose_chat_format(options, *setup.tokenizer);
-  log().info("tokenizer {} ({} tokens), chat format {}", setup.tokenizer_source, setup.tokenizer->vocab_size(),
-             chat_format_name(setup.chat_format));
+  const ModelMetadata init = init_metadata(options);
+  setup.chat_format = choose_chat_format(options, init, *setup.tokenizer);
+  // The length rule of train, eval and score; openrm.json records the result,
+  // so openrm-eval and openrm-score on the folder cut sequences the same way.
+  setup.tokenize.format = setup.chat_format;
+  setup.tokenize.max_length = effective_max_length(init_model_config(options), init, options.max_length);
+  setup.tokenize.policy = truncation_policy_from_name(options.truncation);
+  setup.tokenize.threads = options.threads;
+  log().info("tokenizer {} ({} tokens), chat format {}, max_length {}", setup.tokenizer_source,
+             setup.tokenizer->vocab_size(), chat_format_name(setup.chat_format), setup.tokenize.max_length);
+  // A tokenizer that does not fit the model, found before any data is read.
+  const std::string& model_source = !options.init_model.empty()       ? options.init_model
+                                    : !options.init_causal_lm.empty() ? options.init_causal_lm
+                                                                      : options.init_config;
+  check_tokenizer_fits_model(*setup.tokenizer, init_model_config(options), model_source);
+  warn_if_chat_format_does_not_fit(setup.chat_format, *setup.tokenizer);
 
   Dataset train = with_context("training data", [&] {
-    return load_dataset(options.data, options, *setup.tokenizer, setup.chat_format, /*hash=*/true);
+    return load_dataset(options.data, options, *setup.tokenizer, setup.tokenize, /*hash=*/true);
   });
   if (train.pairs.empty()) throw Error("no training pairs left after truncation (" + train.truncation.summary() + ")");
   Dataset eval;
   if (!options.eval_data.empty()) {
     eval = with_context("evaluation data", [&] {
-      return load_dataset({options.eval_data}, options, *setup.tokenizer, setup.chat_format, /*hash=*/true);
+      return load_dataset({options.eval_data}, options, *setup.tokenizer, setup.tokenize, /*hash=*/true);
     });
+    // Found now, not when the last step is done.
+    if (eval.pairs.empty()) {
+      throw Error(options.eval_data + ": no pair left to evaluate (" + eval.truncation.summary() + ")");
+    }
   }
+
+  // The micro-batch stream: epoch e's batches come from seed + e, epochs laid
+  // end to end. With more pairs than one length bucket holds (batching's
+  // bucket_items), the number of batches depends on the seed, so each epoch
+  // is placed by its own count.
+  BatchingOptions batching;
+  batching.max_tokens = options.max_tokens;
+  batching.shuffle = options.shuffle;
+  batching.sort_by_length = options.shuffle;  // no shuffle: file order (docs/training.md)
+  const auto batches_of_epoch = [&](std::int64_t epoch) {
+    BatchingOptions b = batching;
+    b.seed = options.seed + static_cast<std::uint64_t>(epoch);
+    return make_pair_batches(train.pairs, b);
+  };
+  std::vector<std::int64_t> epoch_start{0};  // epoch e's micro-batches: [epoch_start[e], epoch_start[e + 1])
+  const auto add_epoch = [&] {
+    const auto e = static_cast<std::int64_t>(epoch_start.size()) - 1;
+    epoch_start.push_back(epoch_start.back() + static_cast<std::int64_t>(batches_of_epoch(e).size()));
+  };
+  const std::int64_t epochs_placed = options.max_steps > 0 ? 1 : options.epochs;  // max_steps: more as reached
+  while (static_cast<std::int64_t>(epoch_start.size()) <= epochs_placed) add_epoch();
+  const std::int64_t total_micro =
+      options.max_steps > 0 ? options.max_steps * options.grad_accum : epoch_start.back();
+  const std::int64_t total_steps = (total_micro + options.grad_accum - 1) / options.grad_accum;
+  // Refused before any work (and before --no-resume removes anything): the
+  // learning rate would never reach lr, and in a one-step run be 0 throughout.
+  if (options.warmup_steps > 0 && options.warmup_steps >= total_steps) {
+    throw Error("training option 'warmup_steps': " + std::to_string(options.warmup_steps) +
+                " warm-up steps do not fit in this run of " + std::to_string(total_steps) +
+                " steps (the learning rate would never reach lr); use fewer, or train longer");
+  }
+  const auto epoch_of = [&](std::int64_t m) {
+    while (epoch_start.back() <= m) add_epoch();
+    return static_cast<std::int64_t>(std::upper_bound(epoch_start.begin(), epoch_start.end(), m) -
+                                     epoch_start.begin()) - 1;
+  };
+  // Epochs done after the first m_end micro-batches (m_end >= 1), fractional.
+  const auto epochs_done = [&](std::int64_t m_end) {
+    const std::int64_t e = epoch_of(m_end - 1);
+    const auto start = epoch_start[static_cast<std::size_t>(e)];
+    const auto count = epoch_start[static_cast<std::size_t>(e) + 1] - start;
+    return static_cast<double>(e) + static_cast<double>(m_end - start) / static_cast<double>(count);
+  };
+  std::int64_t cached_epoch = -1;
+  std::vector<std::vector<std::int64_t>> epoch_batches;
+  auto micro_batch = [&](std::int64_t m) -> const std::vector<std::int64_t>& {
+    const std::int64_t epoch = epoch_of(m);
+    if (epoch != cached_epoch) {
+      epoch_batches = batches_of_epoch(epoch);
+      cached_epoch = epoch;
+    }
+    return epoch_batches[static_cast<std::size_t>(m - epoch_start[static_cast<std::size_t>(epoch)])];
+  };
+
+  LrSchedule schedule;
+  schedule.kind = parse_lr_schedule_kind(options.schedule);
+  schedule.warmup_steps = options.warmup_steps;
+  schedule.total_steps = total_steps;
+  schedule.peak_lr = options.lr;
+  schedule.min_lr_ratio = options.min_lr_ratio;
+  validate(schedule);
 
   // Resume, or start fresh.
   detail::remove_stale_checkpoint_temps(ckpt_root);
@@ -352,67 +453,17 @@ TrainResult train_reward_model(const TrainOptions& options) {
     torch::manual_seed(options.seed);
   }
 
-  // The micro-batch stream: epoch e's batches come from seed + e, epochs laid
-  // end to end. With more pairs than one length bucket holds (batching's
-  // bucket_items), the number of batches depends on the seed, so each epoch
-  // is placed by its own count.
-  BatchingOptions batching;
-  batching.max_tokens = options.max_tokens;
-  batching.shuffle = options.shuffle;
-  batching.sort_by_length = options.shuffle;  // no shuffle: file order (docs/training.md)
-  const auto batches_of_epoch = [&](std::int64_t epoch) {
-    BatchingOptions b = batching;
-    b.seed = options.seed + static_cast<std::uint64_t>(epoch);
-    return make_pair_batches(train.pairs, b);
-  };
-  std::vector<std::int64_t> epoch_start{0};  // epoch e's micro-batches: [epoch_start[e], epoch_start[e + 1])
-  const auto add_epoch = [&] {
-    const auto e = static_cast<std::int64_t>(epoch_start.size()) - 1;
-    epoch_start.push_back(epoch_start.back() + static_cast<std::int64_t>(batches_of_epoch(e).size()));
-  };
-  const std::int64_t epochs_placed = options.max_steps > 0 ? 1 : options.epochs;  // max_steps: more as reached
-  while (static_cast<std::int64_t>(epoch_start.size()) <= epochs_placed) add_epoch();
-  const std::int64_t total_micro =
-      options.max_steps > 0 ? options.max_steps * options.grad_accum : epoch_start.back();
-  const std::int64_t total_steps = (total_micro + options.grad_accum - 1) / options.grad_accum;
-  const auto epoch_of = [&](std::int64_t m) {
-    while (epoch_start.back() <= m) add_epoch();
-    return static_cast<std::int64_t>(std::upper_bound(epoch_start.begin(), epoch_start.end(), m) -
-                                     epoch_start.begin()) - 1;
-  };
-  // Epochs done after the first m_end micro-batches (m_end >= 1), fractional.
-  const auto epochs_done = [&](std::int64_t m_end) {
-    const std::int64_t e = epoch_of(m_end - 1);
-    const auto start = epoch_start[static_cast<std::size_t>(e)];
-    const auto count = epoch_start[static_cast<std::size_t>(e) + 1] - start;
-    return static_cast<double>(e) + static_cast<double>(m_end - start) / static_cast<double>(count);
-  };
-  std::int64_t cached_epoch = -1;
-  std::vector<std::vector<std::int64_t>> epoch_batches;
-  auto micro_batch = [&](std::int64_t m) -> const std::vector<std::int64_t>& {
-    const std::int64_t epoch = epoch_of(m);
-    if (epoch != cached_epoch) {
-      epoch_batches = batches_of_epoch(epoch);
-      cached_epoch = epoch;
-    }
-    return epoch_batches[static_cast<std::size_t>(m - epoch_start[static_cast<std::size_t>(epoch)])];
-  };
-
-  LrSchedule schedule;
-  schedule.kind = parse_lr_schedule_kind(options.schedule);
-  schedule.warmup_steps = std::min(options.warmup_steps, total_steps);
-  schedule.total_steps = total_steps;
-  schedule.peak_lr = options.lr;
-  schedule.min_lr_ratio = options.min_lr_ratio;
-  validate(schedule);
-
   PairLossOptions loss_options;
   loss_options.center_rewards_coefficient = options.center_rewards_coefficient;
   loss_options.use_margin = options.use_margin;
   const bool cuda = model.device().is_cuda();
-  const auto save_checkpoint = [&](std::int64_t step) {
+  // A checkpoint is a complete model folder, as the output folder is:
+  // openrm-eval and openrm-score on it cut and render as the trainer does.
+  // `eval`: the evaluation at its step, if one ran (reward mean and std).
+  const auto save_checkpoint = [&](std::int64_t step, const PreferenceMetrics* eval) {
     detail::write_checkpoint(ckpt_root, step, options.keep_checkpoints, [&](const std::string& dir) {
       save_reward_model(model, dir);
+      write_model_folder_files(setup, eval, dir);
       save_optimizer_state(*optimizer, join_path(dir, "optimizer.pt"));
       save_rng(join_path(dir, "rng_state.safetensors"));
       const Json j = {{"step", step}, {"skipped_steps", state.skipped_steps},
@@ -422,8 +473,10 @@ TrainResult train_reward_model(const TrainOptions& options) {
     });
     log().info("checkpoint {} written", detail::checkpoint_path(ckpt_root, step));
   };
+  // openrm-eval's own batching (EvalOptions' default max_tokens, not the
+  // training budget): a sequence's reward depends on its batch in the last
+  // bits, so openrm-eval on the folder gives exactly these numbers.
   EvalOptions eval_options;
-  eval_options.max_tokens = options.max_tokens;
   eval_options.keep_rewards = false;
   const auto run_eval = [&]() {
     model.eval();
@@ -509,20 +562,34 @@ TrainResult train_reward_model(const TrainOptions& options) {
     const double steps_per_s = static_cast<double>(state.step - first_step) / elapsed;
     progress.update(state.step, loss, accuracy, static_cast<double>(pairs_seen) / elapsed,
                     static_cast<double>(total_steps - state.step) / steps_per_s);
+    std::optional<PreferenceMetrics> eval_now;
     if (options.eval_every > 0 && state.step % options.eval_every == 0 && !eval.pairs.empty() &&
         state.step < total_steps) {
-      const PreferenceMetrics m = run_eval();
+      eval_now = run_eval();
+      const PreferenceMetrics& m = *eval_now;
       metrics.write({{"step", state.step}, {"eval", metrics_json(m)}});
       progress.interrupt_line();
       log().info("eval at step {}: accuracy {:.4f}, loss {:.4f}, mean margin {:.4f}", state.step, m.accuracy,
                  m.loss, m.mean_margin);
     }
     if (options.save_every > 0 && state.step % options.save_every == 0 && state.step < total_steps) {
-      save_checkpoint(state.step);
+      save_checkpoint(state.step, eval_now ? &*eval_now : nullptr);
     }
   }
   const double loop_seconds = seconds_since(t_loop);
-  if (first_step < total_steps || checkpoints.empty() || !options.resume) save_checkpoint(total_steps);
+
+  // A degenerate run fails before its final checkpoint, which would prune
+  // an older one, and before the output folder.
+  const auto kept_checkpoint = [&] {
+    const auto kept = detail::list_checkpoints(ckpt_root);
+    return kept.empty() ? std::string("no checkpoint was written")
+                        : "the last good checkpoint is " + kept.back().second;
+  };
+  if (2 * state.skipped_steps > state.step) {
+    throw Error(std::to_string(state.skipped_steps) + " of the " + std::to_string(state.step) +
+                " steps were skipped for a non-finite loss or gradient, so the model learned from few of its "
+                "pairs (is the learning rate too high?); no final model was written; " + kept_checkpoint());
+  }
 
   TrainResult result;
   result.steps = state.step;
@@ -535,23 +602,29 @@ TrainResult train_reward_model(const TrainOptions& options) {
   result.eval_truncation = eval.truncation;
   result.train_read = train.read;
   result.output_dir = options.output_dir;
+  result.max_length = setup.tokenize.max_length;
   if (!eval.pairs.empty()) {
     result.has_eval = true;
     result.eval = run_eval();
     metrics.write({{"step", state.step}, {"eval", metrics_json(result.eval)}});
+    const PreferenceMetrics& m = result.eval;
+    if (m.non_finite > 0 || !(m.reward_std > 0)) {
+      throw Error("the final evaluation on " + options.eval_data + " gives " +
+                  (m.non_finite > 0 ? std::to_string(m.non_finite) + " of its " + std::to_string(m.pairs) +
+                                          " pairs a non-finite reward"
+                                    : "all " + std::to_string(2 * m.pairs) + " sequences the same reward, " +
+                                          std::to_string(m.reward_mean)) +
+                  ": the model does not tell responses apart; no final model was written; " + kept_checkpoint());
+    }
+  }
+  if (first_step < total_steps || checkpoints.empty() || !options.resume) {
+    save_checkpoint(total_steps, result.has_eval ? &result.eval : nullptr);
   }
 
   // The output folder: the model, its tokenizer, openrm.json, the card.
   model.eval();
   save_reward_model(model, options.output_dir);
-  ModelMetadata meta = read_model_metadata(options.output_dir);
-  meta.chat_format = setup.chat_format;
-  if (result.has_eval) {
-    meta.other["reward_mean"] = result.eval.reward_mean;
-    meta.other["reward_std"] = result.eval.reward_std;
-  }
-  write_model_metadata(options.output_dir, meta);
-  copy_tokenizer_files(setup, options.output_dir);
+  write_model_folder_files(setup, result.has_eval ? &result.eval : nullptr, options.output_dir);
   write_file_atomic(join_path(options.output_dir, "training_config.json"), options_json.dump(2) + "\n");
   ModelCardInputs card;
   card.options = options;

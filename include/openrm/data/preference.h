@@ -8,14 +8,26 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace openrm {
 
+// Records whose sides are already rendered text (plain strings, hh-rlhf
+// transcripts) carry text_format: the format in which their messages render
+// back to exactly that text (kPlain: the contents concatenated; kHH: the
+// transcript's markers). They are tokenized in it, as the text, whatever chat
+// format the model uses, as TRL and RewardBench tokenize such data; a chat
+// format applies only to records given as message lists (text_format unset).
+//
+// An id is echoed as it came: id_is_number says the record's id was an
+// integer (id holds its decimal digits), not a string.
+
 // One human preference: two completions of the same prompt. chosen and
 // rejected are the turns after the shared prompt (usually one assistant
-// message each); the last message is the response that truncation may cut.
+// message each); the last message is the response that truncation may cut
+// (it may be empty: a policy can answer nothing, and that gets a reward too).
 struct PreferencePair {
   Conversation prompt;
   Conversation chosen;
@@ -23,7 +35,9 @@ struct PreferencePair {
   double margin = 0.0;      // how strongly chosen is preferred (BT loss margin)
   bool has_margin = false;
   std::string id;           // the record's id field, if any
+  bool id_is_number = false;
   std::int64_t line = 0;    // 1-based line in the source file
+  std::optional<ChatFormat> text_format;  // set for rendered text (see above)
 };
 
 // k responses to one prompt with scores (higher is better). A record given as
@@ -33,7 +47,9 @@ struct RankedRecord {
   std::vector<Conversation> responses;
   std::vector<double> scores;
   std::string id;
+  bool id_is_number = false;
   std::int64_t line = 0;
+  std::optional<ChatFormat> text_format;  // kPlain when the prompt and every response are strings
 };
 
 enum class PreferenceFormat {
@@ -105,7 +121,9 @@ Conversation parse_hh_transcript(const std::string& transcript);
 struct ScoreRecord {
   Conversation conversation;
   std::string id;
+  bool id_is_number = false;
   std::int64_t line = 0;
+  std::optional<ChatFormat> text_format;  // kPlain for {prompt: string, response: string}
 };
 
 struct ScoreFields {
@@ -122,7 +140,9 @@ struct ResponseGroup {
   Conversation prompt;
   std::vector<Conversation> responses;  // each ends with the assistant's response
   std::string id;
+  bool id_is_number = false;
   std::int64_t line = 0;
+  std::optional<ChatFormat> text_format;  // kPlain when the prompt and every response are strings
 };
 
 // {prompt: string | [...], responses: [string | [...], ...]} (1 to 1024

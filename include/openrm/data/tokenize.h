@@ -65,15 +65,19 @@ struct TokenizedPairs {
 };
 
 // Tokenizes pairs in parallel; the result does not depend on the thread count.
+// A pair with a text_format (rendered text) is tokenized in that format,
+// not in options.format.
 TokenizedPairs tokenize_pairs(const std::vector<PreferencePair>& pairs, const Tokenizer& tokenizer,
                               const TokenizeOptions& options);
 
 // One conversation (last message = the response) to ids under the same
 // truncation rules; std::nullopt when it is dropped. `stats` (optional) is
-// updated as for one pair.
+// updated as for one pair. `text_format`, when set, replaces options.format
+// (a record of rendered text, ScoreRecord::text_format).
 std::optional<std::vector<TokenId>> tokenize_conversation(const Conversation& conversation,
                                                           const Tokenizer& tokenizer,
                                                           const TokenizeOptions& options,
-                                                          TruncationStats* stats = nullptr);
+                                                          TruncationStats* stats = nullptr,
+                                                          std::optional<ChatFormat> text_format = std::nullopt);
 
 }  // namespace openrm

@@ -22,10 +22,17 @@
 namespace openrm {
 
 struct EvalOptions {
-  // evaluate_file: how pairs become token ids (max_length, truncation policy,
-  // tokenizer threads). Its `format` is replaced by `chat_format` below or
-  // the folder's chat format.
-  TokenizeOptions tokenize;
+  // evaluate_file: the longest sequence in tokens (prompt + response); unset:
+  // the folder's openrm.json max_length (the length the model was trained
+  // with), else 2048; 0: as long as the model takes. Never more than the
+  // model's max_position_embeddings: a larger request is lowered, with a
+  // warning (effective_max_length, openrm/models/model_folder.h).
+  std::optional<std::int64_t> max_length;
+  // evaluate_file: what to do with longer pairs; unset: the folder's
+  // openrm.json truncation, else kTruncate.
+  std::optional<TruncationPolicy> truncation;
+  // evaluate_file: tokenizer threads (0: all).
+  int threads = 0;
   // evaluate_file: the chat format to render with; unset: the folder's
   // (openrm.json's chat_format, else the tokenizer's chat_template, else plain).
   std::optional<ChatFormat> chat_format;
@@ -52,6 +59,7 @@ struct PairReward {
   std::int64_t source_index = 0;  // TokenizedPair::source_index
   std::int64_t line = 0;          // line in the data file (0 when unknown)
   std::string id;                 // the record's id (evaluate_file only)
+  bool id_is_number = false;      // the id was an integer (echoed as a number)
   float chosen = 0.0f;            // reward of the chosen side
   float rejected = 0.0f;          // reward of the rejected side
   std::int64_t chosen_length = 0;    // tokens of the chosen sequence
@@ -74,6 +82,7 @@ struct EvalResult {
   std::string model_dir;
   std::string data_path;
   std::string chat_format;  // name of the chat format used
+  TokenizeOptions tokenize;  // the chat format, max_length and policy used
   ReadStats read;
   TruncationStats truncation;
 };
@@ -91,8 +100,9 @@ EvalResult evaluate(RewardModel& model, const std::vector<TokenizedPair>& pairs,
 
 // Loads the folder (load_reward_model_folder; the tokenizer must be there or
 // given in options.tokenizer), reads the preference file, tokenizes it with
-// the folder's chat format (unless options.chat_format says otherwise) and
-// evaluates. The result carries the read and truncation counts. Errors name
+// the folder's chat format, max_length and truncation policy (unless options
+// say otherwise) and evaluates. On a folder openrm-train wrote, these are the
+// trainer's own, so the metrics are those of its final evaluation. The result carries the read and truncation counts. Errors name
 // the folder or the file and line.
 EvalResult evaluate_file(const std::string& model_dir, const std::string& data_path,
                          const EvalOptions& options = {}, const ReadOptions& read = {});

@@ -2,12 +2,15 @@
 // chat format, and openrm.json (what config.json has no field for).
 #pragma once
 
+#include <openrm/data/tokenize.h>
+#include <openrm/io/config.h>
 #include <openrm/models/reward_model.h>
 #include <openrm/tokenizer/chat_format.h>
 #include <openrm/tokenizer/tokenizer.h>
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,6 +22,10 @@ namespace openrm {
 struct ModelMetadata {
   std::optional<Pooling> pooling;
   std::optional<ChatFormat> chat_format;
+  // The max_length and truncation policy the model was trained with
+  // (openrm-train writes them): the defaults of openrm-eval and openrm-score.
+  std::optional<std::int64_t> max_length;
+  std::optional<TruncationPolicy> truncation;
   nlohmann::json other = nlohmann::json::object();
 };
 
@@ -27,6 +34,19 @@ struct ModelMetadata {
 ModelMetadata read_model_metadata(const std::string& dir);
 // Writes dir/openrm.json atomically.
 void write_model_metadata(const std::string& dir, const ModelMetadata& metadata);
+
+// max_length when neither the caller nor openrm.json gives one.
+inline constexpr std::int64_t kDefaultMaxLength = 2048;
+
+// The one length rule of openrm-train, openrm-eval and openrm-score
+// (docs/batching.md): `requested`, else openrm.json's max_length, else
+// kDefaultMaxLength; 0 asks for as many tokens as the model takes; the result
+// is never more than config.max_position_embeddings (when the config has
+// one). A request for more, from the caller or openrm.json, is lowered with
+// one warning; the default is lowered silently. Returns 0 (no limit) only for
+// a request of 0 on a model with no max_position_embeddings.
+std::int64_t effective_max_length(const ModelConfig& config, const ModelMetadata& metadata,
+                                  std::optional<std::int64_t> requested);
 
 struct RewardModelFolder {
   std::shared_ptr<RewardModel> model;
@@ -40,5 +60,10 @@ struct RewardModelFolder {
 
 // load_reward_model + load_tokenizer (when the folder has one) + metadata.
 RewardModelFolder load_reward_model_folder(const std::string& dir, const LoadOptions& options = {});
+
+// Throws openrm::Error, naming both, when `tokenizer` can produce ids the
+// model has no embedding for (its vocabulary, added tokens included, is
+// larger than the model's vocab_size): the tokenizer does not fit the model.
+void check_tokenizer_fits_model(const Tokenizer& tokenizer, const ModelConfig& config, const std::string& model);
 
 }  // namespace openrm

@@ -46,10 +46,15 @@ struct ScoreOptions {
   // Return (reward - reward_mean) / reward_std with the mean and std stored
   // in openrm.json by openrm-train (an error when the folder has none).
   bool normalize = false;
-  // How records become token ids: max_length and the truncation policy. Its
-  // `format` is replaced by `chat_format` or the folder's chat format, and
-  // its `threads` by `threads` above.
-  TokenizeOptions tokenize;
+  // Longest record in tokens (prompt + response); unset: the folder's
+  // openrm.json max_length (the length the model was trained with), else
+  // 2048; 0: as long as the model takes. Never more than the model's
+  // max_position_embeddings: a larger request is lowered, with a warning
+  // (effective_max_length, openrm/models/model_folder.h).
+  std::optional<std::int64_t> max_length;
+  // What to do with longer records; unset: the folder's openrm.json
+  // truncation, else kTruncate.
+  std::optional<TruncationPolicy> truncation;
   // The chat format to render with; unset: the folder's (openrm.json, else
   // the tokenizer's chat_template, else plain).
   std::optional<ChatFormat> chat_format;
@@ -83,21 +88,29 @@ struct ScoreStats {
   double seconds = 0.0;        // time in the forward passes (synchronised)
   double tokenize_seconds = 0.0;
   TruncationStats truncation;  // of the records tokenized here
+  // Sequences whose reward came out NaN or infinite (a broken model, or
+  // weights that overflow in the dtype): their reward stays non-finite.
+  std::int64_t non_finite = 0;
 
   ScoreStats& operator+=(const ScoreStats& other);
 };
 
 struct ScoreResult {
   // One reward per input, in input order; NaN for a record that truncation
-  // dropped (TruncationPolicy::kDrop, or no way to fit it).
+  // dropped (TruncationPolicy::kDrop, or no way to fit it). A reward the
+  // model computed may be non-finite too (stats.non_finite counts those):
+  // `dropped` tells the two apart.
   std::vector<float> rewards;
+  std::vector<bool> dropped;
   ScoreStats stats;
 };
 
 struct PairScores {
-  // One entry per input pair, in input order; NaN where the pair was dropped.
+  // One entry per input pair, in input order; NaN where the pair was dropped
+  // (dropped[i]) or where the model's reward was non-finite.
   std::vector<float> chosen;
   std::vector<float> rejected;
+  std::vector<bool> dropped;
   ScoreStats stats;
 };
 
@@ -118,9 +131,11 @@ class Scorer {
   // input order. No tokenizing, no truncation: a sequence longer than the
   // model's max_position_embeddings is an error naming its index.
   std::vector<float> score_tokens(const std::vector<std::vector<TokenId>>& sequences);
-  // Rewards of conversations: the last message is the response.
+  // Rewards of conversations (message lists, rendered in the chat format):
+  // the last message is the response.
   ScoreResult score_conversations(const std::vector<Conversation>& conversations);
-  // Rewards of records read by ScoreRecordReader.
+  // Rewards of records read by ScoreRecordReader; records of rendered text
+  // (text_format) are tokenized as that text.
   ScoreResult score_records(const std::vector<ScoreRecord>& records);
   // Rewards of both sides of preference pairs.
   PairScores score_pairs(const std::vector<PreferencePair>& pairs);
@@ -128,6 +143,9 @@ class Scorer {
   RewardModel& model() { return *model_; }
   const ScoreOptions& options() const { return options_; }
   ChatFormat chat_format() const { return format_; }
+  // How records become token ids: the chat format, the effective max_length
+  // and truncation policy, the threads.
+  const TokenizeOptions& tokenize_options() const { return tokenize_; }
   // The pooling rule in effect (a model without a pad token pools the last
   // token: transformers could only score it one sequence at a time).
   Pooling pooling() const { return model_->pooling(); }
@@ -143,10 +161,13 @@ class Scorer {
   std::vector<float> run(const std::vector<const std::vector<TokenId>*>& sequences, ScoreStats& stats);
   // Tokenizes conversation(0..n-1) in parallel; nullopt where dropped. An
   // error starts with where(i).
+  // `text_format(i)` is record i's own format (rendered text) or nullopt.
   std::vector<std::optional<std::vector<TokenId>>> tokenize(
       std::size_t n, const std::function<const Conversation&(std::size_t)>& conversation,
+      const std::function<std::optional<ChatFormat>(std::size_t)>& text_format,
       const std::function<std::string(std::size_t)>& where, ScoreStats& stats) const;
   ScoreResult score_tokenized(std::size_t n, const std::function<const Conversation&(std::size_t)>& conversation,
+                              const std::function<std::optional<ChatFormat>(std::size_t)>& text_format,
                               const std::function<std::string(std::size_t)>& where);
   const Tokenizer& require_tokenizer() const;
 
@@ -154,6 +175,7 @@ class Scorer {
   std::shared_ptr<const Tokenizer> tokenizer_;
   ChatFormat format_;
   ScoreOptions options_;
+  TokenizeOptions tokenize_;
   std::optional<double> reward_mean_, reward_std_;
   ScoreStats total_;
 };
@@ -184,6 +206,7 @@ struct ScoreFileResult {
   std::int64_t pairs = 0;            // of which pairs
   std::int64_t groups = 0;           // and groups of responses
   std::int64_t dropped = 0;          // records written with a null reward (truncation dropped them)
+  std::int64_t non_finite = 0;       // records with a non-finite reward (written as null, "non_finite": true)
   std::int64_t skipped_invalid = 0;  // invalid records skipped (skip_invalid)
   std::vector<std::string> first_errors;  // the first few skip messages
   ScoreStats stats;
@@ -195,8 +218,10 @@ struct ScoreFileResult {
 //   {"line": N, "id": ..., "reward": R}                          a record
 //   {"line": N, "id": ..., "reward_chosen": C, "reward_rejected": R}  a pair
 //   {"line": N, "id": ..., "rewards": [R0, R1, ...]}             a group
-// ("id" only when the input has one; a reward is null, and "dropped": true,
-// where truncation dropped it). Errors name the file and line.
+// ("id" only when the input has one, echoed with its JSON type; a reward is
+// null, and "dropped": true, where truncation dropped it; null with
+// "non_finite": true where the model's reward was NaN or infinite). Errors
+// name the file and line.
 ScoreFileResult score_file(Scorer& scorer, const std::string& input,
                            const std::function<void(const std::string&)>& write,
                            const ScoreFileOptions& options = {});

@@ -74,4 +74,14 @@ ChatFormat default_chat_format(const Tokenizer& tokenizer);
 // it to render_chat's text. Throws openrm::Error for a value with no template.
 std::string chat_template_for(ChatFormat format);
 
+// The special tokens `format` writes that `tokenizer` cannot encode as one id
+// each: a BOS or EOS the tokenizer lacks, or markers such as "<|im_start|>"
+// that it would split into ordinary pieces (a format meant for another
+// tokenizer family). Empty when every one fits.
+std::vector<std::string> chat_format_missing_tokens(ChatFormat format, const Tokenizer& tokenizer);
+
+// Logs one warning naming the format, the tokenizer and the missing tokens,
+// when there are any; returns whether it warned.
+bool warn_if_chat_format_does_not_fit(ChatFormat format, const Tokenizer& tokenizer);
+
 }  // namespace openrm

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,7 +21,11 @@ struct TrainOptions {
   bool skip_invalid = false;      // skip and count invalid records instead of stopping
   std::string data_format = "auto";  // preference layout: auto, plain, conversational, hh, ranked
   std::string chat_format;        // "": the init folder's, else the tokenizer's template, else plain
-  std::int64_t max_length = 1024;            // tokens per sequence (0: no limit)
+  // Tokens per sequence. Unset: the init folder's openrm.json max_length (the
+  // length it was trained with), else 2048; 0: as many as the model takes.
+  // Never more than the model's max_position_embeddings: a larger request is
+  // lowered, with a warning (effective_max_length, openrm/models/model_folder.h).
+  std::optional<std::int64_t> max_length;
   std::string truncation = "truncate";       // or "drop"
 
   // ---- where the model starts (exactly one)
@@ -79,6 +84,7 @@ struct TrainResult {
   std::int64_t skipped_steps = 0;    // steps skipped for a non-finite loss or gradient
   std::int64_t resumed_from = -1;    // the checkpoint step resumed from (-1: fresh start)
   std::int64_t train_pairs = 0;
+  std::int64_t max_length = 0;       // the effective max_length (openrm.json's; 0: no limit)
   double pairs_per_second = 0.0;     // this process's training throughput
   double tokens_per_second = 0.0;
   TruncationStats train_truncation;
@@ -90,9 +96,13 @@ struct TrainResult {
 };
 
 // Trains and writes options.output_dir: an HF folder (config.json,
-// model.safetensors, openrm.json with the eval reward mean/std, tokenizer
-// files), README.md (the model card), training_config.json, metrics.jsonl,
-// and checkpoints/ while training. Throws openrm::Error on bad input.
+// model.safetensors, openrm.json with the chat format, max_length, truncation
+// policy and the eval reward mean/std, tokenizer files), README.md (the model
+// card), training_config.json, metrics.jsonl, and checkpoints/ while training
+// (each a complete model folder too). Throws openrm::Error on bad input,
+// before the first step where it can be known, and on a degenerate run (most
+// steps skipped as non-finite, or a final evaluation whose rewards are all
+// equal), before the final checkpoint and the output folder are written.
 TrainResult train_reward_model(const TrainOptions& options);
 
 }  // namespace openrm
