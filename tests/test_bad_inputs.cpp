@@ -75,6 +75,10 @@ const std::vector<Case>& cases() {
        {"{d}/bad-type/config.json: field 'hidden_size': expected a positive integer"}},
       {"ScoreNoWeights", "openrm-score", "--model '{d}/no-weights' --input '{d}/records.jsonl' --output '{d}/out.jsonl'",
        {"{d}/no-weights: no model.safetensors"}},
+      {"ScoreHugeDimension", "openrm-score", "--model '{d}/huge' --input '{d}/records.jsonl' --output '{d}/out.jsonl'",
+       {"{d}/huge", "field 'hidden_size' is 1000000, more than the 131072 openrm accepts"}},
+      {"TrainWarmUpLongerThanTheRun", "openrm-train", kTrain + "--data '{d}/pairs.jsonl' --warmup-steps 5",
+       {"warmup_steps"}},
       {"ScoreUnknownArchitecture", "openrm-score",
        "--model '{d}/alien' --input '{d}/records.jsonl' --output '{d}/out.jsonl'",
        {"{d}/alien/config.json: unsupported architecture 'GPT2ForSequenceClassification'"}},
@@ -297,6 +301,10 @@ class BadInput : public ::testing::TestWithParam<Case> {
     nlohmann::json config = read_json(rm + "/config.json");
     config["hidden_size"] = "big";
     write("bad-type/config.json", config.dump(2));
+    copy_model(rm, d + "/huge");
+    config = read_json(rm + "/config.json");
+    config["hidden_size"] = 1000000;
+    write("huge/config.json", config.dump(2));
     copy_model(rm, d + "/alien");
     config = read_json(rm + "/config.json");
     config["architectures"] = {"GPT2ForSequenceClassification"};
