@@ -623,22 +623,24 @@ TEST(TrainOptionsValidate, NamesTheBadField) {
   EXPECT_FALSE(path_exists(bad.output_dir));
 }
 
+// small_flags with some flags replaced or added.
+std::vector<std::string> small_flags_with(const std::string& output, const std::vector<std::string>& extra) {
+  std::vector<std::string> f = small_flags(output);
+  for (std::size_t i = 0; i + 1 < extra.size(); i += 2) {
+    const auto at = std::find(f.begin(), f.end(), extra[i]);
+    if (at != f.end()) {
+      *(at + 1) = extra[i + 1];
+    } else {
+      f.push_back(extra[i]);
+      f.push_back(extra[i + 1]);
+    }
+  }
+  return f;
+}
+
 TEST_F(TrainerCli, BadInputsGiveOneErrorLine) {
   const Assets& a = assets();
-  // small_flags with some flags added or replaced.
-  auto flags_with = [&](const std::string& output, const std::vector<std::string>& extra) {
-    std::vector<std::string> f = small_flags(output);
-    for (std::size_t i = 0; i + 1 < extra.size(); i += 2) {
-      const auto at = std::find(f.begin(), f.end(), extra[i]);
-      if (at != f.end()) {
-        *(at + 1) = extra[i + 1];
-      } else {
-        f.push_back(extra[i]);
-        f.push_back(extra[i + 1]);
-      }
-    }
-    return f;
-  };
+  const auto flags_with = small_flags_with;
   const std::string log = tmp.file("run.log");
 
   std::vector<std::string> f = small_flags(tmp.file("o1"));
@@ -920,21 +922,6 @@ std::string four_decimals(double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.4f", v);
   return buf;
-}
-
-// small_flags with some flags replaced or added.
-std::vector<std::string> small_flags_with(const std::string& output, const std::vector<std::string>& extra) {
-  std::vector<std::string> f = small_flags(output);
-  for (std::size_t i = 0; i + 1 < extra.size(); i += 2) {
-    const auto at = std::find(f.begin(), f.end(), extra[i]);
-    if (at != f.end()) {
-      *(at + 1) = extra[i + 1];
-    } else {
-      f.push_back(extra[i]);
-      f.push_back(extra[i + 1]);
-    }
-  }
-  return f;
 }
 
 TEST_F(TrainerCli, AMaxLengthOverThePositionsIsLoweredOnceTheSameWayInTrainEvalAndScore) {
