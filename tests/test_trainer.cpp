@@ -924,13 +924,19 @@ std::string four_decimals(double v) {
   return buf;
 }
 
+// A copy of the config file `config` with max_position_embeddings = positions.
+std::string config_with_positions(const std::string& config, int positions, const test::TempDir& tmp) {
+  Json j = Json::parse(read_text_file(config));
+  j["max_position_embeddings"] = positions;
+  const std::string path = tmp.file("config-" + std::to_string(positions) + ".json");
+  write_file_atomic(path, j.dump(2));
+  return path;
+}
+
 TEST_F(TrainerCli, AMaxLengthOverThePositionsIsLoweredOnceTheSameWayInTrainEvalAndScore) {
   const Assets& a = assets();
   // A model of 40 positions: many demo pairs are longer.
-  Json config = Json::parse(read_text_file(a.config));
-  config["max_position_embeddings"] = 40;
-  const std::string config40 = tmp.file("config-40.json");
-  write_file_atomic(config40, config.dump(2));
+  const std::string config40 = config_with_positions(a.config, 40, tmp);
   const std::string out = tmp.file("out");
   const ToolRun train = run_tool(small_flags_with(out, {"--init-config", config40, "--max-length", "1000",
                                                         "--eval-data", a.eval}),
@@ -990,10 +996,7 @@ TEST_F(TrainerCli, AMaxLengthOverThePositionsIsLoweredOnceTheSameWayInTrainEvalA
 TEST_F(TrainerCli, OpenrmEvalOnTheTrainedFolderGivesTheTrainersFinalNumbers) {
   const Assets& a = assets();
   // 256 positions: room for a max_length at which part of the pairs fit.
-  Json config = Json::parse(read_text_file(a.config));
-  config["max_position_embeddings"] = 256;
-  const std::string config256 = tmp.file("config-256.json");
-  write_file_atomic(config256, config.dump(2));
+  const std::string config256 = config_with_positions(a.config, 256, tmp);
   const std::string out = tmp.file("out");
   TrainOptions o = small_options(out);
   o.init_config = config256;

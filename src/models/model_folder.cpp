@@ -19,17 +19,16 @@ ModelMetadata read_model_metadata(const std::string& dir) {
                                                       detail::JsonParseLimits{});
   with_context(path, [&] {
     if (!j.is_object()) throw Error("expected a JSON object");
-    if (j.contains("pooling")) {
-      if (!j["pooling"].is_string()) throw Error("field 'pooling': expected a string");
-      meta.pooling = with_context("field 'pooling'", [&] { return parse_pooling(j["pooling"].get<std::string>()); });
-      j.erase("pooling");
-    }
-    if (j.contains("chat_format")) {
-      if (!j["chat_format"].is_string()) throw Error("field 'chat_format': expected a string");
-      meta.chat_format = with_context("field 'chat_format'",
-                                      [&] { return chat_format_from_name(j["chat_format"].get<std::string>()); });
-      j.erase("chat_format");
-    }
+    // A field holding a name, parsed by `parse` into `out` and taken out of j.
+    auto named = [&](const char* key, auto& out, auto parse) {
+      if (!j.contains(key)) return;
+      const std::string field = std::string("field '") + key + "'";
+      if (!j[key].is_string()) throw Error(field + ": expected a string");
+      out = with_context(field, [&] { return parse(j[key].get<std::string>()); });
+      j.erase(key);
+    };
+    named("pooling", meta.pooling, parse_pooling);
+    named("chat_format", meta.chat_format, chat_format_from_name);
     if (j.contains("max_length")) {
       if (!j["max_length"].is_number_integer() || j["max_length"].get<std::int64_t>() < 0) {
         throw Error("field 'max_length': expected an integer >= 0, got " + j["max_length"].dump());
@@ -37,12 +36,7 @@ ModelMetadata read_model_metadata(const std::string& dir) {
       meta.max_length = j["max_length"].get<std::int64_t>();
       j.erase("max_length");
     }
-    if (j.contains("truncation")) {
-      if (!j["truncation"].is_string()) throw Error("field 'truncation': expected a string");
-      meta.truncation = with_context("field 'truncation'",
-                                     [&] { return truncation_policy_from_name(j["truncation"].get<std::string>()); });
-      j.erase("truncation");
-    }
+    named("truncation", meta.truncation, truncation_policy_from_name);
   });
   meta.other = std::move(j);
   return meta;

@@ -2,7 +2,6 @@
 #include "openrm/score/scorer.h"
 
 #include <ATen/ATen.h>
-#include <torch/cuda.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
 #include <algorithm>
@@ -70,25 +69,8 @@ void ScoreOptions::validate() const {
 }
 
 c10::Device score_device_from_name(const std::string& name) {
-  if (name == "cpu") return c10::Device(c10::kCPU);
-  if (name.rfind("cuda", 0) != 0) {
-    throw Error("device '" + name + "' is not one of cpu, cuda, cuda:N");
-  }
-  c10::Device device(c10::kCPU);
-  try {
-    device = c10::Device(name);
-  } catch (const std::exception&) {
-    throw Error("device '" + name + "' is not one of cpu, cuda, cuda:N");
-  }
-  if (!torch::cuda::is_available()) {
-    throw Error("device '" + name + "' was asked for, but this process sees no CUDA GPU (no device, or a "
-                "LibTorch built without CUDA); use device cpu");
-  }
-  const auto count = static_cast<std::int64_t>(torch::cuda::device_count());
-  if (device.has_index() && device.index() >= count) {
-    throw Error("device '" + name + "' does not exist: " + std::to_string(count) + " CUDA device(s) visible");
-  }
-  return device;
+  check_device(name);  // the one check of device names (runtime.h)
+  return name == "cpu" ? c10::Device(c10::kCPU) : c10::Device(name);
 }
 
 c10::ScalarType score_dtype_from_name(const std::string& name, const c10::Device& device) {
@@ -259,14 +241,15 @@ std::vector<float> Scorer::run(const std::vector<const std::vector<TokenId>*>& s
   const bool cuda = model_->device().is_cuda();
 
   std::vector<ScoreUnit> units;
+  std::vector<std::int64_t> pooled;  // with shared prefixes: each sequence's pooled position
   if (options_.share_prefixes && !cuda) {
-    std::vector<std::int64_t> pooled(n, 0);
+    pooled.assign(n, 0);
     for (const auto i : order) {
       pooled[i] = pooled_position(sequences[i]->data(), static_cast<std::int64_t>(sequences[i]->size()),
                                   model_->pooling(), model_->config().pad_token_id);
     }
-    units = group_by_prefix(sequences, order, pooled, std::max<std::int64_t>(1, options_.min_shared_prefix),
-                            options_.max_tokens, options_.max_batch_sequences);
+    units = group_by_prefix(sequences, order, pooled, options_.min_shared_prefix, options_.max_tokens,
+                            options_.max_batch_sequences);
   } else {
     units.reserve(order.size());
     for (const auto i : order) {
@@ -340,9 +323,7 @@ std::vector<float> Scorer::run(const std::vector<const std::vector<TokenId>*>& s
           const auto& seq = *sequences[i];
           const auto own = static_cast<std::int64_t>(seq.size()) - unit.prefix;
           segments.push_back({seq.data() + unit.prefix, own, parent});
-          rows.push_back(row + pooled_position(seq.data(), static_cast<std::int64_t>(seq.size()), model_->pooling(),
-                                               model_->config().pad_token_id) -
-                         unit.prefix);
+          rows.push_back(row + pooled[i] - unit.prefix);
           row += own;
         }
       }
