@@ -29,6 +29,9 @@ packages=(
   # that is the reference BLAS and CPU matmul is ~30x slower.
   libopenblas0-openmp
   zlib1g-dev python3
+  # The tokenizer.json backend: pre-tokenizer regexes (with JIT) and Unicode
+  # normalization (NFC, NFKC, ...).
+  libpcre2-dev libutf8proc-dev
   # The reference the tokenizer tests compare token ids against.
   python3-sentencepiece
 )

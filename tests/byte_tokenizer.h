@@ -40,6 +40,7 @@ class ByteTokenizer : public Tokenizer {
   bool default_add_eos() const override { return false; }
   const std::string& chat_template() const override { return template_; }
   const std::string& source() const override { return source_; }
+  TokenizerBackend backend() const override { return TokenizerBackend::kSentencePiece; }
 
  private:
   bool add_bos_;

@@ -543,7 +543,7 @@ TEST(Tokenizer, MissingAndCorruptFiles) {
   std::string err = error_of([&] { load_tokenizer(dir.file("nope")); });
   EXPECT_TRUE(contains(err, dir.file("nope"))) << err;
   err = error_of([&] { load_tokenizer(dir.path()); });
-  EXPECT_TRUE(contains(err, "no sentencepiece model (tokenizer.model")) << err;
+  EXPECT_TRUE(contains(err, "neither tokenizer.json nor a sentencepiece model (tokenizer.model")) << err;
   EXPECT_FALSE(has_tokenizer(dir.path()));
   std::string model = test::read_bytes(tiny_model());
   const std::vector<std::pair<std::string, std::string>> corrupt = {

@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
   app.add_option("--json", cmd.json, "write the metrics as JSON to this file (- for stdout)");
   app.add_option("--rewards", cmd.rewards, "write each pair's rewards as JSON Lines to this file (- for stdout)");
   app.add_option("--tokenizer", cmd.tokenizer,
-                 "tokenizer folder or .model file (default: the model folder's)");
+                 "tokenizer folder, tokenizer.json or .model file (default: the model folder's)");
   app.add_option("--chat-format", cmd.chat_format,
                  "chat format to render pairs with (default: the folder's; see docs/chat-formats.md)")
       ->check(CLI::IsMember(openrm::chat_format_names()));

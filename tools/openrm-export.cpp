@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
   app.add_flag("--overwrite-output-dir", cmd.overwrite_output_dir,
                "replace an output folder that is not empty, even one that is not an openrm folder");
   app.add_option("--tokenizer", cmd.tokenizer,
-                 "tokenizer folder or .model file, when the model has none (default: the model's, or its "
+                 "tokenizer folder, tokenizer.json or .model file, when the model has none (default: the model's, or its "
                  "training run's)");
   app.add_option("--pad-token-id", cmd.pad_token_id,
                  "pad_token_id when config.json has none (default: the tokenizer's pad, else eos)")

@@ -128,7 +128,7 @@ int main(int argc, char** argv) {
                  "truncate or drop records over --max-length (default: the folder's, openrm.json, else truncate)")
       ->check(CLI::IsMember({"truncate", "drop"}));
   app.add_flag("--normalize", o.normalize, "(reward - mean) / std with the mean and std stored in openrm.json");
-  app.add_option("--tokenizer", o.tokenizer, "tokenizer folder or .model file (default: the model folder's)");
+  app.add_option("--tokenizer", o.tokenizer, "tokenizer folder, tokenizer.json or .model file (default: the model folder's)");
   app.add_option("--chat-format", cmd.chat_format, "chat format (default: the folder's; see docs/chat-formats.md)")
       ->check(CLI::IsMember(openrm::chat_format_names()));
   app.add_option("--pooling", cmd.pooling, "override the folder's pooling rule")

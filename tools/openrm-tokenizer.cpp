@@ -278,7 +278,7 @@ int main(int argc, char** argv) {
 
   CodecCommand encode;
   CLI::App* encode_app = app.add_subcommand("encode", "print the token ids of text");
-  encode_app->add_option("--tokenizer", encode.tokenizer, "model folder or .model file")
+  encode_app->add_option("--tokenizer", encode.tokenizer, "model folder, tokenizer.json or .model file")
       ->required();
   CLI::Option* text_option =
       encode_app->add_option("--text", encode.text, "text to encode (else stdin, per line)");
@@ -290,7 +290,7 @@ int main(int argc, char** argv) {
 
   CodecCommand decode;
   CLI::App* decode_app = app.add_subcommand("decode", "print the text of token ids");
-  decode_app->add_option("--tokenizer", decode.tokenizer, "model folder or .model file")
+  decode_app->add_option("--tokenizer", decode.tokenizer, "model folder, tokenizer.json or .model file")
       ->required();
   CLI::Option* ids_option = decode_app->add_option(
       "--ids", decode.ids, "ids separated by spaces or commas (else stdin, one list per line)");

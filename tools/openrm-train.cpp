@@ -47,7 +47,7 @@ void add_options(CLI::App& app, openrm::TrainOptions& o, std::string& config_pat
   app.add_option("--init-model", o.init_model, "start from this reward-model folder");
   app.add_option("--init-causal-lm", o.init_causal_lm, "start from this causal-LM folder (new score head)");
   app.add_option("--init-config", o.init_config, "start from random weights of this config.json");
-  app.add_option("--tokenizer", o.tokenizer, "tokenizer folder or .model (default: the init folder's)");
+  app.add_option("--tokenizer", o.tokenizer, "tokenizer folder, tokenizer.json or .model file (default: the init folder's)");
   app.add_option("--init-std", o.init_std, "std of fresh weights (--init-config)")->capture_default_str();
   app.add_flag("--skip-invalid", o.skip_invalid, "skip and count invalid records instead of stopping");
   app.add_option("--data-format", o.data_format, "auto, plain, conversational, hh or ranked")->capture_default_str();

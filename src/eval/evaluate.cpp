@@ -127,7 +127,7 @@ EvalResult evaluate_file(const std::string& model_dir, const std::string& data_p
   if (!path_exists(model_dir)) throw Error(model_dir + ": no such model folder");
   if (!is_directory(model_dir)) throw Error(model_dir + ": not a folder (expected a model folder)");
   if (options.tokenizer.empty() && !has_tokenizer(model_dir)) {
-    throw Error(model_dir + ": the model folder has no tokenizer (no tokenizer.model); "
+    throw Error(model_dir + ": the model folder has no tokenizer (no tokenizer.json or tokenizer.model); "
                 "give one with --tokenizer PATH (EvalOptions::tokenizer)");
   }
   // The cheap inputs first: a bad tokenizer or record is found before a
@@ -135,7 +135,7 @@ EvalResult evaluate_file(const std::string& model_dir, const std::string& data_p
   std::shared_ptr<const Tokenizer> tokenizer;
   if (!options.tokenizer.empty()) {
     if (!path_exists(options.tokenizer)) {
-      throw Error(options.tokenizer + ": no such tokenizer (expected a folder with tokenizer.model, or a .model file)");
+      throw Error(options.tokenizer + ": no such tokenizer (expected a folder with tokenizer.json or tokenizer.model, a tokenizer.json or a .model file)");
     }
     tokenizer = load_tokenizer(options.tokenizer);
   }

@@ -76,7 +76,11 @@ RewardModelFolder load_reward_model_folder(const std::string& dir, const LoadOpt
   if (folder.metadata.chat_format) {
     folder.chat_format = *folder.metadata.chat_format;
   } else if (folder.tokenizer) {
-    folder.chat_format = default_chat_format(*folder.tokenizer);
+    try {
+      folder.chat_format = default_chat_format(*folder.tokenizer);
+    } catch (const Error& e) {
+      folder.chat_format_error = e.what();
+    }
   }
   return folder;
 }

@@ -92,7 +92,7 @@ Scorer Scorer::from_folder(const std::string& dir, const ScoreOptions& options) 
   std::shared_ptr<const Tokenizer> tokenizer;
   if (!options.tokenizer.empty()) {
     if (!path_exists(options.tokenizer)) {
-      throw Error(options.tokenizer + ": no such tokenizer (expected a folder with tokenizer.model, or a .model file)");
+      throw Error(options.tokenizer + ": no such tokenizer (expected a folder with tokenizer.json or tokenizer.model, a tokenizer.json or a .model file)");
     }
     tokenizer = load_tokenizer(options.tokenizer);
   }
@@ -108,6 +108,7 @@ Scorer Scorer::from_folder(const std::string& dir, const ScoreOptions& options) 
   } else {
     tokenizer = folder.tokenizer;
   }
+  if (!options.chat_format && !folder.chat_format_error.empty()) throw Error(folder.chat_format_error);
   const ChatFormat format = options.chat_format.value_or(folder.chat_format);
   return Scorer(folder.model, tokenizer, format, options, std::move(folder.metadata));
 }

@@ -328,7 +328,15 @@ std::vector<TokenId> encode_chat(const Tokenizer& tokenizer, ChatFormat format,
 }
 
 ChatFormat default_chat_format(const Tokenizer& tokenizer) {
-  return recognise_chat_template(tokenizer.chat_template()).value_or(ChatFormat::kPlain);
+  const std::string& chat_template = tokenizer.chat_template();
+  if (chat_template.empty()) return ChatFormat::kPlain;
+  if (auto format = recognise_chat_template(chat_template)) return *format;
+  std::string names;
+  for (const auto& name : chat_format_names()) names += (names.empty() ? "" : ", ") + name;
+  throw Error(tokenizer.source() + ": the tokenizer's chat_template (tokenizer_config.json) is none of "
+              "openrm's chat formats, so openrm cannot tell how it writes a conversation; name the "
+              "format with --chat-format (one of " + names +
+              "; plain scores the text as given), or record it as chat_format in openrm.json");
 }
 
 std::vector<std::string> chat_format_missing_tokens(ChatFormat format, const Tokenizer& tokenizer) {

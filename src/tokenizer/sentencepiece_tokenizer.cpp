@@ -12,65 +12,12 @@
 #include <vector>
 
 #include "openrm/error.h"
+#include "tokenizer/added_vocabulary.h"
 
 namespace openrm::detail {
 namespace {
 
 constexpr std::string_view kSpaceMarker = "\xE2\x96\x81";  // U+2581, sentencepiece's space
-
-// ---- whitespace as Python's str.strip() sees it ---------------------------------
-
-bool is_python_space(std::uint32_t c) {
-  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 ||
-         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-         c == 0x205F || c == 0x3000;
-}
-
-// Decodes the UTF-8 code point of `len` bytes at text[pos]; 0xFFFFFFFF when
-// the bytes are not a well-formed sequence.
-std::uint32_t code_point(std::string_view text, std::size_t pos, std::size_t len) {
-  auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[pos + i]); };
-  if (len == 1) return byte(0) < 0x80 ? byte(0) : 0xFFFFFFFFu;
-  std::uint32_t c = byte(0) & (0xFF >> (len + 1));
-  for (std::size_t i = 1; i < len; ++i) {
-    if ((byte(i) & 0xC0) != 0x80) return 0xFFFFFFFFu;
-    c = (c << 6) | (byte(i) & 0x3F);
-  }
-  return c;
-}
-
-std::size_t sequence_length(unsigned char lead) {
-  if (lead < 0x80) return 1;
-  if ((lead & 0xE0) == 0xC0) return 2;
-  if ((lead & 0xF0) == 0xE0) return 3;
-  if ((lead & 0xF8) == 0xF0) return 4;
-  return 0;
-}
-
-std::string_view lstrip_space(std::string_view text) {
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    std::size_t len = sequence_length(static_cast<unsigned char>(text[pos]));
-    if (len == 0 || pos + len > text.size() || !is_python_space(code_point(text, pos, len))) break;
-    pos += len;
-  }
-  return text.substr(pos);
-}
-
-std::string_view rstrip_space(std::string_view text) {
-  std::size_t end = text.size();
-  while (end > 0) {
-    std::size_t start = end - 1;  // back to the lead byte, at most 3 steps
-    while (start > 0 && end - start < 4 &&
-           (static_cast<unsigned char>(text[start]) & 0xC0) == 0x80) {
-      --start;
-    }
-    std::size_t len = sequence_length(static_cast<unsigned char>(text[start]));
-    if (len != end - start || !is_python_space(code_point(text, start, len))) break;
-    end = start;
-  }
-  return text.substr(0, end);
-}
 
 std::string replace_all(std::string_view text, std::string_view from, std::string_view to) {
   std::string out;
@@ -88,80 +35,30 @@ std::string replace_all(std::string_view text, std::string_view from, std::strin
 
 std::string in_quotes(std::string_view text) { return "'" + std::string(text) + "'"; }
 
-// ---- longest-match lookup of token strings --------------------------------------
-
-class TokenTrie {
- public:
-  TokenTrie() : nodes_(1) {}
-  void insert(std::string_view text, int value) {
-    int node = 0;
-    for (char ch : text) {
-      auto byte = static_cast<unsigned char>(ch);
-      int next = child(node, byte);
-      if (next < 0) {
-        next = static_cast<int>(nodes_.size());
-        nodes_[node].children.emplace_back(byte, next);
-        nodes_.emplace_back();
-      }
-      node = next;
-    }
-    nodes_[node].value = value;
-  }
-  // The value and length of the longest token that starts at text[pos].
-  std::pair<int, std::size_t> longest_match(std::string_view text, std::size_t pos) const {
-    std::pair<int, std::size_t> best{-1, 0};
-    int node = 0;
-    for (std::size_t i = pos; i < text.size(); ++i) {
-      node = child(node, static_cast<unsigned char>(text[i]));
-      if (node < 0) break;
-      if (nodes_[node].value >= 0) best = {nodes_[node].value, i + 1 - pos};
-    }
-    return best;
-  }
-  bool empty() const { return nodes_.size() == 1; }
-
- private:
-  struct Node {
-    std::vector<std::pair<unsigned char, int>> children;
-    int value = -1;
-  };
-  int child(int node, unsigned char byte) const {
-    for (const auto& [b, next] : nodes_[node].children) {
-      if (b == byte) return next;
-    }
-    return -1;
-  }
-  std::vector<Node> nodes_;
-};
-
 // ---- the tokenizer --------------------------------------------------------------
 
 class SentencePieceTokenizer final : public Tokenizer {
  public:
   SentencePieceTokenizer(std::shared_ptr<const SpmModel> model,
                          std::shared_ptr<const SpmModel> no_dummy_prefix,
-                         const SpmFolderConfig& config, std::string source);
+                         const TokenizerFolderConfig& config, std::string source);
 
   std::vector<TokenId> encode(std::string_view text, const EncodeOptions& options) const override;
   std::string decode(const std::vector<TokenId>& ids, bool skip_special) const override;
   std::int64_t vocab_size() const override { return vocab_size_; }
   const SpecialTokens& special_tokens() const override { return special_; }
-  const std::vector<AddedToken>& added_tokens() const override { return added_; }
+  const std::vector<AddedToken>& added_tokens() const override { return vocab_.tokens(); }
   std::optional<TokenId> token_to_id(std::string_view piece) const override;
   std::string id_to_token(TokenId id) const override;
   bool default_add_bos() const override { return add_bos_; }
   bool default_add_eos() const override { return add_eos_; }
   const std::string& chat_template() const override { return chat_template_; }
   const std::string& source() const override { return source_; }
+  TokenizerBackend backend() const override { return TokenizerBackend::kSentencePiece; }
 
  private:
-  struct Segment {
-    std::string_view text;  // a chunk of text, when token < 0
-    int token = -1;         // else an index into added_
-  };
-  void add_token(AddedToken token, const std::string& origin, bool special_given);
-  SpecialToken resolve_named(const SpmFolderConfig::NamedToken& named);
-  std::vector<Segment> split(std::string_view text, bool parse_special) const;
+  using Segment = AddedVocabulary::Segment;
+  SpecialToken resolve_named(const TokenizerFolderConfig::NamedToken& named);
   void encode_chunk(std::string_view chunk, std::vector<TokenId>& out) const;
 
   std::shared_ptr<const SpmModel> model_;
@@ -170,11 +67,7 @@ class SentencePieceTokenizer final : public Tokenizer {
   TokenId base_size_ = 0;
   std::int64_t vocab_size_ = 0;
   SpecialTokens special_;
-  std::vector<AddedToken> added_;
-  std::vector<std::string> added_origin_;  // where each added token was declared
-  std::unordered_map<std::string, std::size_t> added_by_text_;
-  std::unordered_map<TokenId, std::size_t> added_by_id_;
-  TokenTrie trie_;
+  AddedVocabulary vocab_;
   bool add_bos_ = false;
   bool add_eos_ = false;
   bool legacy_ = true;
@@ -187,11 +80,13 @@ class SentencePieceTokenizer final : public Tokenizer {
 
 SentencePieceTokenizer::SentencePieceTokenizer(std::shared_ptr<const SpmModel> model,
                                                std::shared_ptr<const SpmModel> no_dummy_prefix,
-                                               const SpmFolderConfig& config, std::string source)
+                                               const TokenizerFolderConfig& config, std::string source)
     : model_(std::move(model)),
       no_dummy_prefix_(std::move(no_dummy_prefix)),
-      source_(std::move(source)) {
-  base_size_ = model_->piece_size();
+      source_(std::move(source)),
+      base_size_(model_->piece_size()),
+      vocab_(base_size_, [m = model_](TokenId id) { return std::string(m->id_to_piece(id)); },
+             model_->name()) {
   // The model's own control symbols and its unknown piece may be written in
   // text ("<s>", "[INST]"); transformers splits on them as special tokens.
   for (TokenId id = 0; id < base_size_; ++id) {
@@ -201,10 +96,10 @@ SentencePieceTokenizer::SentencePieceTokenizer(std::shared_ptr<const SpmModel> m
       AddedToken token;
       token.text = std::string(piece);
       token.id = id;
-      add_token(std::move(token), model_->name(), true);
+      vocab_.add(std::move(token), model_->name(), true);
     }
   }
-  for (const auto& added : config.added) add_token(added.token, added.origin, added.special_given);
+  for (const auto& added : config.added) vocab_.add(added.token, added.origin, added.special_given);
 
   auto model_token = [&](TokenId id) {
     SpecialToken token;
@@ -215,7 +110,7 @@ SentencePieceTokenizer::SentencePieceTokenizer(std::shared_ptr<const SpmModel> m
   special_.eos = model_token(model_->eos_id());
   special_.pad = model_token(model_->pad_id());
   special_.unk = model_token(model_->unk_id());
-  std::pair<const std::optional<SpmFolderConfig::NamedToken>*, SpecialToken*> named[] = {
+  std::pair<const std::optional<TokenizerFolderConfig::NamedToken>*, SpecialToken*> named[] = {
       {&config.bos, &special_.bos},
       {&config.eos, &special_.eos},
       {&config.pad, &special_.pad},
@@ -225,22 +120,8 @@ SentencePieceTokenizer::SentencePieceTokenizer(std::shared_ptr<const SpmModel> m
   }
   for (const auto& extra : config.additional_special) resolve_named(extra);
 
-  vocab_size_ = base_size_;
-  for (const auto& token : added_) vocab_size_ = std::max<std::int64_t>(vocab_size_, token.id + 1);
-  std::vector<std::size_t> order(added_.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(),
-            [&](std::size_t a, std::size_t b) { return added_[a].id < added_[b].id; });
-  std::vector<AddedToken> sorted;
-  for (std::size_t i : order) sorted.push_back(added_[i]);
-  added_ = std::move(sorted);
-  added_by_text_.clear();
-  added_by_id_.clear();
-  for (std::size_t i = 0; i < added_.size(); ++i) {
-    added_by_text_[added_[i].text] = i;
-    added_by_id_[added_[i].id] = i;
-    trie_.insert(added_[i].text, static_cast<int>(i));
-  }
+  vocab_.finish(AddedVocabulary::Spaces::kPython);
+  vocab_size_ = std::max<std::int64_t>(base_size_, vocab_.end_id());
 
   add_bos_ = config.add_bos.value_or(special_.bos.present());
   add_eos_ = config.add_eos.value_or(false);
@@ -257,54 +138,14 @@ SentencePieceTokenizer::SentencePieceTokenizer(std::shared_ptr<const SpmModel> m
   }
 }
 
-void SentencePieceTokenizer::add_token(AddedToken token, const std::string& origin,
-                                       bool special_given) {
-  if (token.text.empty())
-    throw Error(origin + ": added token " + std::to_string(token.id) + " has empty content");
-  if (token.id < 0)
-    throw Error(origin + ": added token " + in_quotes(token.text) + " has a negative id");
-  if (token.id < base_size_) {
-    std::string_view piece = model_->id_to_piece(token.id);
-    if (piece != token.text) {
-      throw Error(origin + ": added token " + in_quotes(token.text) + " has id " +
-                  std::to_string(token.id) + ", which is the piece " + in_quotes(piece) + " of " +
-                  model_->name());
-    }
-  }
-  auto by_text = added_by_text_.find(token.text);
-  if (by_text != added_by_text_.end()) {
-    AddedToken& existing = added_[by_text->second];
-    if (existing.id != token.id) {
-      throw Error(origin + ": token " + in_quotes(token.text) + " has id " +
-                  std::to_string(token.id) + ", but id " + std::to_string(existing.id) + " in " +
-                  added_origin_[by_text->second]);
-    }
-    existing.lstrip = token.lstrip;
-    existing.rstrip = token.rstrip;
-    if (special_given) existing.special = token.special;
-    return;
-  }
-  auto by_id = added_by_id_.find(token.id);
-  if (by_id != added_by_id_.end()) {
-    throw Error(origin + ": id " + std::to_string(token.id) + " is given to " +
-                in_quotes(token.text) + " here and to " + in_quotes(added_[by_id->second].text) +
-                " in " + added_origin_[by_id->second]);
-  }
-  if (!special_given) token.special = false;
-  added_by_text_[token.text] = added_.size();
-  added_by_id_[token.id] = added_.size();
-  added_.push_back(std::move(token));
-  added_origin_.push_back(origin);
-}
-
 // A token a JSON file names (bos_token, additional_special_tokens, ...):
 // looked up among the added tokens, then in the model's pieces; it becomes a
 // special added token, so encode splits on it.
-SpecialToken SentencePieceTokenizer::resolve_named(const SpmFolderConfig::NamedToken& named) {
+SpecialToken SentencePieceTokenizer::resolve_named(const TokenizerFolderConfig::NamedToken& named) {
   TokenId id = -1;
-  auto found = added_by_text_.find(named.text);
-  if (found != added_by_text_.end()) {
-    id = added_[found->second].id;
+  const AddedToken* found = vocab_.find_text(named.text);
+  if (found) {
+    id = found->id;
   } else if (auto piece = model_->piece_to_id(named.text)) {
     id = *piece;
   } else {
@@ -315,46 +156,15 @@ SpecialToken SentencePieceTokenizer::resolve_named(const SpmFolderConfig::NamedT
   token.text = named.text;
   token.id = id;
   token.special = true;
-  if (found != added_by_text_.end()) {
-    token.lstrip = added_[found->second].lstrip;
-    token.rstrip = added_[found->second].rstrip;
+  if (found) {
+    token.lstrip = found->lstrip;
+    token.rstrip = found->rstrip;
+    token.single_word = found->single_word;
   }
   if (named.lstrip) token.lstrip = *named.lstrip;
   if (named.rstrip) token.rstrip = *named.rstrip;
-  add_token(std::move(token), named.origin, true);
+  vocab_.add(std::move(token), named.origin, true);
   return {id, named.text};
-}
-
-std::vector<SentencePieceTokenizer::Segment> SentencePieceTokenizer::split(
-    std::string_view text, bool parse_special) const {
-  std::vector<Segment> segments;
-  if (!parse_special || trie_.empty()) {
-    segments.push_back({text, -1});
-    return segments;
-  }
-  std::size_t chunk_start = 0;
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    auto [token, length] = trie_.longest_match(text, pos);
-    if (token < 0) {
-      ++pos;
-      continue;
-    }
-    segments.push_back({text.substr(chunk_start, pos - chunk_start), -1});
-    segments.push_back({{}, token});
-    pos += length;
-    chunk_start = pos;
-  }
-  segments.push_back({text.substr(chunk_start), -1});
-  for (std::size_t i = 0; i < segments.size(); ++i) {
-    if (segments[i].token < 0) continue;
-    const AddedToken& token = added_[segments[i].token];
-    if (token.lstrip && i > 0) segments[i - 1].text = rstrip_space(segments[i - 1].text);
-    if (token.rstrip && i + 1 < segments.size()) {
-      segments[i + 1].text = lstrip_space(segments[i + 1].text);
-    }
-  }
-  return segments;
 }
 
 void SentencePieceTokenizer::encode_chunk(std::string_view chunk, std::vector<TokenId>& out) const {
@@ -392,12 +202,17 @@ std::vector<TokenId> SentencePieceTokenizer::encode(std::string_view text,
       if (add_prefix_space_) prepared.insert(0, kSpaceMarker);
       text = prepared;
     }
-    std::vector<Segment> segments = split(text, options.parse_special);
+    std::vector<Segment> segments;
+    if (options.parse_special) {
+      vocab_.split(text, /*normalized=*/false, /*with_special=*/true, segments);
+    } else {
+      segments.push_back({text, -1});
+    }
     const std::size_t body_start = ids.size();
     for (std::size_t i = 0; i < segments.size(); ++i) {
       const Segment& segment = segments[i];
       if (segment.token >= 0) {
-        ids.push_back(added_[segment.token].id);
+        ids.push_back(vocab_.tokens()[segment.token].id);
         continue;
       }
       if (segment.text.empty()) continue;
@@ -439,12 +254,10 @@ std::string SentencePieceTokenizer::decode(const std::vector<TokenId>& ids,
       throw Error(source_ + ": cannot decode token id " + std::to_string(id) +
                   ": out of range for vocabulary size " + std::to_string(vocab_size_));
     }
-    auto added = added_by_id_.find(id);
-    if (added != added_by_id_.end()) {
-      const AddedToken& token = added_[added->second];
-      if (skip_special && token.special) continue;
+    if (const AddedToken* token = vocab_.find_id(id)) {
+      if (skip_special && token->special) continue;
       flush();
-      out += token.text;
+      out += token->text;
       continue;
     }
     if (id >= base_size_) {
@@ -459,14 +272,12 @@ std::string SentencePieceTokenizer::decode(const std::vector<TokenId>& ids,
 }
 
 std::optional<TokenId> SentencePieceTokenizer::token_to_id(std::string_view piece) const {
-  auto added = added_by_text_.find(std::string(piece));
-  if (added != added_by_text_.end()) return added_[added->second].id;
+  if (const AddedToken* token = vocab_.find_text(piece)) return token->id;
   return model_->piece_to_id(piece);
 }
 
 std::string SentencePieceTokenizer::id_to_token(TokenId id) const {
-  auto added = added_by_id_.find(id);
-  if (added != added_by_id_.end()) return added_[added->second].text;
+  if (const AddedToken* token = vocab_.find_id(id)) return token->text;
   if (id >= 0 && id < base_size_) return std::string(model_->id_to_piece(id));
   throw Error(source_ + ": token id " + std::to_string(id) + " is not in the vocabulary (size " +
               std::to_string(vocab_size_) + ")");
@@ -476,7 +287,7 @@ std::string SentencePieceTokenizer::id_to_token(TokenId id) const {
 
 std::shared_ptr<const Tokenizer> make_sentencepiece_tokenizer(
     std::shared_ptr<const SpmModel> model, std::shared_ptr<const SpmModel> no_dummy_prefix,
-    const SpmFolderConfig& config, std::string source) {
+    const TokenizerFolderConfig& config, std::string source) {
   return std::make_shared<const SentencePieceTokenizer>(
       std::move(model), std::move(no_dummy_prefix), config, std::move(source));
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "openrm/tokenizer/tokenizer.h"
+#include "tokenizer/folder_config.h"
 #include "tokenizer/spm_bridge_api.h"
 
 namespace openrm::detail {
@@ -94,36 +95,11 @@ class SpmModel {
 std::string spm_train(const std::vector<std::pair<std::string, std::string>>& options,
                       const std::vector<std::string>& texts, std::uint32_t seed);
 
-// What a model folder's JSON files say about the tokenizer. `origin` strings
-// ("tokenizer_config.json: bos_token") name where a value came from, for
-// error messages.
-struct SpmFolderConfig {
-  struct NamedToken {
-    std::string text;
-    std::string origin;
-    std::optional<bool> lstrip;  // set when given as an AddedToken object
-    std::optional<bool> rstrip;
-  };
-  struct Added {
-    AddedToken token;
-    std::string origin;
-    bool special_given = false;  // token.special came from the file
-  };
-  std::optional<NamedToken> bos, eos, pad, unk;
-  std::vector<NamedToken> additional_special;
-  std::vector<Added> added;
-  std::optional<bool> add_bos;
-  std::optional<bool> add_eos;
-  bool legacy = true;            // transformers' default when the file does not say
-  bool add_prefix_space = true;  // only used when legacy is false
-  std::string chat_template;
-};
-
 // Builds the tokenizer; throws openrm::Error (naming the file and field)
 // when the JSON files contradict the model. `no_dummy_prefix` (the model
 // from load_bytes_without_dummy_prefix) is needed when config.legacy is false.
 std::shared_ptr<const Tokenizer> make_sentencepiece_tokenizer(
     std::shared_ptr<const SpmModel> model, std::shared_ptr<const SpmModel> no_dummy_prefix,
-    const SpmFolderConfig& config, std::string source);
+    const TokenizerFolderConfig& config, std::string source);
 
 }  // namespace openrm::detail

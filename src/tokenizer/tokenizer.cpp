@@ -1,24 +1,24 @@
-// load_tokenizer / has_tokenizer: finds the sentencepiece model of a model
-// folder and reads what its JSON files say about special and added tokens
-// (tokenizer_config.json, special_tokens_map.json, added_tokens.json).
+// load_tokenizer / has_tokenizer: chooses the backend from the files of a
+// model folder (tokenizer.json first, as transformers' fast tokenizers, then a
+// sentencepiece model), and hands it what the folder's JSON files say about
+// special and added tokens (folder_config.h).
 #include "openrm/tokenizer/tokenizer.h"
 
-#include <cstdint>
-#include <limits>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include "io/json_util.h"
 #include "openrm/error.h"
 #include "openrm/io/file.h"
+#include "tokenizer/folder_config.h"
+#include "tokenizer/hf_tokenizer.h"
 #include "tokenizer/sentencepiece_tokenizer.h"
 
 namespace openrm {
 namespace {
 
-using json = nlohmann::json;
-using detail::SpmFolderConfig;
+using detail::TokenizerFolderConfig;
+
+constexpr const char* kTokenizerJson = "tokenizer.json";
 
 // The file names a folder's sentencepiece model may have, in order of preference.
 const char* const kModelFiles[] = {"tokenizer.model", "spm.model", "sentencepiece.bpe.model"};
@@ -31,224 +31,76 @@ std::string find_model_file(const std::string& folder) {
   return {};
 }
 
-json read_json_file(const std::string& path) {
-  std::string text = read_text_file(path);
-  detail::JsonParseLimits limits;
-  limits.reject_duplicate_keys = true;
-  json root =
-      detail::parse_json_checked<json>(text.data(), text.data() + text.size(), path, limits);
-  if (!root.is_object()) throw Error(path + ": expected a JSON object at the top level");
-  return root;
+bool is_json_file(const std::string& path) {
+  return path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0;
 }
 
-std::string type_name(const json& value) { return value.type_name(); }
-
-std::optional<bool> optional_bool(const json& object, const char* key, const std::string& file) {
-  auto it = object.find(key);
-  if (it == object.end() || it->is_null()) return std::nullopt;
-  if (!it->is_boolean()) {
-    throw Error(file + ": " + key + ": expected true or false, got " + type_name(*it));
-  }
-  return it->get<bool>();
-}
-
-// A token field: "text", {"content": "text", "lstrip": ..., ...}, or null
-// (std::nullopt).
-std::optional<SpmFolderConfig::NamedToken> parse_named_token(const json& value,
-                                                             const std::string& origin) {
-  if (value.is_null()) return std::nullopt;
-  SpmFolderConfig::NamedToken token;
-  token.origin = origin;
-  if (value.is_string()) {
-    token.text = value.get<std::string>();
-  } else if (value.is_object()) {
-    auto content = value.find("content");
-    if (content == value.end() || !content->is_string()) {
-      throw Error(origin + ": expected a string \"content\" in the token object");
-    }
-    token.text = content->get<std::string>();
-    token.lstrip = optional_bool(value, "lstrip", origin);
-    token.rstrip = optional_bool(value, "rstrip", origin);
-  } else {
-    throw Error(origin + ": expected a string, an object with \"content\", or null, got " +
-                type_name(value));
-  }
-  if (token.text.empty()) throw Error(origin + ": the token is an empty string");
-  return token;
-}
-
-void read_token_fields(const json& root, const std::string& file, SpmFolderConfig& config) {
-  std::pair<const char*, std::optional<SpmFolderConfig::NamedToken>*> named[] = {
-      {"bos_token", &config.bos},
-      {"eos_token", &config.eos},
-      {"pad_token", &config.pad},
-      {"unk_token", &config.unk}};
-  for (auto& [key, target] : named) {
-    auto it = root.find(key);
-    if (it == root.end()) continue;
-    auto token = parse_named_token(*it, file + ": " + key);
-    if (token) *target = std::move(token);
-  }
-  // transformers splits text on these too; openrm has no role for them.
-  for (const char* key : {"sep_token", "cls_token", "mask_token"}) {
-    auto it = root.find(key);
-    if (it == root.end()) continue;
-    if (auto token = parse_named_token(*it, file + ": " + key)) {
-      config.additional_special.push_back(std::move(*token));
-    }
-  }
-  auto extra = root.find("additional_special_tokens");
-  if (extra == root.end() || extra->is_null()) return;
-  if (!extra->is_array()) {
-    throw Error(file + ": additional_special_tokens: expected a list, got " + type_name(*extra));
-  }
-  for (std::size_t i = 0; i < extra->size(); ++i) {
-    auto origin = file + ": additional_special_tokens[" + std::to_string(i) + "]";
-    if (auto token = parse_named_token((*extra)[i], origin)) {
-      config.additional_special.push_back(std::move(*token));
-    }
-  }
-}
-
-TokenId parse_id(const std::string& text, const std::string& origin) {
-  if (text.empty() || text.size() > 10 ||
-      text.find_first_not_of("0123456789") != std::string::npos) {
-    throw Error(origin + ": expected a non-negative token id, got \"" + text + "\"");
-  }
-  long long id = std::stoll(text);
-  if (id > std::numeric_limits<TokenId>::max())
-    throw Error(origin + ": token id " + text + " is too large");
-  return static_cast<TokenId>(id);
-}
-
-void read_added_tokens_decoder(const json& decoder, const std::string& file,
-                               SpmFolderConfig& config) {
-  if (decoder.is_null()) return;
-  if (!decoder.is_object()) {
-    throw Error(file + ": added_tokens_decoder: expected an object, got " + type_name(decoder));
-  }
-  for (auto it = decoder.begin(); it != decoder.end(); ++it) {
-    std::string origin = file + ": added_tokens_decoder[\"" + it.key() + "\"]";
-    SpmFolderConfig::Added added;
-    added.origin = origin;
-    added.token.id = parse_id(it.key(), origin);
-    const json& entry = it.value();
-    if (!entry.is_object()) throw Error(origin + ": expected an object, got " + type_name(entry));
-    auto content = entry.find("content");
-    if (content == entry.end() || !content->is_string()) {
-      throw Error(origin + ": expected a string \"content\"");
-    }
-    added.token.text = content->get<std::string>();
-    added.token.lstrip = optional_bool(entry, "lstrip", origin).value_or(false);
-    added.token.rstrip = optional_bool(entry, "rstrip", origin).value_or(false);
-    auto special = optional_bool(entry, "special", origin);
-    added.token.special = special.value_or(false);
-    added.special_given = special.has_value();
-    config.added.push_back(std::move(added));
-  }
-}
-
-void read_tokenizer_config(const std::string& path, SpmFolderConfig& config) {
-  json root = read_json_file(path);
-  const std::string file = path;
-  if (auto it = root.find("added_tokens_decoder"); it != root.end()) {
-    read_added_tokens_decoder(*it, file, config);
-  }
-  read_token_fields(root, file, config);
-  config.add_bos = optional_bool(root, "add_bos_token", file);
-  config.add_eos = optional_bool(root, "add_eos_token", file);
-  config.legacy = optional_bool(root, "legacy", file).value_or(true);
-  config.add_prefix_space = optional_bool(root, "add_prefix_space", file).value_or(true);
-  auto chat = root.find("chat_template");
-  if (chat == root.end() || chat->is_null()) return;
-  if (chat->is_string()) {
-    config.chat_template = chat->get<std::string>();
-  } else if (chat->is_array()) {
-    // Several named templates: the one called "default" is the chat template.
-    for (std::size_t i = 0; i < chat->size(); ++i) {
-      const json& entry = (*chat)[i];
-      std::string origin = file + ": chat_template[" + std::to_string(i) + "]";
-      if (!entry.is_object() || !entry.contains("name") || !entry["name"].is_string() ||
-          !entry.contains("template") || !entry["template"].is_string()) {
-        throw Error(origin + ": expected {\"name\": string, \"template\": string}");
-      }
-      if (entry["name"] == "default") config.chat_template = entry["template"].get<std::string>();
-    }
-  } else {
-    throw Error(file + ": chat_template: expected a string or a list, got " + type_name(*chat));
-  }
-}
-
-void read_special_tokens_map(const std::string& path, SpmFolderConfig& config) {
-  json root = read_json_file(path);
-  // Its values replace tokenizer_config.json's, as in transformers.
-  if (root.contains("additional_special_tokens")) {
-    std::vector<SpmFolderConfig::NamedToken> kept;
-    for (auto& token : config.additional_special) {
-      if (token.origin.find("additional_special_tokens") == std::string::npos) {
-        kept.push_back(std::move(token));
-      }
-    }
-    config.additional_special = std::move(kept);
-  }
-  read_token_fields(root, path, config);
-}
-
-void read_added_tokens_json(const std::string& path, SpmFolderConfig& config) {
-  json root = read_json_file(path);
-  for (auto it = root.begin(); it != root.end(); ++it) {
-    std::string origin = path + ": \"" + it.key() + "\"";
-    if (!it->is_number_integer() || it->get<std::int64_t>() < 0 ||
-        it->get<std::int64_t>() > std::numeric_limits<TokenId>::max()) {
-      throw Error(origin + ": expected a non-negative integer token id, got " + it->dump());
-    }
-    SpmFolderConfig::Added added;
-    added.origin = origin;
-    added.token.text = it.key();
-    added.token.id = static_cast<TokenId>(it->get<std::int64_t>());
-    added.token.special = false;  // unless a special-token field names it
-    config.added.push_back(std::move(added));
-  }
-}
-
-std::shared_ptr<const Tokenizer> load_from(const std::string& path) {
-  std::string model_path = path;
-  SpmFolderConfig config;
-  if (is_directory(path)) {
-    model_path = find_model_file(path);
-    if (model_path.empty()) {
-      throw Error(
-          "no sentencepiece model (tokenizer.model, spm.model or "
-          "sentencepiece.bpe.model) in the folder");
-    }
-    // added_tokens.json first: the others may name its tokens as special.
-    std::string added = join_path(path, "added_tokens.json");
-    if (path_exists(added)) read_added_tokens_json(added, config);
-    std::string tokenizer_config = join_path(path, "tokenizer_config.json");
-    if (path_exists(tokenizer_config)) read_tokenizer_config(tokenizer_config, config);
-    std::string special_map = join_path(path, "special_tokens_map.json");
-    if (path_exists(special_map)) read_special_tokens_map(special_map, config);
-  } else if (!path_exists(path)) {
-    throw Error("no such file or folder");
-  }
+std::shared_ptr<const Tokenizer> load_sentencepiece(const std::string& model_path,
+                                                    const TokenizerFolderConfig& config,
+                                                    const std::string& source) {
   std::string bytes = read_text_file(model_path);
   auto model = detail::SpmModel::load_bytes(bytes, model_path);
   std::shared_ptr<const detail::SpmModel> no_dummy_prefix;
   if (!config.legacy)
     no_dummy_prefix = detail::SpmModel::load_bytes_without_dummy_prefix(bytes, model_path);
   return detail::make_sentencepiece_tokenizer(std::move(model), std::move(no_dummy_prefix), config,
-                                              path);
+                                              source);
+}
+
+std::shared_ptr<const Tokenizer> load_from(const std::string& path, TokenizerBackend backend) {
+  if (!is_directory(path)) {
+    if (!path_exists(path)) throw Error("no such file or folder");
+    // A lone file: tokenizer.json, or a sentencepiece model.
+    if (is_json_file(path)) return detail::make_hf_tokenizer(path, {}, path);
+    return load_sentencepiece(path, {}, path);
+  }
+  const std::string json_path = join_path(path, kTokenizerJson);
+  const bool has_json = path_exists(json_path) && !is_directory(json_path);
+  const std::string model_path = find_model_file(path);
+  // transformers' fast tokenizers, what AutoTokenizer loads, read
+  // tokenizer.json when the folder has one.
+  bool use_json = has_json;
+  if (backend == TokenizerBackend::kTokenizerJson) {
+    if (!has_json) throw Error("no tokenizer.json in the folder (the tokenizer.json backend was asked for)");
+    use_json = true;
+  } else if (backend == TokenizerBackend::kSentencePiece) {
+    if (model_path.empty()) {
+      throw Error(
+          "no sentencepiece model (tokenizer.model, spm.model or sentencepiece.bpe.model) in the "
+          "folder (the sentencepiece backend was asked for)");
+    }
+    use_json = false;
+  }
+  if (!use_json && model_path.empty()) {
+    throw Error(
+        "no tokenizer in the folder: neither tokenizer.json nor a sentencepiece model "
+        "(tokenizer.model, spm.model or sentencepiece.bpe.model)");
+  }
+  TokenizerFolderConfig config = detail::read_tokenizer_folder_config(path);
+  if (use_json) return detail::make_hf_tokenizer(json_path, config, path);
+  return load_sentencepiece(model_path, config, path);
 }
 
 }  // namespace
 
-std::shared_ptr<const Tokenizer> load_tokenizer(const std::string& path) {
-  return with_context("loading tokenizer " + path, [&] { return load_from(path); });
+std::shared_ptr<const Tokenizer> load_tokenizer(const std::string& path, TokenizerBackend backend) {
+  return with_context("loading tokenizer " + path, [&] { return load_from(path, backend); });
 }
 
 bool has_tokenizer(const std::string& folder) {
   if (!is_directory(folder)) return false;
+  const std::string json_path = join_path(folder, kTokenizerJson);
+  if (path_exists(json_path) && !is_directory(json_path)) return true;
   return !find_model_file(folder).empty();
+}
+
+std::string tokenizer_backend_name(TokenizerBackend backend) {
+  switch (backend) {
+    case TokenizerBackend::kAuto: return "auto";
+    case TokenizerBackend::kTokenizerJson: return "tokenizer.json";
+    case TokenizerBackend::kSentencePiece: return "sentencepiece";
+  }
+  return "?";
 }
 
 }  // namespace openrm

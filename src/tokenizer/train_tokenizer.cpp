@@ -166,21 +166,37 @@ void write_tokenizer_config(const std::string& folder, const Tokenizer& tokenize
                                          {"normalized", false},   {"rstrip", token.rstrip},
                                          {"single_word", false},  {"special", token.special}};
   }
-  json config = {
-      {"tokenizer_class", "LlamaTokenizer"},
-      {"add_bos_token", tokenizer.default_add_bos()},
-      {"add_eos_token", tokenizer.default_add_eos()},
-      {"added_tokens_decoder", decoder},
-      {"bos_token", token_or_null(special.bos)},
-      {"eos_token", token_or_null(special.eos)},
-      {"pad_token", token_or_null(special.pad)},
-      {"unk_token", token_or_null(special.unk)},
-      // Written out, so transformers does not warn; true is what it assumes
-      // when the field is absent, and what openrm does with a bare .model.
-      {"legacy", true},
-      {"clean_up_tokenization_spaces", false},
-      {"sp_model_kwargs", json::object()},
-  };
+  json config;
+  if (tokenizer.backend() == TokenizerBackend::kTokenizerJson) {
+    // The tokenizer.json's own pipeline and post-processor, unchanged: the
+    // generic fast class (transformers 5: TokenizersBackend) keeps both, and
+    // no add_bos_token/add_eos_token, which would replace the post-processor.
+    config = {
+        {"tokenizer_class", "PreTrainedTokenizerFast"},
+        {"added_tokens_decoder", decoder},
+        {"bos_token", token_or_null(special.bos)},
+        {"eos_token", token_or_null(special.eos)},
+        {"pad_token", token_or_null(special.pad)},
+        {"unk_token", token_or_null(special.unk)},
+        {"clean_up_tokenization_spaces", false},
+    };
+  } else {
+    config = {
+        {"tokenizer_class", "LlamaTokenizer"},
+        {"add_bos_token", tokenizer.default_add_bos()},
+        {"add_eos_token", tokenizer.default_add_eos()},
+        {"added_tokens_decoder", decoder},
+        {"bos_token", token_or_null(special.bos)},
+        {"eos_token", token_or_null(special.eos)},
+        {"pad_token", token_or_null(special.pad)},
+        {"unk_token", token_or_null(special.unk)},
+        // Written out, so transformers does not warn; true is what it assumes
+        // when the field is absent, and what openrm does with a bare .model.
+        {"legacy", true},
+        {"clean_up_tokenization_spaces", false},
+        {"sp_model_kwargs", json::object()},
+    };
+  }
   if (!tokenizer.chat_template().empty()) config["chat_template"] = tokenizer.chat_template();
   write_file_atomic(join_path(folder, "tokenizer_config.json"), config.dump(2) + "\n");
 }

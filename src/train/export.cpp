@@ -149,9 +149,9 @@ std::shared_ptr<const Tokenizer> find_tokenizer(const ExportOptions& o, const So
     if (usable) return load_tokenizer(path);
     log().info("the training run's {} '{}' holds no tokenizer here", key, path);
   }
-  throw Error(s.weights_dir + ": no tokenizer (tokenizer.model) in the folder" +
+  throw Error(s.weights_dir + ": no tokenizer (tokenizer.json or tokenizer.model) in the folder" +
               (s.checkpoint ? " or its training run" : std::string()) +
-              "; give one (a folder or a .model file) with --tokenizer");
+              "; give one (a folder, a tokenizer.json or a .model file) with --tokenizer");
 }
 
 // The chat format the model was trained / is scored with.
@@ -335,6 +335,7 @@ bool write_tokenizer_files(const std::string& dir, const Tokenizer& tokenizer, C
                            std::int64_t pad_token_id) {
   const std::string& src = tokenizer.source();
   const bool folder = is_directory(src);
+  const bool json_backend = tokenizer.backend() == TokenizerBackend::kTokenizerJson;
   std::string model_file = src;
   if (folder) {
     model_file.clear();
@@ -344,9 +345,14 @@ bool write_tokenizer_files(const std::string& dir, const Tokenizer& tokenizer, C
         break;
       }
     }
-    if (model_file.empty()) throw Error(src + ": no tokenizer.model");
+    if (model_file.empty() && !json_backend) throw Error(src + ": no tokenizer.model");
   }
-  detail::copy_file_atomic(model_file, join_path(dir, "tokenizer.model"));
+  // A folder's sentencepiece model goes along even when tokenizer.json is
+  // the one read (transformers' slow classes use it).
+  if (!model_file.empty()) {
+    detail::copy_file_atomic(model_file,
+                             join_path(dir, json_backend && !folder ? "tokenizer.json" : "tokenizer.model"));
+  }
   if (folder) {
     for (const char* name : {"tokenizer.json", "added_tokens.json"}) {
       if (path_exists(join_path(src, name))) detail::copy_file_atomic(join_path(src, name), join_path(dir, name));

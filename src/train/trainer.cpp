@@ -78,7 +78,7 @@ std::shared_ptr<const Tokenizer> find_tokenizer(const TrainOptions& o, std::stri
   if (o.tokenizer.empty() && (source.empty() || !has_tokenizer(source))) {
     throw Error("no tokenizer: " + (source.empty() ? std::string("a model made from a config has none")
                                                     : source + " holds none") +
-                "; pass one with --tokenizer (a folder or a .model file; openrm-tokenizer trains one)");
+                "; pass one with --tokenizer (a folder, a tokenizer.json or a .model file; openrm-tokenizer trains one)");
   }
   return load_tokenizer(source);
 }
@@ -254,13 +254,15 @@ void load_rng(const std::string& path) {
 void copy_tokenizer_files(const Setup& setup, const std::string& dir) {
   const std::string& src = setup.tokenizer_source;
   if (is_directory(src)) {
-    for (const char* name : {"tokenizer.model", "spm.model", "sentencepiece.bpe.model", "tokenizer_config.json",
-                             "special_tokens_map.json", "added_tokens.json"}) {
+    for (const char* name : {"tokenizer.json", "tokenizer.model", "spm.model", "sentencepiece.bpe.model",
+                             "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                             "chat_template.jinja"}) {
       const std::string from = join_path(src, name);
       if (path_exists(from)) detail::copy_file_atomic(from, join_path(dir, name));
     }
   } else {
-    detail::copy_file_atomic(src, join_path(dir, "tokenizer.model"));
+    const bool json_file = setup.tokenizer->backend() == TokenizerBackend::kTokenizerJson;
+    detail::copy_file_atomic(src, join_path(dir, json_file ? "tokenizer.json" : "tokenizer.model"));
     write_tokenizer_config(dir, *setup.tokenizer);
   }
 }

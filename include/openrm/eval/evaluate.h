@@ -36,7 +36,7 @@ struct EvalOptions {
   // evaluate_file: the chat format to render with; unset: the folder's
   // (openrm.json's chat_format, else the tokenizer's chat_template, else plain).
   std::optional<ChatFormat> chat_format;
-  // evaluate_file: a tokenizer (folder or .model file) to use instead of the
+  // evaluate_file: a tokenizer (folder, tokenizer.json or .model file) to use instead of the
   // model folder's; required when the folder has none.
   std::string tokenizer;
   // evaluate_file: device, dtype and pooling override for loading the model.

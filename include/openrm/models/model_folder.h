@@ -55,6 +55,11 @@ struct RewardModelFolder {
   // openrm.json's chat_format, else the tokenizer's recognised chat_template,
   // else kPlain.
   ChatFormat chat_format = ChatFormat::kPlain;
+  // Set (and chat_format left kPlain) when the tokenizer has a chat_template
+  // that is none of the built-in formats and openrm.json names none: the
+  // message default_chat_format threw, for a caller that needs the format
+  // and was given none (Scorer::from_folder without ScoreOptions::chat_format).
+  std::string chat_format_error;
   ModelMetadata metadata;
 };
 

@@ -58,7 +58,7 @@ struct ScoreOptions {
   // The chat format to render with; unset: the folder's (openrm.json, else
   // the tokenizer's chat_template, else plain).
   std::optional<ChatFormat> chat_format;
-  // A tokenizer (folder or .model file) instead of the model folder's.
+  // A tokenizer (folder, tokenizer.json or .model file) instead of the model folder's.
   std::string tokenizer;
   // Overrides the folder's pooling rule.
   std::optional<Pooling> pooling;

@@ -65,6 +65,9 @@ std::vector<TokenId> encode_chat(const Tokenizer& tokenizer, ChatFormat format,
                                  const Conversation& conversation);
 
 // The format a tokenizer's chat_template implies, or kPlain without one.
+// Throws openrm::Error, naming --chat-format, when the tokenizer has a
+// chat_template that recognise_chat_template does not recognise: openrm
+// never guesses how an unknown template writes a conversation.
 ChatFormat default_chat_format(const Tokenizer& tokenizer);
 
 // The Jinja chat_template the family publishes in its tokenizer_config.json,

@@ -1,7 +1,9 @@
 // Tokenizers: text <-> token ids, with the special tokens a reward model's
-// folder declares. The sentencepiece backend loads tokenizer.model files
-// (Llama, Mistral, Gemma, ...) through a bridge library (see DESIGN.md,
-// "sentencepiece and LibTorch clash"), so programs that use LibTorch can use it.
+// folder declares. Two backends: tokenizer.json files (Llama-3, Qwen2/3,
+// Gemma-2, GPT-2, ...: Hugging Face tokenizers' pipeline in C++), and
+// sentencepiece tokenizer.model files (Llama, Mistral, Gemma, ...) through a
+// bridge library (see DESIGN.md, "sentencepiece and LibTorch clash"), so
+// programs that use LibTorch can use it. docs/tokenizers.md has the details.
 #pragma once
 
 #include <cstdint>
@@ -39,6 +41,11 @@ struct AddedToken {
   bool special = true;  // dropped by decode(skip_special=true)
   bool lstrip = false;  // eats whitespace to its left when matched
   bool rstrip = false;  // eats whitespace to its right when matched
+  // Matched only where no word character touches it on either side.
+  bool single_word = false;
+  // Matched in the normalized text rather than the raw text (tokenizer.json
+  // tokenizers only; a sentencepiece tokenizer has no normalizer of its own).
+  bool normalized = false;
 };
 
 struct EncodeOptions {
@@ -47,10 +54,20 @@ struct EncodeOptions {
   // when the model has them).
   std::optional<bool> add_bos;
   std::optional<bool> add_eos;
-  // Recognise added/special token strings in the text (transformers' default).
-  // Off: "<s>" in user text is encoded as ordinary characters.
+  // Recognise special token strings in the text (transformers' default).
+  // Off: "<s>" in user text is encoded as ordinary characters (with the
+  // tokenizer.json backend, as tokenizers' encode_special_tokens: added
+  // tokens that are not special are still recognised).
   bool parse_special = true;
 };
+
+// Which implementation reads a folder's tokenizer.
+enum class TokenizerBackend {
+  kAuto,           // tokenizer.json when the folder has one, else the sentencepiece model
+  kTokenizerJson,  // Hugging Face tokenizers' tokenizer.json, run in C++
+  kSentencePiece,  // tokenizer.model through sentencepiece (transformers' slow tokenizers)
+};
+std::string tokenizer_backend_name(TokenizerBackend backend);
 
 class Tokenizer {
  public:
@@ -74,13 +91,18 @@ class Tokenizer {
   virtual const std::string& chat_template() const = 0;
   // Where it was loaded from (for messages and model cards).
   virtual const std::string& source() const = 0;
+  // kTokenizerJson or kSentencePiece.
+  virtual TokenizerBackend backend() const = 0;
 };
 
-// Loads a tokenizer from a sentencepiece model file, or from a model folder
-// holding tokenizer.model (or spm.model / sentencepiece.bpe.model) and, when
-// present, tokenizer_config.json, special_tokens_map.json and
-// added_tokens.json. Throws openrm::Error naming the file on any problem.
-std::shared_ptr<const Tokenizer> load_tokenizer(const std::string& path);
+// Loads a tokenizer from a tokenizer.json file, a sentencepiece model file,
+// or a model folder holding tokenizer.json and/or tokenizer.model (or
+// spm.model / sentencepiece.bpe.model) and, when present,
+// tokenizer_config.json, special_tokens_map.json and added_tokens.json. With
+// kAuto a folder's tokenizer.json is preferred, as transformers' AutoTokenizer
+// does. Throws openrm::Error naming the file on any problem.
+std::shared_ptr<const Tokenizer> load_tokenizer(const std::string& path,
+                                                TokenizerBackend backend = TokenizerBackend::kAuto);
 
 // True when `folder` holds a tokenizer load_tokenizer can read.
 bool has_tokenizer(const std::string& folder);

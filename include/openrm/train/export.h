@@ -44,7 +44,7 @@ struct ExportOptions {
   std::uint64_t max_shard_bytes = 5'000'000'000ULL;
   // Replace an output folder that exists and is not empty.
   bool overwrite = false;
-  // The tokenizer (folder or .model file) when the input has none of its own;
+  // The tokenizer (folder, tokenizer.json or .model file) when the input has none of its own;
   // "": the input's (for a checkpoint: its training run's).
   std::string tokenizer;
   // config.json's pad_token_id when the input's config has none; unset: the
