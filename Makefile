@@ -56,6 +56,7 @@ install: build
 
 bench: build
 	$(BUILD_DIR)/bench/bench_tokenize --json $(BUILD_DIR)/bench_tokenize.json
+	$(BUILD_DIR)/bench/bench_hf_tokenize --json $(BUILD_DIR)/bench_hf_tokenize.json
 	$(BUILD_DIR)/bench/bench_train --json $(BUILD_DIR)/bench_train.json
 	$(BUILD_DIR)/bench/bench_score --json $(BUILD_DIR)/bench_score.json
 

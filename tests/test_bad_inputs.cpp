@@ -85,6 +85,12 @@ const std::vector<Case>& cases() {
       {"ScoreTruncatedWeights", "openrm-score",
        "--model '{d}/short-weights' --input '{d}/records.jsonl' --output '{d}/out.jsonl'",
        {"{d}/short-weights/model.safetensors: header length"}},
+      {"ScoreTruncatedTokenizerJson", "openrm-score",
+       "--model '{d}/cut-tokenizer' --input '{d}/records.jsonl' --output '{d}/out.jsonl'",
+       {"{d}/cut-tokenizer/tokenizer.json", "malformed JSON"}},
+      {"ScoreUnimplementedTokenizerPart", "openrm-score",
+       "--model '{d}/unigram-tokenizer' --input '{d}/records.jsonl' --output '{d}/out.jsonl'",
+       {"{d}/unigram-tokenizer/tokenizer.json: model: the model type 'Unigram' is not implemented"}},
       {"ScoreMissingTokenizer", "openrm-score", kScore + "--input '{d}/records.jsonl' --tokenizer '{d}/nope'",
        {"{d}/nope: no such tokenizer"}},
       {"ScoreNormalizeWithoutStatistics", "openrm-score", kScore + "--input '{d}/records.jsonl' --normalize",
@@ -310,6 +316,11 @@ class BadInput : public ::testing::TestWithParam<Case> {
     config["architectures"] = {"GPT2ForSequenceClassification"};
     config["model_type"] = "gpt2";
     write("alien/config.json", config.dump(2));
+    copy_model(rm, d + "/cut-tokenizer");
+    write("cut-tokenizer/tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0");
+    copy_model(rm, d + "/unigram-tokenizer");
+    write("unigram-tokenizer/tokenizer.json",
+          "{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", -1.0]]}}");
     copy_model(rm, d + "/no-weights");
     fs::remove(d + "/no-weights/model.safetensors");
     copy_model(rm, d + "/short-weights");

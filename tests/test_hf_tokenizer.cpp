@@ -59,7 +59,8 @@ TEST(HfTokenizerFixtures, CoverEveryFamilyAndRecordTheirVersions) {
   const auto names = fixture_names();
   for (const char* want : {"gpt2_style", "llama3_style", "qwen2_style", "llama2_style",
                            "llama2_metaspace_style", "gemma_style", "roberta_style", "bert_style",
-                           "added_tokens_style"}) {
+                           "added_tokens_style", "bpe_subword_style", "split_behaviors_style",
+                           "metaspace_split_style", "wordlevel_style"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), want), names.end()) << want;
   }
   for (const auto& name : names) {

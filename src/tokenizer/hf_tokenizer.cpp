@@ -398,8 +398,11 @@ class StripNormalizer final : public Normalizer {
   bool left_, right_;
 };
 
+// Drops marks: every mark for tokenizers' StripAccents, the non-spacing
+// ones (Mn) for BertNormalizer's accent stripping.
 class StripAccentsNormalizer final : public Normalizer {
  public:
+  explicit StripAccentsNormalizer(bool all_marks) : all_marks_(all_marks) {}
   void apply(std::string& text) const override {
     std::string out;
     out.reserve(text.size());
@@ -407,11 +410,15 @@ class StripAccentsNormalizer final : public Normalizer {
     while (pos < text.size()) {
       std::size_t len;
       std::uint32_t c = unicode::decode(text, pos, &len);
-      if (!unicode::is_nonspacing_mark(c)) out.append(text, pos, len);
+      const bool mark = all_marks_ ? unicode::is_mark(c) : unicode::is_nonspacing_mark(c);
+      if (!mark) out.append(text, pos, len);
       pos += len;
     }
     text = std::move(out);
   }
+
+ private:
+  bool all_marks_;
 };
 
 class ReplaceNormalizer final : public Normalizer {
@@ -470,7 +477,7 @@ class BertNormalizer final : public Normalizer {
     }
     if (strip_accents_) {
       out = unicode::normalize(out, unicode::NormalForm::kNFD);
-      StripAccentsNormalizer().apply(out);
+      StripAccentsNormalizer(/*all_marks=*/false).apply(out);
     }
     if (lowercase_) out = unicode::lowercase(out);
     text = std::move(out);
@@ -500,7 +507,7 @@ std::unique_ptr<Normalizer> read_normalizer(const At& at) {
   if (type == "NFKC") return std::make_unique<UnicodeNormalizer>(unicode::NormalForm::kNFKC);
   if (type == "NFKD") return std::make_unique<UnicodeNormalizer>(unicode::NormalForm::kNFKD);
   if (type == "Lowercase") return std::make_unique<LowercaseNormalizer>();
-  if (type == "StripAccents") return std::make_unique<StripAccentsNormalizer>();
+  if (type == "StripAccents") return std::make_unique<StripAccentsNormalizer>(/*all_marks=*/true);
   if (type == "Strip") {
     return std::make_unique<StripNormalizer>(at.field("strip_left").boolean_or(true),
                                              at.field("strip_right").boolean_or(true));

@@ -2,8 +2,8 @@
 //
 // Oniguruma (Ruby syntax, as tokenizers uses it) and PCRE2 in UCP mode agree
 // on \p{..} classes, lookaround, (?i:..) and quantifiers. They differ on:
-//   \s  Oniguruma: Unicode White_Space, which includes U+0085; PCRE2's \s
-//       lacks U+0085. Rewritten to add it.
+//   \s  Oniguruma: Unicode White_Space. PCRE2's \s lacks U+0085 and has
+//       U+180E. Rewritten as the White_Space class.
 //   \w  Oniguruma: letters, marks, decimal digits, connector punctuation;
 //       PCRE2 10.42: letters, all numbers and "_". Rewritten as the class.
 //   \h  Oniguruma: a hexadecimal digit; PCRE2: horizontal space. Rewritten.
@@ -18,6 +18,9 @@
 namespace openrm::detail {
 namespace {
 
+constexpr const char* kSpaceClass =
+    "\\t\\n\\x{0B}\\f\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}"
+    "\\x{202F}\\x{205F}\\x{3000}";
 constexpr const char* kWordClass = "\\p{L}\\p{M}\\p{Nd}\\p{Nl}\\p{Pc}\\x{200C}\\x{200D}";
 
 std::string rewrite(const std::string& pattern, const std::string& origin) {
@@ -30,10 +33,12 @@ std::string rewrite(const std::string& pattern, const std::string& origin) {
       char e = pattern[++i];
       const bool in_class = class_depth > 0;
       switch (e) {
-        case 's': out += in_class ? "\\s\\x{85}" : "[\\s\\x{85}]"; break;
+        case 's':
+          out += in_class ? std::string(kSpaceClass) : "[" + std::string(kSpaceClass) + "]";
+          break;
         case 'S':
           if (in_class) throw Error(origin + ": \\S inside a character class is not supported");
-          out += "[^\\s\\x{85}]";
+          out += "[^" + std::string(kSpaceClass) + "]";
           break;
         case 'w':
           out += in_class ? std::string(kWordClass) : "[" + std::string(kWordClass) + "]";

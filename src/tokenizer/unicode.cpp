@@ -133,6 +133,11 @@ bool is_punctuation(std::uint32_t c) {
 
 bool is_nonspacing_mark(std::uint32_t c) { return category(c) == UTF8PROC_CATEGORY_MN; }
 
+bool is_mark(std::uint32_t c) {
+  auto cat = category(c);
+  return cat == UTF8PROC_CATEGORY_MN || cat == UTF8PROC_CATEGORY_MC || cat == UTF8PROC_CATEGORY_ME;
+}
+
 bool is_control(std::uint32_t c) {
   if (c == '\t' || c == '\n' || c == '\r') return false;
   switch (category(c)) {

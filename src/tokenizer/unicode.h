@@ -31,8 +31,10 @@ bool is_word(std::uint32_t c);
 bool is_numeric(std::uint32_t c);
 // tokenizers' punctuation test: ASCII punctuation or a P* category.
 bool is_punctuation(std::uint32_t c);
-// General category "Mn" (for accent stripping).
+// General category "Mn" (BERT's accent stripping).
 bool is_nonspacing_mark(std::uint32_t c);
+// Any mark: Mn, Mc or Me (tokenizers' StripAccents).
+bool is_mark(std::uint32_t c);
 // Category Cc/Cf/Co/Cn/Cs but not \t \n \r (BERT's "control").
 bool is_control(std::uint32_t c);
 // The CJK ideograph blocks BERT pads with spaces.
