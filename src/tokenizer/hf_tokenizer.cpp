@@ -347,10 +347,37 @@ std::string utf8_lossy(std::string_view bytes) {
   return out;
 }
 
+// A "Sequence" component: its steps in order.
+template <typename Base>
+class Sequence final : public Base {
+ public:
+  explicit Sequence(std::vector<std::unique_ptr<Base>> steps) : steps_(std::move(steps)) {}
+  void apply(typename Base::Value& value) const override {
+    for (const auto& step : steps_) step->apply(value);
+  }
+
+ private:
+  std::vector<std::unique_ptr<Base>> steps_;
+};
+
+// Reads the list under `key` of a Sequence component with `read`, one step
+// per entry (null entries skipped).
+template <typename Base, typename Read>
+std::unique_ptr<Base> read_sequence(const At& at, const char* key, Read read) {
+  At list = at.field(key);
+  list.array();
+  std::vector<std::unique_ptr<Base>> steps;
+  for (std::size_t i = 0; i < list.value.size(); ++i) {
+    if (auto step = read(list.item(i))) steps.push_back(std::move(step));
+  }
+  return std::make_unique<Sequence<Base>>(std::move(steps));
+}
+
 // ---- normalizers -----------------------------------------------------------------
 
 class Normalizer {
  public:
+  using Value = std::string;
   virtual ~Normalizer() = default;
   virtual void apply(std::string& text) const = 0;
 };
@@ -487,17 +514,7 @@ class BertNormalizer final : public Normalizer {
   bool clean_text_, chinese_, strip_accents_, lowercase_;
 };
 
-class SequenceNormalizer final : public Normalizer {
- public:
-  explicit SequenceNormalizer(std::vector<std::unique_ptr<Normalizer>> steps)
-      : steps_(std::move(steps)) {}
-  void apply(std::string& text) const override {
-    for (const auto& step : steps_) step->apply(text);
-  }
-
- private:
-  std::vector<std::unique_ptr<Normalizer>> steps_;
-};
+using SequenceNormalizer = Sequence<Normalizer>;
 
 std::unique_ptr<Normalizer> read_normalizer(const At& at) {
   if (!at.present()) return nullptr;
@@ -526,15 +543,7 @@ std::unique_ptr<Normalizer> read_normalizer(const At& at) {
                                             at.field("handle_chinese_chars").boolean_or(true),
                                             strip_accents, lowercase);
   }
-  if (type == "Sequence") {
-    At list = at.field("normalizers");
-    list.array();
-    std::vector<std::unique_ptr<Normalizer>> steps;
-    for (std::size_t i = 0; i < list.value.size(); ++i) {
-      if (auto step = read_normalizer(list.item(i))) steps.push_back(std::move(step));
-    }
-    return std::make_unique<SequenceNormalizer>(std::move(steps));
-  }
+  if (type == "Sequence") return read_sequence<Normalizer>(at, "normalizers", read_normalizer);
   unsupported(at, "normalizer", type);
 }
 
@@ -542,6 +551,7 @@ std::unique_ptr<Normalizer> read_normalizer(const At& at) {
 
 class PreTokenizer {
  public:
+  using Value = std::vector<Piece>;
   virtual ~PreTokenizer() = default;
   // Replaces `pieces` with their parts.
   virtual void apply(std::vector<Piece>& pieces) const = 0;
@@ -693,17 +703,7 @@ class MetaspacePreTokenizer final : public PreTokenizer {
   bool split_;
 };
 
-class SequencePreTokenizer final : public PreTokenizer {
- public:
-  explicit SequencePreTokenizer(std::vector<std::unique_ptr<PreTokenizer>> steps)
-      : steps_(std::move(steps)) {}
-  void apply(std::vector<Piece>& pieces) const override {
-    for (const auto& step : steps_) step->apply(pieces);
-  }
-
- private:
-  std::vector<std::unique_ptr<PreTokenizer>> steps_;
-};
+using SequencePreTokenizer = Sequence<PreTokenizer>;
 
 std::unique_ptr<PreTokenizer> read_pre_tokenizer(const At& at) {
   if (!at.present()) return nullptr;
@@ -773,15 +773,7 @@ std::unique_ptr<PreTokenizer> read_pre_tokenizer(const At& at) {
         char_split([](std::uint32_t c) { return unicode::is_punctuation(c); }, Behavior::kIsolated));
     return std::make_unique<SequencePreTokenizer>(std::move(steps));
   }
-  if (type == "Sequence") {
-    At list = at.field("pretokenizers");
-    list.array();
-    std::vector<std::unique_ptr<PreTokenizer>> steps;
-    for (std::size_t i = 0; i < list.value.size(); ++i) {
-      if (auto step = read_pre_tokenizer(list.item(i))) steps.push_back(std::move(step));
-    }
-    return std::make_unique<SequencePreTokenizer>(std::move(steps));
-  }
+  if (type == "Sequence") return read_sequence<PreTokenizer>(at, "pretokenizers", read_pre_tokenizer);
   unsupported(at, "pre-tokenizer", type);
 }
 
@@ -1295,6 +1287,7 @@ void read_post_processor(const At& at, Around& around) {
 
 class Decoder {
  public:
+  using Value = std::vector<std::string>;
   virtual ~Decoder() = default;
   virtual void apply(std::vector<std::string>& tokens) const = 0;
 };
@@ -1507,16 +1500,7 @@ class BpeDecoder final : public Decoder {
   std::string suffix_;
 };
 
-class SequenceDecoder final : public Decoder {
- public:
-  explicit SequenceDecoder(std::vector<std::unique_ptr<Decoder>> steps) : steps_(std::move(steps)) {}
-  void apply(std::vector<std::string>& tokens) const override {
-    for (const auto& step : steps_) step->apply(tokens);
-  }
-
- private:
-  std::vector<std::unique_ptr<Decoder>> steps_;
-};
+using SequenceDecoder = Sequence<Decoder>;
 
 std::unique_ptr<Decoder> read_decoder(const At& at) {
   if (!at.present()) return nullptr;
@@ -1543,15 +1527,7 @@ std::unique_ptr<Decoder> read_decoder(const At& at) {
                                               at.field("cleanup").boolean_or(true));
   }
   if (type == "BPEDecoder") return std::make_unique<BpeDecoder>(at.field("suffix").string_or("</w>"));
-  if (type == "Sequence") {
-    At list = at.field("decoders");
-    list.array();
-    std::vector<std::unique_ptr<Decoder>> steps;
-    for (std::size_t i = 0; i < list.value.size(); ++i) {
-      if (auto step = read_decoder(list.item(i))) steps.push_back(std::move(step));
-    }
-    return std::make_unique<SequenceDecoder>(std::move(steps));
-  }
+  if (type == "Sequence") return read_sequence<Decoder>(at, "decoders", read_decoder);
   unsupported(at, "decoder", type);
 }
 
