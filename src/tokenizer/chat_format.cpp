@@ -291,6 +291,9 @@ std::optional<ChatFormat> recognise_chat_template(const std::string& t) {
     return contains(t, "<<SYS>>") ? ChatFormat::kLlama2 : ChatFormat::kMistral;
   }
   if (contains(t, "\\n\\nHuman:") || contains(t, "\n\nHuman:")) return ChatFormat::kHH;
+  // openrm's own template for plain text (chat_template_for(kPlain)), which
+  // exported folders carry.
+  if (t == chat_template_for(ChatFormat::kPlain)) return ChatFormat::kPlain;
   return std::nullopt;
 }
 
