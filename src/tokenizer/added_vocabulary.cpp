@@ -115,6 +115,40 @@ void AddedVocabulary::add(AddedToken token, const std::string& origin, bool spec
   origins_.push_back(origin);
 }
 
+void AddedVocabulary::add_named_tokens(
+    const TokenizerFolderConfig& config,
+    const std::function<std::optional<TokenId>(std::string_view)>& base_id,
+    const std::string& base_what, SpecialTokens& special) {
+  auto resolve = [&](const TokenizerFolderConfig::NamedToken& named) -> SpecialToken {
+    const AddedToken* found = find_text(named.text);
+    AddedToken token;
+    if (found) {
+      token = *found;
+    } else if (auto id = base_id(named.text)) {
+      token.id = *id;
+    } else {
+      throw Error(named.origin + ": token " + in_quotes(named.text) + " is neither an added token nor " +
+                  base_what);
+    }
+    token.text = named.text;
+    token.special = true;
+    if (named.lstrip) token.lstrip = *named.lstrip;
+    if (named.rstrip) token.rstrip = *named.rstrip;
+    const TokenId id = token.id;
+    add(std::move(token), named.origin, true);
+    return {id, named.text};
+  };
+  std::pair<const std::optional<TokenizerFolderConfig::NamedToken>*, SpecialToken*> named[] = {
+      {&config.bos, &special.bos},
+      {&config.eos, &special.eos},
+      {&config.pad, &special.pad},
+      {&config.unk, &special.unk}};
+  for (auto& [given, target] : named) {
+    if (given->has_value()) *target = resolve(**given);
+  }
+  for (const auto& extra : config.additional_special) resolve(extra);
+}
+
 void AddedVocabulary::finish(Spaces spaces,
                              const std::function<std::string(std::string_view)>& normalize) {
   spaces_ = spaces;

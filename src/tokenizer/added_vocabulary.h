@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "openrm/tokenizer/tokenizer.h"
+#include "tokenizer/folder_config.h"
 
 namespace openrm::detail {
 
@@ -39,6 +40,17 @@ class AddedVocabulary {
   // from the file; otherwise an existing token keeps its flag and a new one
   // is not special.
   void add(AddedToken token, const std::string& origin, bool special_given);
+
+  // The special-token fields of `config` (bos/eos/pad/unk_token, then
+  // sep/cls/mask and additional_special_tokens): each named text is looked up
+  // among the added tokens, then with `base_id` in the base vocabulary, and
+  // becomes a special added token (so encode splits on it), keeping the flags
+  // of an added token it names and the lstrip/rstrip its field gives. Sets the
+  // entries of `special` the config names. A text found nowhere is an error
+  // ("... is neither an added token nor " + `base_what`).
+  void add_named_tokens(const TokenizerFolderConfig& config,
+                        const std::function<std::optional<TokenId>(std::string_view)>& base_id,
+                        const std::string& base_what, SpecialTokens& special);
 
   // Call once after the last add(): orders the tokens by id and builds the
   // matchers. `normalize` gives the form a normalized=true token is matched in

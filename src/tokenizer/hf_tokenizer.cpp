@@ -1566,7 +1566,6 @@ class HfTokenizer final : public Tokenizer {
     auto it = normalized_text_.find(token.id);
     return it == normalized_text_.end() ? token.text : it->second;
   }
-  SpecialToken resolve_named(const TokenizerFolderConfig::NamedToken& named);
 
   std::string source_;
   std::string file_;
@@ -1647,15 +1646,9 @@ HfTokenizer::HfTokenizer(const std::string& json_path, const TokenizerFolderConf
   };
   if (!around_.prefix.empty()) special_.bos = from_id(around_.prefix.front());
   if (!around_.suffix.empty()) special_.eos = from_id(around_.suffix.back());
-  std::pair<const std::optional<TokenizerFolderConfig::NamedToken>*, SpecialToken*> named[] = {
-      {&config.bos, &special_.bos},
-      {&config.eos, &special_.eos},
-      {&config.pad, &special_.pad},
-      {&config.unk, &special_.unk}};
-  for (auto& [given, target] : named) {
-    if (given->has_value()) *target = resolve_named(**given);
-  }
-  for (const auto& extra : config.additional_special) resolve_named(extra);
+  vocab_->add_named_tokens(
+      config, [model](std::string_view text) { return model->token_to_id(text); },
+      "a token of " + file_, special_);
 
   const Normalizer* normalizer = normalizer_.get();
   vocab_->finish(AddedVocabulary::Spaces::kUnicode, [normalizer](std::string_view text) {
@@ -1691,33 +1684,6 @@ HfTokenizer::HfTokenizer(const std::string& json_path, const TokenizerFolderConf
   vocab_size_ = std::max<std::int64_t>(model->end_id(), vocab_->end_id());
   chat_template_ = config.chat_template;
   clean_up_spaces_ = config.clean_up_tokenization_spaces.value_or(false);
-}
-
-SpecialToken HfTokenizer::resolve_named(const TokenizerFolderConfig::NamedToken& named) {
-  const AddedToken* found = vocab_->find_text(named.text);
-  TokenId id;
-  if (found) {
-    id = found->id;
-  } else if (auto piece = model_->token_to_id(named.text)) {
-    id = *piece;
-  } else {
-    throw Error(named.origin + ": token " + in_quotes(named.text) +
-                " is neither an added token nor a token of " + file_);
-  }
-  AddedToken token;
-  token.text = named.text;
-  token.id = id;
-  token.special = true;
-  if (found) {
-    token.lstrip = found->lstrip;
-    token.rstrip = found->rstrip;
-    token.single_word = found->single_word;
-    token.normalized = found->normalized;
-  }
-  if (named.lstrip) token.lstrip = *named.lstrip;
-  if (named.rstrip) token.rstrip = *named.rstrip;
-  vocab_->add(std::move(token), named.origin, true);
-  return {id, named.text};
 }
 
 void HfTokenizer::encode_words(std::vector<Piece>& pieces, std::vector<TokenId>& out) const {

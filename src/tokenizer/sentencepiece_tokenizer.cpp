@@ -33,8 +33,6 @@ std::string replace_all(std::string_view text, std::string_view from, std::strin
   return out;
 }
 
-std::string in_quotes(std::string_view text) { return "'" + std::string(text) + "'"; }
-
 // ---- the tokenizer --------------------------------------------------------------
 
 class SentencePieceTokenizer final : public Tokenizer {
@@ -58,7 +56,6 @@ class SentencePieceTokenizer final : public Tokenizer {
 
  private:
   using Segment = AddedVocabulary::Segment;
-  SpecialToken resolve_named(const TokenizerFolderConfig::NamedToken& named);
   void encode_chunk(std::string_view chunk, std::vector<TokenId>& out) const;
 
   std::shared_ptr<const SpmModel> model_;
@@ -110,15 +107,9 @@ SentencePieceTokenizer::SentencePieceTokenizer(std::shared_ptr<const SpmModel> m
   special_.eos = model_token(model_->eos_id());
   special_.pad = model_token(model_->pad_id());
   special_.unk = model_token(model_->unk_id());
-  std::pair<const std::optional<TokenizerFolderConfig::NamedToken>*, SpecialToken*> named[] = {
-      {&config.bos, &special_.bos},
-      {&config.eos, &special_.eos},
-      {&config.pad, &special_.pad},
-      {&config.unk, &special_.unk}};
-  for (auto& [given, target] : named) {
-    if (given->has_value()) *target = resolve_named(**given);
-  }
-  for (const auto& extra : config.additional_special) resolve_named(extra);
+  vocab_.add_named_tokens(
+      config, [this](std::string_view text) { return model_->piece_to_id(text); },
+      "a piece of " + model_->name(), special_);
 
   vocab_.finish(AddedVocabulary::Spaces::kPython);
   vocab_size_ = std::max<std::int64_t>(base_size_, vocab_.end_id());
@@ -136,35 +127,6 @@ SentencePieceTokenizer::SentencePieceTokenizer(std::shared_ptr<const SpmModel> m
                                        : std::string(model_->id_to_piece(model_->unk_id()));
     unk_prefix_len_ = no_dummy_prefix_->encode(unk_text_).size();
   }
-}
-
-// A token a JSON file names (bos_token, additional_special_tokens, ...):
-// looked up among the added tokens, then in the model's pieces; it becomes a
-// special added token, so encode splits on it.
-SpecialToken SentencePieceTokenizer::resolve_named(const TokenizerFolderConfig::NamedToken& named) {
-  TokenId id = -1;
-  const AddedToken* found = vocab_.find_text(named.text);
-  if (found) {
-    id = found->id;
-  } else if (auto piece = model_->piece_to_id(named.text)) {
-    id = *piece;
-  } else {
-    throw Error(named.origin + ": token " + in_quotes(named.text) +
-                " is neither an added token nor a piece of " + model_->name());
-  }
-  AddedToken token;
-  token.text = named.text;
-  token.id = id;
-  token.special = true;
-  if (found) {
-    token.lstrip = found->lstrip;
-    token.rstrip = found->rstrip;
-    token.single_word = found->single_word;
-  }
-  if (named.lstrip) token.lstrip = *named.lstrip;
-  if (named.rstrip) token.rstrip = *named.rstrip;
-  vocab_.add(std::move(token), named.origin, true);
-  return {id, named.text};
 }
 
 void SentencePieceTokenizer::encode_chunk(std::string_view chunk, std::vector<TokenId>& out) const {
