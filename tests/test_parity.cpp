@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -54,6 +55,12 @@ const ParityFixture kFixtures[] = {
     {"qwen2_pad_is_eos", "Qwen2ForSequenceClassification"},
     {"llama_bf16_checkpoint", "LlamaForSequenceClassification"},
     {"llama_added_pad", "LlamaForSequenceClassification"},
+    {"gemma", "GemmaForSequenceClassification"},
+    {"gemma2_softcap_window", "Gemma2ForSequenceClassification"},
+    {"llama_three_labels", "LlamaForSequenceClassification"},
+    {"llama_score_bias", "LlamaForSequenceClassification"},
+    {"llama_v_head", "LlamaForCausalLM"},
+    {"llama_two_layer_head", "INFORMForSequenceClassification"},
 };
 
 // fp32 on both sides; tiny models whose scores are O(1). What is left is
@@ -192,6 +199,20 @@ TEST_P(ParityTest, ScoresMatchTransformers) {
       << "imported checkpoints must default to transformers' pooling rule";
   EXPECT_EQ(model->dtype(), c10::kFloat);
   EXPECT_EQ(model->config().vocab_size, expected.at("vocab_size").get<std::int64_t>());
+  if (expected.contains("head")) {
+    // A head transformers has no class for: the one its tensor names say.
+    const json& head = expected.at("head");
+    EXPECT_EQ(model->head_spec().name, head.at("name").get<std::string>());
+    EXPECT_EQ(model->head_spec().bias, head.at("bias").get<bool>());
+    EXPECT_EQ(model->head_spec().kind == HeadKind::kTwoLayer, head.at("kind") == "two_layer");
+    const auto stored = expected.at("tensors").get<std::vector<std::string>>();
+    for (const auto& name : model->head_spec().tensor_names()) {
+      EXPECT_NE(std::find(stored.begin(), stored.end(), name), stored.end()) << name;
+    }
+  } else {
+    EXPECT_EQ(model->head_spec().name, "score");
+    EXPECT_FALSE(model->head_spec().bias);
+  }
 
   // openrm's scores, three ways: each sequence alone, all in one packed
   // batch, and through the score() convenience.

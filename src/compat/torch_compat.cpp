@@ -16,7 +16,7 @@ namespace {
 // operations transformers' "eager" attention performs. Used on CPU in every
 // LibTorch version so CPU scores do not change with the LibTorch in use.
 at::Tensor eager_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                           const at::Tensor& mask, double scale) {
+                           const at::Tensor& mask, double scale, double softcap, const at::Tensor& bias) {
   const auto B = q.size(0), Hq = q.size(1), L = q.size(2), D = q.size(3);
   const auto Hkv = k.size(1);
   const auto groups = Hq / Hkv;
@@ -24,6 +24,12 @@ at::Tensor eager_attention(const at::Tensor& q, const at::Tensor& k, const at::T
   // kv heads broadcast instead of being copied `groups` times.
   auto qg = q.reshape({B, Hkv, groups, L, D});
   auto scores = at::matmul(qg, k.unsqueeze(2).transpose(-1, -2)) * scale;  // (B, Hkv, G, L, L)
+  if (softcap > 0) scores = at::tanh(scores / softcap) * softcap;
+  if (bias.defined()) {
+    // (b, h, Lq, Lk) with b in {1, B}, h in {1, Hq} -> the grouped layout.
+    const auto h = bias.size(1);
+    scores = scores + (h == 1 ? bias.unsqueeze(2) : bias.reshape({bias.size(0), Hkv, groups, bias.size(2), bias.size(3)}));
+  }
   if (mask.defined()) {  // undefined: every key is visible
     scores = scores.masked_fill(mask.unsqueeze(1).logical_not(), -std::numeric_limits<float>::infinity());
   }
@@ -35,12 +41,12 @@ at::Tensor eager_attention(const at::Tensor& q, const at::Tensor& k, const at::T
 }  // namespace
 
 at::Tensor masked_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                            const at::Tensor& mask, double scale) {
+                            const at::Tensor& mask, double scale, double softcap, const at::Tensor& bias) {
   TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "attention expects 4-d q, k, v");
   TORCH_CHECK(q.size(1) % k.size(1) == 0, "query heads ", q.size(1),
               " not a multiple of kv heads ", k.size(1));
 #if (TORCH_VERSION_MAJOR > 2) || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
-  if (q.is_cuda()) {
+  if (q.is_cuda() && softcap <= 0 && !bias.defined()) {
     const auto groups = q.size(1) / k.size(1);
     auto expand_kv = [&](const at::Tensor& t) {
       if (groups == 1) return t;
@@ -52,7 +58,7 @@ at::Tensor masked_attention(const at::Tensor& q, const at::Tensor& k, const at::
                                             /*dropout_p=*/0.0, /*is_causal=*/false, scale);
   }
 #endif
-  return eager_attention(q, k, v, mask, scale);
+  return eager_attention(q, k, v, mask, scale, softcap, bias);
 }
 
 // ATen's flash kernels take (total, heads, head_dim) with head_dim a multiple

@@ -16,8 +16,14 @@ namespace openrm::compat {
 //   mask: (B, 1, Lq, Lk) bool, true where a query may attend a key, or
 //   undefined when every query may attend every key.
 // Returns (B, Hq, L, D). Softmax is computed in fp32 whatever the input dtype.
+// softcap > 0 caps the scaled scores as Gemma-2 does, before the mask:
+// softcap * tanh(scores / softcap); bias, when defined, is added to the
+// scaled (and capped) scores, shape (B or 1, Hq or 1, Lq, Lk). Either one
+// takes the explicit-matmul path on every device (the fused kernels can do
+// neither).
 at::Tensor masked_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                            const at::Tensor& mask, double scale);
+                            const at::Tensor& mask, double scale, double softcap = 0.0,
+                            const at::Tensor& bias = at::Tensor());
 
 // Variable-length (padding-free) attention through ATen's flash-attention
 // varlen entry point, LibTorch >= 2.5 on CUDA only.

@@ -9,6 +9,7 @@ namespace {
 
 std::shared_ptr<RewardModel> create_llama(const ModelConfig& config, const LoadOptions& options) {
   DecoderSpec spec;
+  spec.activation = parse_activation(config.hidden_act);
   spec.qkv_bias = spec.o_bias = config.attention_bias.value_or(false);
   spec.mlp_bias = config.mlp_bias;
   spec.layer_windows.assign(static_cast<std::size_t>(config.num_hidden_layers), 0);

@@ -14,6 +14,7 @@ namespace {
 
 std::shared_ptr<RewardModel> create_qwen2(const ModelConfig& config, const LoadOptions& options) {
   DecoderSpec spec;
+  spec.activation = parse_activation(config.hidden_act);
   spec.qkv_bias = true;
   const auto window = config.use_sliding_window.value_or(false) ? config.sliding_window : 0;
   spec.layer_windows = layer_windows_from_config(config, window, &qwen_default_sliding);

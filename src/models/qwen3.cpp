@@ -15,6 +15,7 @@ std::shared_ptr<RewardModel> create_qwen3(const ModelConfig& given, const LoadOp
   ModelConfig config = given;
   if (!config.raw.contains("head_dim")) config.head_dim = 128;
   DecoderSpec spec;
+  spec.activation = parse_activation(config.hidden_act);
   spec.qkv_bias = spec.o_bias = config.attention_bias.value_or(false);
   spec.qk_norm = true;
   const auto window = config.use_sliding_window.value_or(false) ? config.sliding_window : 0;

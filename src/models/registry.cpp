@@ -13,7 +13,7 @@ const std::vector<ArchitectureEntry>& registry() {
   static std::once_flag once;
   std::call_once(once, [] {
     entries = {llama_architecture(), mistral_architecture(), qwen2_architecture(),
-               qwen3_architecture()};
+               qwen3_architecture(), gemma_architecture(), gemma2_architecture()};
   });
   return entries;
 }
@@ -26,12 +26,12 @@ std::vector<std::string> supported_architectures() {
   return names;
 }
 
-ModelFactory find_model_factory(const ModelConfig& config) {
+const ArchitectureEntry& find_architecture(const ModelConfig& config) {
   for (const auto& e : registry()) {
-    if (!config.architecture.empty() && config.architecture == e.architecture) return e.create;
+    if (!config.architecture.empty() && config.architecture == e.architecture) return e;
   }
   for (const auto& e : registry()) {
-    if (!config.model_type.empty() && config.model_type == e.model_type) return e.create;
+    if (!config.model_type.empty() && config.model_type == e.model_type) return e;
   }
   std::string list;
   for (const auto& e : registry()) list += (list.empty() ? "" : ", ") + e.architecture;

@@ -7,6 +7,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
+#include <algorithm>
 #include <set>
 
 #include "io/json_util.h"
@@ -37,14 +38,6 @@ bool is_norm_weight(const std::string& name) {
   };
   return ends_with("norm.weight");
 }
-
-// Tensors some checkpoints carry that hold nothing a model needs: rotary
-// inverse frequencies saved by older transformers versions (openrm derives
-// them from the config).
-bool is_ignorable_tensor(const std::string& name) {
-  return name.find("rotary_emb.inv_freq") != std::string::npos;
-}
-
 
 }  // namespace
 
@@ -138,20 +131,73 @@ std::shared_ptr<RewardModel> create_reward_model(const ModelConfig& config,
                                                  const LoadOptions& options) {
   if (!at::isFloatingType(options.dtype)) throw Error("model dtype must be a floating type");
   if (options.device.is_cpu()) warn_if_reference_blas();
-  return find_model_factory(config)(config, options);
+  const ArchitectureEntry& entry = find_architecture(config);
+  LoadOptions effective = options;
+  if (!effective.pooling) effective.pooling = entry.default_pooling;
+  if (!effective.head) {
+    effective.head = entry.default_head;
+    effective.head->labels = config.num_labels;
+  } else if (effective.head->labels != config.num_labels) {
+    throw Error("the head " + effective.head->describe() + " does not match num_labels " +
+                std::to_string(config.num_labels));
+  }
+  return entry.create(config, effective);
 }
 
 namespace {
 
-// How a causal-LM checkpoint differs from a reward model's: its head is
-// lm_head (dropped), and there is no score head (created fresh).
+// Which stored tensors a load may leave unused, and which model tensors may
+// be absent, from the family's entry: its ignorable buffers, and the LM head
+// of a causal-LM checkpoint (dropped when a reward model starts from one;
+// ignored beside a value head, which is added to a causal LM). A reward
+// model started from a causal LM has no head yet (created fresh).
 struct WeightRules {
-  bool causal_lm = false;
-  bool may_be_missing(const std::string& name) const { return causal_lm && name == "score.weight"; }
+  const ArchitectureEntry* entry = nullptr;
+  bool causal_lm = false;     // starting from a causal LM: the head is new
+  bool drop_lm_head = false;  // lm_head.* may be left unused
+  std::set<std::string> head_tensors;
+  bool may_be_missing(const std::string& name) const { return causal_lm && head_tensors.count(name) != 0; }
   bool ignorable(const std::string& name) const {
-    return is_ignorable_tensor(name) || (causal_lm && name.rfind("lm_head.", 0) == 0);
+    if (entry != nullptr) {
+      for (const auto& pattern : entry->ignorable) {
+        if (name.find(pattern) != std::string::npos) return true;
+      }
+      if (drop_lm_head && name.rfind(entry->lm_head + ".", 0) == 0) return true;
+    }
+    return false;
   }
 };
+
+// The head a checkpoint holds, with num_labels made to agree with it: a
+// config without num_labels or id2label takes the head's output count (as a
+// value-head checkpoint's causal-LM config has none); one that gives a
+// different count is an error.
+HeadSpec head_of_checkpoint(const ArchitectureEntry& entry, const WeightStore& store, ModelConfig& config,
+                            const std::string& dir) {
+  const auto names = store.names();
+  auto head = detect_head(
+      names, [&](const std::string& n) { return store.entry(n).shape; }, entry.head_candidates);
+  if (!head) {
+    std::string list;
+    for (const auto& c : entry.head_candidates) list += (list.empty() ? "" : ", ") + c + ".weight";
+    const bool causal = std::binary_search(names.begin(), names.end(), entry.lm_head + ".weight");
+    throw Error("loading " + dir + ": no reward head in the checkpoint (looked for " + list + ")" +
+                (causal ? "; it has " + entry.lm_head +
+                              ".weight, so it is a causal LM: start a reward model from it with "
+                              "openrm-train --init-causal-lm (load_reward_model_from_causal_lm)"
+                        : ""));
+  }
+  if (head->labels != config.num_labels) {
+    const bool given = config.raw.is_object() && (config.raw.contains("num_labels") || config.raw.contains("id2label"));
+    if (given) {
+      throw Error("loading " + dir + ": the checkpoint's head " + head->describe() + " has " +
+                  std::to_string(head->labels) + " outputs, but config.json says num_labels " +
+                  std::to_string(config.num_labels));
+    }
+    config.num_labels = head->labels;
+  }
+  return *head;
+}
 
 // Copies every parameter from the store after checking presence, shape and
 // dtype; collects all problems so one error lists them.
@@ -212,9 +258,14 @@ std::shared_ptr<RewardModel> load_reward_model(const std::string& dir, const Loa
   ModelConfig config = load_model_config(config_path);
   LoadOptions effective = options;
   if (!effective.pooling) effective.pooling = read_model_metadata(dir).pooling;
-  auto model = with_context(config_path, [&] { return create_reward_model(config, effective); });
+  const ArchitectureEntry& entry = *with_context(config_path, [&] { return &find_architecture(config); });
   auto store = WeightStore::open_folder(dir);
-  load_weights(*model, store, dir);
+  if (!effective.head) effective.head = head_of_checkpoint(entry, store, config, dir);
+  auto model = with_context(config_path, [&] { return create_reward_model(config, effective); });
+  WeightRules rules;
+  rules.entry = &entry;
+  rules.drop_lm_head = effective.head->name.rfind("v_head", 0) == 0;
+  load_weights(*model, store, dir, rules);
   model->eval();
   log().debug("loaded {} ({}, {} layers) from {}", config.architecture, hf_dtype_name(options.dtype),
               config.num_hidden_layers, dir);
@@ -236,12 +287,21 @@ std::shared_ptr<RewardModel> load_reward_model_from_causal_lm(const std::string&
   auto model = with_context(config_path, [&] { return create_reward_model(config, options); });
   auto store = WeightStore::open_folder(dir);
   WeightRules rules;
+  rules.entry = &find_architecture(config);
   rules.causal_lm = true;
+  rules.drop_lm_head = true;
+  const auto head_names = model->head_spec().tensor_names();
+  rules.head_tensors.insert(head_names.begin(), head_names.end());
   load_weights(*model, store, dir, rules);
-  // A new score head, drawn as OpenRLHF draws its value head: N(0, std 1/(H+1)).
+  // A new head, drawn as OpenRLHF draws its value head: N(0, std 1/(H+1))
+  // for the weight, zeros for a bias.
   torch::NoGradGuard no_grad;
   for (auto& item : model->named_parameters()) {
-    if (item.key() != "score.weight" || store.contains("score.weight")) continue;
+    if (!rules.head_tensors.count(item.key()) || store.contains(item.key())) continue;
+    if (item.value().dim() == 1) {
+      item.value().zero_();
+      continue;
+    }
     auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
     const double std = 1.0 / static_cast<double>(config.hidden_size + 1);
     item.value().copy_(at::empty(item.value().sizes(), at::kFloat).normal_(0.0, std, generator));

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "openrm/io/config.h"
+#include "openrm/models/heads.h"
 #include "openrm/models/packed_batch.h"
 #include "openrm/models/pooling.h"
 
@@ -22,8 +23,8 @@ namespace openrm {
 // "score.weight"), so loading and saving need no name mapping.
 class RewardModel : public torch::nn::Module {
  public:
-  RewardModel(ModelConfig config, Pooling pooling)
-      : config_(std::move(config)), pooling_(pooling) {}
+  RewardModel(ModelConfig config, Pooling pooling, HeadSpec head = {})
+      : config_(std::move(config)), pooling_(pooling), head_spec_(std::move(head)) {}
 
   // Final hidden states of the backbone, (T, H), for a packed batch on the
   // model's device.
@@ -48,6 +49,9 @@ class RewardModel : public torch::nn::Module {
   std::vector<float> score(const std::vector<std::vector<std::int64_t>>& sequences);
 
   const ModelConfig& config() const { return config_; }
+  // The reward head the model was built with (from the checkpoint's tensor
+  // names when loaded).
+  const HeadSpec& head_spec() const { return head_spec_; }
   Pooling pooling() const { return pooling_; }
   void set_pooling(Pooling pooling) { pooling_ = pooling; }
   c10::Device device() const;
@@ -67,6 +71,7 @@ class RewardModel : public torch::nn::Module {
  private:
   ModelConfig config_;
   Pooling pooling_;
+  HeadSpec head_spec_;
   bool gradient_checkpointing_ = false;
 };
 
@@ -75,9 +80,13 @@ struct LoadOptions {
   c10::Device device = c10::Device(c10::kCPU);
   // The dtype the model computes in; stored tensors are converted.
   c10::ScalarType dtype = c10::kFloat;
-  // Overrides the pooling rule stored in openrm.json (transformers' rule when
-  // neither is set).
+  // Overrides the pooling rule stored in openrm.json (the family's default,
+  // transformers' rule, when neither is set).
   std::optional<Pooling> pooling;
+  // The reward head. Loading reads it from the checkpoint's tensor names;
+  // unset for a new model, the family's default head (for the Llama-like
+  // families a bias-free `score` of config.num_labels outputs).
+  std::optional<HeadSpec> head;
 };
 
 // Builds a model with uninitialised weights from a config (the registry picks

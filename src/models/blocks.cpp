@@ -1,0 +1,238 @@
+#include "models/blocks.h"
+
+#include <ATen/ATen.h>
+#include <torch/autograd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "compat/torch_compat.h"
+#include "openrm/error.h"
+
+namespace openrm {
+
+LinearImpl::LinearImpl(std::int64_t in, std::int64_t out, bool has_bias, const at::TensorOptions& options) {
+  weight = register_parameter("weight", at::empty({out, in}, options));
+  if (has_bias) bias = register_parameter("bias", at::empty({out}, options));
+}
+
+at::Tensor LinearImpl::forward(const at::Tensor& x) { return at::linear(x, weight, bias); }
+
+EmbeddingImpl::EmbeddingImpl(std::int64_t vocab, std::int64_t dim, const at::TensorOptions& options, double scale_)
+    : scale(scale_) {
+  weight = register_parameter("weight", at::empty({vocab, dim}, options));
+}
+
+at::Tensor EmbeddingImpl::forward(const at::Tensor& ids) {
+  auto x = weight.index_select(0, ids);
+  if (scale == 1.0) return x;
+  // transformers multiplies by a 0-d tensor cast to the weights' dtype, so in
+  // bf16 the factor itself is rounded first.
+  return x * at::scalar_tensor(scale, at::TensorOptions().dtype(at::kFloat)).to(weight.scalar_type());
+}
+
+RMSNormImpl::RMSNormImpl(std::int64_t dim, double eps_, const at::TensorOptions& options, RMSNormStyle style_)
+    : eps(eps_), style(style_) {
+  weight = register_parameter("weight", at::empty({dim}, options));
+}
+
+at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
+  auto x32 = x.to(at::kFloat);
+  auto normed = x32 * at::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  if (style == RMSNormStyle::kUnitOffset) {
+    return (normed * (weight.to(at::kFloat) + 1.0)).to(x.scalar_type());
+  }
+  return weight * normed.to(x.scalar_type());
+}
+
+Activation parse_activation(const std::string& name) {
+  if (name == "silu" || name == "swish") return Activation::kSilu;
+  if (name == "gelu") return Activation::kGelu;
+  if (name == "gelu_new" || name == "gelu_pytorch_tanh" || name == "gelu_fast") return Activation::kGeluTanh;
+  if (name == "relu") return Activation::kRelu;
+  throw Error("activation '" + name +
+              "' is not supported (supported: silu, swish, gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu)");
+}
+
+at::Tensor activate(Activation activation, const at::Tensor& x) {
+  switch (activation) {
+    case Activation::kSilu: return at::silu(x);
+    case Activation::kGelu: return at::gelu(x);
+    case Activation::kGeluTanh: return at::gelu(x, "tanh");
+    case Activation::kRelu: return at::relu(x);
+  }
+  return x;
+}
+
+GatedMlpImpl::GatedMlpImpl(std::int64_t hidden, std::int64_t intermediate, bool bias, Activation activation_,
+                           const at::TensorOptions& options)
+    : activation(activation_) {
+  gate_proj = register_module("gate_proj", std::make_shared<LinearImpl>(hidden, intermediate, bias, options));
+  up_proj = register_module("up_proj", std::make_shared<LinearImpl>(hidden, intermediate, bias, options));
+  down_proj = register_module("down_proj", std::make_shared<LinearImpl>(intermediate, hidden, bias, options));
+}
+
+at::Tensor GatedMlpImpl::forward(const at::Tensor& x) {
+  return down_proj->forward(activate(activation, gate_proj->forward(x)) * up_proj->forward(x));
+}
+
+// ---- attention layout ---------------------------------------------------------
+
+AttentionLayout AttentionLayout::of(const PackedBatch& batch) {
+  AttentionLayout layout;
+  layout.batch = batch.num_sequences();
+  layout.max_len = batch.max_seqlen;
+  const auto& cu = batch.cu_seqlens;
+  layout.identity = layout.batch == 1;
+  layout.cu_seqlens = cu;
+  layout.lengths = batch.lengths;
+  layout.parents = batch.parents;
+  layout.starts.reserve(batch.lengths.size());
+  std::int64_t row = 0;
+  for (const auto len : batch.lengths) {
+    layout.starts.push_back(row);
+    row += len;
+  }
+  auto lengths = at::diff(cu);
+  if (!layout.identity) layout.pad_index = batch.sequence_index() * layout.max_len + batch.position_ids;
+  layout.key_valid = at::arange(layout.max_len, cu.options()).unsqueeze(0).lt(lengths.unsqueeze(1));
+  return layout;
+}
+
+const at::Tensor& AttentionLayout::cu_seqlens_int32() {
+  if (!cu_seqlens32.defined()) cu_seqlens32 = cu_seqlens.to(at::kInt);
+  return cu_seqlens32;
+}
+
+at::Tensor AttentionLayout::causal(std::int64_t len, std::int64_t window, const at::TensorOptions& options,
+                                   std::int64_t offset) {
+  auto q = at::arange(offset, offset + len, options.dtype(at::kLong)).unsqueeze(1);
+  auto k = at::arange(offset + len, options.dtype(at::kLong)).unsqueeze(0);
+  auto allowed = k.le(q);
+  if (window > 0) allowed = allowed.logical_and((q - k).lt(window));
+  return allowed;
+}
+
+const at::Tensor& AttentionLayout::mask(std::int64_t window) {
+  auto it = masks.find(window);
+  if (it != masks.end()) return it->second;
+  auto m = causal(max_len, window, key_valid.options()).unsqueeze(0).logical_and(key_valid.unsqueeze(1)).unsqueeze(1);
+  return masks.emplace(window, m).first->second;
+}
+
+const at::Tensor& AttentionLayout::causal_mask(std::int64_t len, std::int64_t window, std::int64_t offset) {
+  auto key = std::make_tuple(len, offset, window);
+  auto it = causal_masks.find(key);
+  if (it != causal_masks.end()) return it->second;
+  auto m = causal(len, window, cu_seqlens.options(), offset).view({1, 1, len, offset + len});
+  return causal_masks.emplace(key, m).first->second;
+}
+
+at::Tensor AttentionLayout::to_grid(const at::Tensor& packed) const {
+  const auto features = packed.size(-1);
+  if (identity) return packed.reshape({1, max_len, features});
+  auto grid = at::zeros({batch * max_len, features}, packed.options());
+  return grid.index_copy(0, pad_index, packed).reshape({batch, max_len, features});
+}
+
+at::Tensor AttentionLayout::to_packed(const at::Tensor& grid) const {
+  auto rows = grid.reshape({batch * max_len, grid.size(-1)});
+  return identity ? rows : rows.index_select(0, pad_index);
+}
+
+// ---- attention ----------------------------------------------------------------------
+
+namespace {
+
+// (len, n, D) -> (1, n, len, D)
+at::Tensor heads_of(const at::Tensor& t) { return t.transpose(0, 1).unsqueeze(0); }
+
+}  // namespace
+
+at::Tensor causal_self_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                 AttentionLayout& layout, const AttentionSpec& spec) {
+  const auto T = q.size(0), heads = q.size(1), D = q.size(2), kv_heads = k.size(1);
+  if (!torch::GradMode::is_enabled() && !layout.shared() && spec.softcap <= 0 &&
+      compat::varlen_attention_supported(q)) {
+    // Inference on CUDA (LibTorch >= 2.5): padding-free flash attention on
+    // the packed rows, no grid and no mask. The kernel cannot soft-cap.
+    auto out = compat::varlen_attention(q, k, v, layout.cu_seqlens_int32(), layout.max_len, spec.scale, spec.window);
+    return out.reshape({T, heads * D}).to(q.scalar_type());
+  }
+  if (!q.is_cuda() || layout.shared()) {
+    // CPU: attention one sequence at a time on its own packed rows, so no
+    // work and no memory go to padding, and a sequence's attention is the
+    // same computation whatever batch it is in. The (heads, len, len)
+    // scores of one sequence stay small enough for the caches; a padded
+    // grid for a whole batch can reach hundreds of MB per layer.
+    // split_with_sizes, not one narrow per sequence: in backward it
+    // concatenates the gradients once, where each narrow would add its own
+    // full-size zero gradient. A sequence that continues a shared one
+    // attends to that one's keys first (PackedBatch::parents).
+    const auto qs = q.split_with_sizes(layout.lengths, 0);
+    const auto ks = k.split_with_sizes(layout.lengths, 0);
+    const auto vs = v.split_with_sizes(layout.lengths, 0);
+    std::vector<at::Tensor> outs;
+    outs.reserve(layout.lengths.size());
+    for (std::size_t b = 0; b < layout.lengths.size(); ++b) {
+      const std::int64_t len = layout.lengths[b];
+      const std::int64_t parent = layout.parent(b);
+      at::Tensor o;
+      if (parent < 0) {
+        o = compat::masked_attention(heads_of(qs[b]), heads_of(ks[b]), heads_of(vs[b]),
+                                     layout.causal_mask(len, spec.window), spec.scale, spec.softcap);
+      } else {
+        const auto p = static_cast<std::size_t>(parent);
+        o = compat::masked_attention(heads_of(qs[b]), heads_of(at::cat({ks[p], ks[b]}, 0)),
+                                     heads_of(at::cat({vs[p], vs[b]}, 0)),
+                                     layout.causal_mask(len, spec.window, layout.lengths[p]), spec.scale, spec.softcap);
+      }
+      outs.push_back(o[0].transpose(0, 1).reshape({len, heads * D}));
+    }
+    return outs.size() == 1 ? outs[0] : at::cat(outs, 0);
+  }
+  const auto B = layout.batch, L = layout.max_len;
+  auto to_heads = [&](const at::Tensor& packed, std::int64_t n) {
+    return layout.to_grid(packed.reshape({T, n * D})).view({B, L, n, D}).transpose(1, 2);  // (B, n, L, D)
+  };
+  auto out = compat::masked_attention(to_heads(q, heads), to_heads(k, kv_heads), to_heads(v, kv_heads),
+                                      layout.mask(spec.window), spec.scale, spec.softcap);
+  return layout.to_packed(out.transpose(1, 2).reshape({B, L, heads * D}));
+}
+
+at::Tensor causal_attention_at_rows(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                    const AttentionLayout& layout, const std::vector<std::int64_t>& row_list,
+                                    const std::vector<std::size_t>& segments, const AttentionSpec& spec) {
+  const auto R = q.size(0), heads = q.size(1), D = q.size(2);
+  std::vector<at::Tensor> outs;
+  outs.reserve(static_cast<std::size_t>(R));
+  for (std::int64_t r = 0; r < R; ++r) {
+    // One query over the keys it may see: no mask. In positions, the query
+    // is at `pos`, and the keys it sees are [first, pos]; a shared parent
+    // holds positions [0, p), the row's own sequence [p, ...).
+    const std::size_t b = segments[static_cast<std::size_t>(r)];
+    const std::int64_t parent = layout.parent(b);
+    const std::int64_t p = parent >= 0 ? layout.lengths[static_cast<std::size_t>(parent)] : 0;
+    const std::int64_t local = row_list[static_cast<std::size_t>(r)] - layout.starts[b];
+    const std::int64_t pos = p + local;
+    const std::int64_t first = spec.window > 0 ? std::max<std::int64_t>(0, pos - spec.window + 1) : 0;
+    std::vector<at::Tensor> key_parts, value_parts;
+    if (first < p) {
+      const auto start = layout.starts[static_cast<std::size_t>(parent)] + first;
+      key_parts.push_back(k.narrow(0, start, p - first));
+      value_parts.push_back(v.narrow(0, start, p - first));
+    }
+    const std::int64_t own_first = std::max<std::int64_t>(first - p, 0);
+    key_parts.push_back(k.narrow(0, layout.starts[b] + own_first, local - own_first + 1));
+    value_parts.push_back(v.narrow(0, layout.starts[b] + own_first, local - own_first + 1));
+    auto keys = key_parts.size() == 1 ? key_parts[0] : at::cat(key_parts, 0);
+    auto values = value_parts.size() == 1 ? value_parts[0] : at::cat(value_parts, 0);
+    auto o = compat::masked_attention(heads_of(q.narrow(0, r, 1)), heads_of(keys), heads_of(values), at::Tensor(),
+                                      spec.scale, spec.softcap);  // (1, heads, 1, D)
+    outs.push_back(o[0].transpose(0, 1).reshape({1, heads * D}));
+  }
+  return at::cat(outs, 0);
+}
+
+}  // namespace openrm
