@@ -81,7 +81,7 @@ const std::vector<Case>& cases() {
        {"warmup_steps"}},
       {"ScoreUnknownArchitecture", "openrm-score",
        "--model '{d}/alien' --input '{d}/records.jsonl' --output '{d}/out.jsonl'",
-       {"{d}/alien/config.json: unsupported architecture 'GPT2ForSequenceClassification'"}},
+       {"{d}/alien/config.json: unsupported architecture 'BloomForSequenceClassification'"}},
       {"ScoreTruncatedWeights", "openrm-score",
        "--model '{d}/short-weights' --input '{d}/records.jsonl' --output '{d}/out.jsonl'",
        {"{d}/short-weights/model.safetensors: header length"}},
@@ -313,8 +313,8 @@ class BadInput : public ::testing::TestWithParam<Case> {
     write("huge/config.json", config.dump(2));
     copy_model(rm, d + "/alien");
     config = read_json(rm + "/config.json");
-    config["architectures"] = {"GPT2ForSequenceClassification"};
-    config["model_type"] = "gpt2";
+    config["architectures"] = {"BloomForSequenceClassification"};
+    config["model_type"] = "bloom";
     write("alien/config.json", config.dump(2));
     copy_model(rm, d + "/cut-tokenizer");
     write("cut-tokenizer/tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0");

@@ -576,11 +576,11 @@ TEST_F(StrictLoading, Float16WeightsConvertToTheRequestedDtype) {
 
 TEST_F(StrictLoading, UnknownArchitectureListsSupportedOnes) {
   auto config = nlohmann::json::parse(test::read_bytes(dir_.file("config.json")));
-  config["architectures"] = {"GPT2ForSequenceClassification"};
-  config["model_type"] = "gpt2";
+  config["architectures"] = {"BloomForSequenceClassification"};
+  config["model_type"] = "bloom";
   test::write_bytes(dir_.file("config.json"), config.dump());
   auto msg = load_error();
-  EXPECT_NE(msg.find("unsupported architecture 'GPT2ForSequenceClassification'"),
+  EXPECT_NE(msg.find("unsupported architecture 'BloomForSequenceClassification'"),
             std::string::npos)
       << msg;
   for (const auto& arch : kArchitectures) EXPECT_NE(msg.find(arch), std::string::npos) << msg;
@@ -636,10 +636,10 @@ TEST_F(StrictLoading, PoolingIsStoredInOpenrmJson) {
   LoadOptions options;
   options.pooling = Pooling::kBeforeFirstPad;
   EXPECT_EQ(load_reward_model(dir_.path(), options)->pooling(), Pooling::kBeforeFirstPad);
-  test::write_bytes(dir_.file("openrm.json"), "{\"pooling\": \"cls\"}");
+  test::write_bytes(dir_.file("openrm.json"), "{\"pooling\": \"mean\"}");
   auto msg = load_error();
   EXPECT_NE(msg.find("openrm.json"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("unknown pooling rule 'cls'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unknown pooling rule 'mean'"), std::string::npos) << msg;
 }
 
 TEST(ShardedCheckpoint, LoadsBackIdentically) {

@@ -61,6 +61,9 @@ const ParityFixture kFixtures[] = {
     {"llama_score_bias", "LlamaForSequenceClassification"},
     {"llama_v_head", "LlamaForCausalLM"},
     {"llama_two_layer_head", "INFORMForSequenceClassification"},
+    {"gpt_neox_parallel", "GPTNeoXForSequenceClassification"},
+    {"gpt_neox_sequential", "GPTNeoXForSequenceClassification"},
+    {"gpt2", "GPT2ForSequenceClassification"},
 };
 
 // fp32 on both sides; tiny models whose scores are O(1). What is left is

@@ -61,6 +61,28 @@ TEST(Pooling, BeforeFirstPadWrapsAroundLikeTheLegacyRule) {
             (std::vector<int64_t>{2, 3, 7, 8}));
 }
 
+TEST(Pooling, FirstTokenReadsEachSequencesFirstRow) {
+  EXPECT_EQ(to_vector(pooled_token_indices(example_batch(), Pooling::kFirstToken, 0)),
+            (std::vector<int64_t>{0, 3, 6, 8}));
+  EXPECT_EQ(parse_pooling("cls"), Pooling::kFirstToken);
+}
+
+TEST(Pooling, EosReadsTheLastEosTokenOrTheLastToken) {
+  // EOS ids 0 and 7: seq0 [5 6 7] -> 2; seq1 [8 0 0] -> the last 0, row 5;
+  // seq2 [0 0] -> 7; seq3 [4 0 9] -> the 0 at row 9.
+  EXPECT_EQ(to_vector(pooled_token_indices(example_batch(), Pooling::kEos, std::nullopt, {0, 7})),
+            (std::vector<int64_t>{2, 5, 7, 9}));
+  // Only 6: seq0 -> row 1; the others have none and read their last token.
+  EXPECT_EQ(to_vector(pooled_token_indices(example_batch(), Pooling::kEos, std::nullopt, {6})),
+            (std::vector<int64_t>{1, 5, 7, 10}));
+  try {
+    pooled_token_indices(example_batch(), Pooling::kEos, 0, {});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("eos_token_id"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Pooling, WithoutPadTokenOnlySingleSequencesPoolByTheDefaultRule) {
   auto batch = example_batch();
   try {
@@ -94,12 +116,14 @@ TEST(Pooling, OneSequenceOnTheHostPoolsLikeTheBatch) {
     for (int k = length(rng); k > 0; --k) s.push_back(id(rng));
   }
   const PackedBatch batch = PackedBatch::from_sequences(seqs);
-  for (auto rule : {Pooling::kRightmostNonPad, Pooling::kLastToken, Pooling::kBeforeFirstPad}) {
-    const auto rows = to_vector(pooled_token_indices(batch, rule, 0));
+  const std::vector<std::int64_t> eos = {2};
+  for (auto rule : {Pooling::kRightmostNonPad, Pooling::kLastToken, Pooling::kBeforeFirstPad, Pooling::kFirstToken,
+                    Pooling::kEos}) {
+    const auto rows = to_vector(pooled_token_indices(batch, rule, 0, eos));
     std::int64_t start = 0;
     for (std::size_t i = 0; i < seqs.size(); ++i) {
       const std::vector<std::int32_t> ids(seqs[i].begin(), seqs[i].end());
-      EXPECT_EQ(start + pooled_position(ids.data(), static_cast<std::int64_t>(ids.size()), rule, 0), rows[i])
+      EXPECT_EQ(start + pooled_position(ids.data(), static_cast<std::int64_t>(ids.size()), rule, 0, eos), rows[i])
           << pooling_name(rule) << ", sequence " << i;
       start += static_cast<std::int64_t>(ids.size());
     }
@@ -107,11 +131,12 @@ TEST(Pooling, OneSequenceOnTheHostPoolsLikeTheBatch) {
 }
 
 TEST(Pooling, NamesRoundTripAndUnknownNamesAreRejected) {
-  for (auto p : {Pooling::kRightmostNonPad, Pooling::kLastToken, Pooling::kBeforeFirstPad}) {
+  for (auto p : {Pooling::kRightmostNonPad, Pooling::kLastToken, Pooling::kBeforeFirstPad, Pooling::kFirstToken,
+                 Pooling::kEos}) {
     EXPECT_EQ(parse_pooling(pooling_name(p)), p);
   }
   try {
-    parse_pooling("cls");
+    parse_pooling("mean");
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("rightmost_non_pad"), std::string::npos);

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <openrm/data/tokenize.h>
@@ -712,11 +713,11 @@ TEST_F(ScoreCli, BadInputsGiveOneErrorLineAndKeepTheOldOutput) {
   const std::string alien = tmp.file("alien");
   test::make_tiny_model_folder(alien, true);
   auto config = nlohmann::json::parse(test::read_bytes(alien + "/config.json"));
-  config["architectures"] = {"GPT2ForSequenceClassification"};
-  config["model_type"] = "gpt2";
+  config["architectures"] = {"BloomForSequenceClassification"};
+  config["model_type"] = "bloom";
   test::write_bytes(alien + "/config.json", config.dump());
   line = error("--model '" + alien + "'" + io);
-  EXPECT_TRUE(test::contains(line, "GPT2ForSequenceClassification")) << line;
+  EXPECT_TRUE(test::contains(line, "BloomForSequenceClassification")) << line;
   EXPECT_TRUE(test::contains(line, "LlamaForSequenceClassification")) << line;  // lists the supported ones
 
   const std::string empty = tmp.file("empty.jsonl");
@@ -954,6 +955,50 @@ TEST(Scorer, AModelMovedToTheGpuScoresAsOneCreatedThere_CUDA) {
   const auto seqs = random_sequences(10, 50, 8);
   const auto a = cpu.score_tokens(seqs), b = on_gpu.score_tokens(seqs);
   for (std::size_t i = 0; i < seqs.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-3 * std::max(1.0f, std::fabs(a[i])));
+}
+
+// A model with several outputs: the reward is the output or the weighted sum
+// asked for, against transformers' outputs for the same checkpoint
+// (tests/fixtures/parity/llama_three_labels, 3 labels).
+TEST(ScorerLabels, SeveralOutputsGiveTheChosenOrWeightedReward) {
+  const std::string dir = std::string(OPENRM_SOURCE_DIR) + "/tests/fixtures/parity/llama_three_labels";
+  if (!std::filesystem::exists(dir + "/expected.json")) GTEST_SKIP() << dir << " is missing";
+  std::ifstream in(dir + "/expected.json");
+  const auto expected = nlohmann::json::parse(in);
+  const auto sequences = expected.at("sequences").get<std::vector<std::vector<std::int64_t>>>();
+  const auto want = expected.at("unbatched").at("scores").get<std::vector<std::vector<double>>>();
+  std::vector<std::vector<TokenId>> ids;
+  for (const auto& s : sequences) ids.emplace_back(s.begin(), s.end());
+  auto model = load_reward_model(dir);
+  ASSERT_EQ(model->config().num_labels, 3);
+
+  ScoreOptions label;
+  label.reward_label = 2;
+  const auto by_label = Scorer(model, nullptr, ChatFormat::kPlain, label).score_tokens(ids);
+  ScoreOptions weighted;
+  weighted.reward_weights = {0.5, -1.0, 2.0};
+  const auto by_weights = Scorer(model, nullptr, ChatFormat::kPlain, weighted).score_tokens(ids);
+  ASSERT_EQ(by_label.size(), want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    EXPECT_NEAR(by_label[i], want[i][2], 1e-4) << "sequence " << i;
+    EXPECT_NEAR(by_weights[i], 0.5 * want[i][0] - want[i][1] + 2.0 * want[i][2], 3e-4) << "sequence " << i;
+  }
+
+  auto error_of = [&](const ScoreOptions& o) {
+    try {
+      Scorer(model, nullptr, ChatFormat::kPlain, o);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_TRUE(test::contains(error_of({}), "--reward-label")) << error_of({});
+  ScoreOptions out_of_range;
+  out_of_range.reward_label = 3;
+  EXPECT_TRUE(test::contains(error_of(out_of_range), "out of range")) << error_of(out_of_range);
+  ScoreOptions wrong_count;
+  wrong_count.reward_weights = {1.0, 2.0};
+  EXPECT_TRUE(test::contains(error_of(wrong_count), "has 2 weights")) << error_of(wrong_count);
 }
 
 }  // namespace

@@ -131,8 +131,15 @@ int main(int argc, char** argv) {
   app.add_option("--tokenizer", o.tokenizer, "tokenizer folder, tokenizer.json or .model file (default: the model folder's)");
   app.add_option("--chat-format", cmd.chat_format, "chat format (default: the folder's; see docs/chat-formats.md)")
       ->check(CLI::IsMember(openrm::chat_format_names()));
+  app.add_option("--reward-label", o.reward_label,
+                 "for a model with several outputs (num_labels > 1): the output that is the reward (0-based)")
+      ->check(openrm::tools::integer_at_least(0));
+  app.add_option("--reward-weights", o.reward_weights,
+                 "for a model with several outputs: the reward is the weighted sum of the outputs (w0,w1,...)")
+      ->delimiter(',')
+      ->excludes("--reward-label");
   app.add_option("--pooling", cmd.pooling, "override the folder's pooling rule")
-      ->check(CLI::IsMember({"rightmost_non_pad", "last_token", "before_first_pad"}));
+      ->check(CLI::IsMember({"rightmost_non_pad", "last_token", "before_first_pad", "first_token", "cls", "eos"}));
   app.add_option("--kind", cmd.kind,
                  "auto (pairs have chosen/rejected, groups have responses), records (no pairs) or pairs")
       ->capture_default_str()
@@ -143,7 +150,7 @@ int main(int argc, char** argv) {
       ->check(openrm::tools::integer_at_least(1));
 
   openrm::tools::group_options(app, {{"Input", {"--input", "--kind", "--skip-invalid", "--chunk-records"}},
-                                     {"Model", {"--model", "--tokenizer", "--chat-format", "--pooling", "--max-length",
+                                     {"Model", {"--model", "--tokenizer", "--chat-format", "--pooling", "--reward-label", "--reward-weights", "--max-length",
                                                 "--truncation", "--normalize"}},
                                      {"Output", {"--output", "--allow-non-finite"}},
                                      {"Performance", {"--device", "--dtype", "--threads", "--max-tokens",

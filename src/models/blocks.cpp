@@ -46,6 +46,14 @@ at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
   return weight * normed.to(x.scalar_type());
 }
 
+LayerNormImpl::LayerNormImpl(std::int64_t dim, double eps_, bool has_bias, const at::TensorOptions& options)
+    : eps(eps_) {
+  weight = register_parameter("weight", at::empty({dim}, options));
+  if (has_bias) bias = register_parameter("bias", at::empty({dim}, options));
+}
+
+at::Tensor LayerNormImpl::forward(const at::Tensor& x) { return at::layer_norm(x, {weight.size(0)}, weight, bias, eps); }
+
 Activation parse_activation(const std::string& name) {
   if (name == "silu" || name == "swish") return Activation::kSilu;
   if (name == "gelu") return Activation::kGelu;
@@ -76,6 +84,15 @@ GatedMlpImpl::GatedMlpImpl(std::int64_t hidden, std::int64_t intermediate, bool 
 at::Tensor GatedMlpImpl::forward(const at::Tensor& x) {
   return down_proj->forward(activate(activation, gate_proj->forward(x)) * up_proj->forward(x));
 }
+
+PlainMlpImpl::PlainMlpImpl(std::int64_t hidden, std::int64_t intermediate, bool bias, Activation activation_,
+                           const at::TensorOptions& options, const std::string& in_name, const std::string& out_name)
+    : activation(activation_) {
+  in = register_module(in_name, std::make_shared<LinearImpl>(hidden, intermediate, bias, options));
+  out = register_module(out_name, std::make_shared<LinearImpl>(intermediate, hidden, bias, options));
+}
+
+at::Tensor PlainMlpImpl::forward(const at::Tensor& x) { return out->forward(activate(activation, in->forward(x))); }
 
 // ---- attention layout ---------------------------------------------------------
 

@@ -52,6 +52,16 @@ class RMSNormImpl : public torch::nn::Module {
   RMSNormStyle style;
 };
 
+// LayerNorm over the last dimension with a weight and, optionally, a bias
+// (GPT-NeoX, GPT-2, DeBERTa), computed by at::layer_norm in the input dtype.
+class LayerNormImpl : public torch::nn::Module {
+ public:
+  LayerNormImpl(std::int64_t dim, double eps, bool bias, const at::TensorOptions& options);
+  at::Tensor forward(const at::Tensor& x);
+  at::Tensor weight, bias;
+  double eps;
+};
+
 // The activations config.json names (hidden_act / hidden_activation):
 // silu/swish; gelu (erf); gelu_new, gelu_pytorch_tanh, gelu_fast (tanh
 // approximation); relu. Throws openrm::Error for any other name, listing these.
@@ -66,6 +76,18 @@ class GatedMlpImpl : public torch::nn::Module {
                const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& x);
   std::shared_ptr<LinearImpl> gate_proj, up_proj, down_proj;
+  Activation activation;
+};
+
+// The plain MLP: out(act(in(x))), with the two layers' module names given
+// (GPT-NeoX: dense_h_to_4h / dense_4h_to_h; DeBERTa: intermediate.dense /
+// output.dense are separate modules, so it builds its own from LinearImpl).
+class PlainMlpImpl : public torch::nn::Module {
+ public:
+  PlainMlpImpl(std::int64_t hidden, std::int64_t intermediate, bool bias, Activation activation,
+               const at::TensorOptions& options, const std::string& in_name, const std::string& out_name);
+  at::Tensor forward(const at::Tensor& x);
+  std::shared_ptr<LinearImpl> in, out;
   Activation activation;
 };
 

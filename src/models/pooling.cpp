@@ -13,25 +13,45 @@ const char* pooling_name(Pooling pooling) {
     case Pooling::kRightmostNonPad: return "rightmost_non_pad";
     case Pooling::kLastToken: return "last_token";
     case Pooling::kBeforeFirstPad: return "before_first_pad";
+    case Pooling::kFirstToken: return "first_token";
+    case Pooling::kEos: return "eos";
   }
   return "?";
 }
 
 Pooling parse_pooling(const std::string& name) {
-  for (auto p : {Pooling::kRightmostNonPad, Pooling::kLastToken, Pooling::kBeforeFirstPad}) {
+  for (auto p : {Pooling::kRightmostNonPad, Pooling::kLastToken, Pooling::kBeforeFirstPad, Pooling::kFirstToken,
+                 Pooling::kEos}) {
     if (name == pooling_name(p)) return p;
   }
+  if (name == "cls") return Pooling::kFirstToken;
   throw Error("unknown pooling rule '" + name +
-              "' (expected rightmost_non_pad, last_token or before_first_pad)");
+              "' (expected rightmost_non_pad, last_token, before_first_pad, first_token (or cls) or eos)");
 }
 
 at::Tensor pooled_token_indices(const PackedBatch& batch, Pooling pooling,
-                                std::optional<std::int64_t> pad_token_id) {
+                                std::optional<std::int64_t> pad_token_id,
+                                const std::vector<std::int64_t>& eos_ids) {
   const auto& cu = batch.cu_seqlens;
   auto starts = cu.slice(0, 0, -1);
   auto ends = cu.slice(0, 1);
   auto last = ends - 1;
   if (pooling == Pooling::kLastToken) return last;
+  if (pooling == Pooling::kFirstToken) return starts.clone();
+  if (pooling == Pooling::kEos) {
+    if (eos_ids.empty()) {
+      throw Error("pooling 'eos' needs the model's eos_token_id (config.json has none)");
+    }
+    // The running maximum of EOS rows (or of each sequence's start, with its
+    // last row standing in when none is EOS) read at the sequence's last row.
+    auto seq = batch.sequence_index();
+    auto is_eos = at::zeros_like(batch.input_ids, batch.input_ids.options().dtype(at::kBool));
+    for (const auto id : eos_ids) is_eos = is_eos.logical_or(batch.input_ids.eq(id));
+    auto token_index = at::arange(batch.num_tokens(), cu.options());
+    auto candidate = at::where(is_eos, token_index, starts.index_select(0, seq) - 1);
+    auto found = std::get<0>(at::cummax(candidate, 0)).index_select(0, last);
+    return at::where(found.lt(starts), last, found);
+  }
 
   if (!pad_token_id) {
     if (pooling == Pooling::kRightmostNonPad && batch.num_sequences() > 1) {
@@ -66,8 +86,18 @@ at::Tensor pooled_token_indices(const PackedBatch& batch, Pooling pooling,
 }
 
 std::int64_t pooled_position(const std::int32_t* ids, std::int64_t length, Pooling pooling,
-                             std::optional<std::int64_t> pad_token_id) {
+                             std::optional<std::int64_t> pad_token_id, const std::vector<std::int64_t>& eos_ids) {
   if (length <= 0) throw Error("cannot pool an empty sequence");
+  if (pooling == Pooling::kFirstToken) return 0;
+  if (pooling == Pooling::kEos) {
+    if (eos_ids.empty()) throw Error("pooling 'eos' needs the model's eos_token_id (config.json has none)");
+    for (std::int64_t i = length - 1; i >= 0; --i) {
+      for (const auto id : eos_ids) {
+        if (ids[i] == id) return i;
+      }
+    }
+    return length - 1;
+  }
   if (pooling == Pooling::kLastToken || !pad_token_id) return length - 1;
   const auto pad = *pad_token_id;
   if (pooling == Pooling::kRightmostNonPad) {

@@ -13,7 +13,8 @@ const std::vector<ArchitectureEntry>& registry() {
   static std::once_flag once;
   std::call_once(once, [] {
     entries = {llama_architecture(), mistral_architecture(), qwen2_architecture(),
-               qwen3_architecture(), gemma_architecture(), gemma2_architecture()};
+               qwen3_architecture(), gemma_architecture(), gemma2_architecture(),
+               gpt_neox_architecture(), gpt_neox_reward_model_architecture(), gpt2_architecture(), deberta_v2_architecture()};
   });
   return entries;
 }

@@ -47,5 +47,9 @@ ArchitectureEntry qwen2_architecture();
 ArchitectureEntry qwen3_architecture();
 ArchitectureEntry gemma_architecture();
 ArchitectureEntry gemma2_architecture();
+ArchitectureEntry gpt_neox_architecture();
+ArchitectureEntry gpt_neox_reward_model_architecture();
+ArchitectureEntry gpt2_architecture();
+ArchitectureEntry deberta_v2_architecture();
 
 }  // namespace openrm

@@ -71,11 +71,14 @@ at::Tensor RewardModel::forward(const PackedBatch& batch) {
     throw Error("forward: this batch shares prefixes between sequences; read its rewards with forward_rows");
   }
   const PackedBatch moved = on_device(batch, device(), config_.vocab_size);
-  auto index = pooled_token_indices(moved, pooling_, config_.pad_token_id);  // (B)
+  auto index = pooled_token_indices(moved, pooling_, config_.pad_token_id, config_.eos_token_ids);  // (B)
   return head(pooled_hidden_states(moved, index));                            // (B, num_labels)
 }
 
 at::Tensor RewardModel::forward_rows(const PackedBatch& batch, const std::vector<std::int64_t>& rows) {
+  if (batch.has_shared_prefixes() && !causal()) {
+    throw Error("forward_rows: this model attends in both directions, so sequences cannot share prefixes");
+  }
   for (std::size_t i = 0; i < rows.size(); ++i) {
     if (rows[i] < 0 || rows[i] >= batch.num_tokens()) {
       throw Error("forward_rows: row " + std::to_string(rows[i]) + " (entry " + std::to_string(i) +

@@ -59,6 +59,11 @@ void ScoreOptions::validate() const {
     fail("min_shared_prefix", "must be >= 1, got " + std::to_string(min_shared_prefix));
   }
   if (threads < 0) fail("threads", "must be >= 0 (0: all), got " + std::to_string(threads));
+  if (reward_label && !reward_weights.empty()) fail("reward_label", "and reward_weights are exclusive: give one");
+  if (reward_label && *reward_label < 0) fail("reward_label", "must be >= 0, got " + std::to_string(*reward_label));
+  for (const double w : reward_weights) {
+    if (!std::isfinite(w)) fail("reward_weights", "must be finite numbers");
+  }
   if (max_length && *max_length < 0) {
     fail("max_length", "must be >= 0 (0: as long as the model takes), got " + std::to_string(*max_length));
   }
@@ -118,9 +123,32 @@ Scorer::Scorer(std::shared_ptr<RewardModel> model, std::shared_ptr<const Tokeniz
     : model_(std::move(model)), tokenizer_(std::move(tokenizer)), format_(format), options_(options) {
   if (!model_) throw Error("Scorer: no model");
   options_.validate();
-  if (model_->config().num_labels != 1) {
-    throw Error("Scorer: needs a single-output reward head; this model has num_labels = " +
-                std::to_string(model_->config().num_labels));
+  const std::int64_t labels = model_->config().num_labels;
+  if (labels == 1) {
+    if (options_.reward_label.value_or(0) != 0 || !options_.reward_weights.empty()) {
+      throw Error("score options: reward_label / reward_weights: the model has one output (num_labels 1)");
+    }
+  } else {
+    std::vector<float> weights(static_cast<std::size_t>(labels), 0.0F);
+    if (options_.reward_label) {
+      if (*options_.reward_label >= labels) {
+        throw Error("score options: reward_label " + std::to_string(*options_.reward_label) +
+                    " is out of range: the model has " + std::to_string(labels) + " outputs (0.." +
+                    std::to_string(labels - 1) + ")");
+      }
+      weights[static_cast<std::size_t>(*options_.reward_label)] = 1.0F;
+    } else if (!options_.reward_weights.empty()) {
+      if (static_cast<std::int64_t>(options_.reward_weights.size()) != labels) {
+        throw Error("score options: reward_weights has " + std::to_string(options_.reward_weights.size()) +
+                    " weights; the model has " + std::to_string(labels) + " outputs");
+      }
+      for (std::size_t i = 0; i < weights.size(); ++i) weights[i] = static_cast<float>(options_.reward_weights[i]);
+    } else {
+      throw Error("Scorer: the model has " + std::to_string(labels) +
+                  " outputs (num_labels); choose the reward with reward_label (--reward-label N) or "
+                  "reward_weights (--reward-weights w0,w1,...)");
+    }
+    label_weights_ = at::tensor(weights, at::TensorOptions().dtype(at::kFloat));
   }
   if (options_.pooling) model_->set_pooling(*options_.pooling);
   if (model_->pooling() == Pooling::kRightmostNonPad && !model_->config().pad_token_id) {
@@ -243,11 +271,11 @@ std::vector<float> Scorer::run(const std::vector<const std::vector<TokenId>*>& s
 
   std::vector<ScoreUnit> units;
   std::vector<std::int64_t> pooled;  // with shared prefixes: each sequence's pooled position
-  if (options_.share_prefixes && !cuda) {
+  if (options_.share_prefixes && !cuda && model_->causal()) {
     pooled.assign(n, 0);
     for (const auto i : order) {
       pooled[i] = pooled_position(sequences[i]->data(), static_cast<std::int64_t>(sequences[i]->size()),
-                                  model_->pooling(), model_->config().pad_token_id);
+                                  model_->pooling(), model_->config().pad_token_id, model_->config().eos_token_ids);
     }
     units = group_by_prefix(sequences, order, pooled, options_.min_shared_prefix, options_.max_tokens,
                             options_.max_batch_sequences);
@@ -330,7 +358,9 @@ std::vector<float> Scorer::run(const std::vector<const std::vector<TokenId>*>& s
       }
       out = model_->forward_rows(PackedBatch::from_segments(segments), rows);
     }
-    out = out.reshape({-1}).to(at::kCPU, at::kFloat).contiguous();
+    out = out.to(at::kCPU, at::kFloat);
+    if (label_weights_.defined()) out = at::matmul(out, label_weights_);  // (B, labels) -> (B)
+    out = out.reshape({-1}).contiguous();
     const float* r = out.data_ptr<float>();
     for (std::size_t k = 0; k < batch_index.size(); ++k) {
       rewards[batch_index[k]] = r[k];

@@ -57,6 +57,12 @@ class RewardModel : public torch::nn::Module {
   c10::Device device() const;
   c10::ScalarType dtype() const;
 
+  // Whether each token attends to earlier tokens only (decoders). Shared
+  // prefixes (PackedBatch::parents) are only meaningful for such a model;
+  // an encoder (DeBERTa) overrides this with false, and forward_rows then
+  // refuses batches with shared prefixes.
+  virtual bool causal() const { return true; }
+
   // Gradient checkpointing (off by default): in training mode, each layer's
   // activations are recomputed during backward instead of kept, trading about
   // one extra forward pass for memory that no longer grows with the depth.

@@ -69,6 +69,13 @@ struct ScoreOptions {
   // has no shared-prefix form here.
   bool share_prefixes = true;
   std::int64_t min_shared_prefix = 16;
+  // A model with several outputs (num_labels > 1, e.g. a multi-objective
+  // reward model) gives one reward per sequence as the weighted sum of its
+  // outputs: reward_weights (one weight per output), or the single output
+  // reward_label (0-based). One of them is required for such a model, and
+  // neither may be given for a one-output model.
+  std::optional<std::int64_t> reward_label;
+  std::vector<double> reward_weights;
 
   // Throws openrm::Error naming the first bad field.
   void validate() const;
@@ -177,6 +184,7 @@ class Scorer {
   ScoreOptions options_;
   TokenizeOptions tokenize_;
   std::optional<double> reward_mean_, reward_std_;
+  at::Tensor label_weights_;  // (num_labels) fp32 when the model has several outputs
   ScoreStats total_;
 };
 
