@@ -728,7 +728,7 @@ TEST(SafetensorsFolder, EmptyFolderIsAnError) {
   TempDir dir;
   std::string message = error_of([&] { WeightStore::open_folder(dir.path()); });
   EXPECT_TRUE(starts_with(message, dir.path()));
-  EXPECT_TRUE(contains(message, "no model.safetensors or model.safetensors.index.json"));
+  EXPECT_TRUE(contains(message, "no model.safetensors, model.safetensors.index.json, pytorch_model.bin or pytorch_model.bin.index.json")) << message;
   EXPECT_TRUE(
       contains(error_of([&] { WeightStore::open_folder(dir.file("missing")); }), "not a folder"));
 }

@@ -1,5 +1,7 @@
 #include "openrm/io/safetensors.h"
 
+#include "io/pytorch_bin.h"
+
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -25,6 +27,8 @@ namespace {
 
 constexpr const char* kSingleFileName = "model.safetensors";
 constexpr const char* kIndexFileName = "model.safetensors.index.json";
+constexpr const char* kBinFileName = "pytorch_model.bin";
+constexpr const char* kBinIndexFileName = "pytorch_model.bin.index.json";
 
 at::ScalarType scalar_type_of(DType dtype) {
   switch (dtype) {
@@ -153,7 +157,7 @@ void remove_file(const std::string& path) {
 // The index into `files` of the file holding `name`, or an error naming
 // where it was looked for.
 std::size_t locate(const std::map<std::string, std::size_t>& where,
-                   const std::vector<std::shared_ptr<SafetensorsFile>>& files,
+                   const std::vector<std::shared_ptr<WeightFile>>& files,
                    const std::string& name) {
   auto it = where.find(name);
   if (it != where.end()) return it->second;
@@ -220,21 +224,45 @@ at::Tensor SafetensorsFile::tensor(const std::string& name) const {
 
 // ---- WeightStore -----------------------------------------------------------------
 
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool is_pytorch_file(const std::string& path) {
+  return ends_with(path, ".bin") || ends_with(path, ".pt") || ends_with(path, ".pth");
+}
+
+std::shared_ptr<WeightFile> open_weight_file(const std::string& path) {
+  if (is_pytorch_file(path)) return PytorchBinFile::open(path);
+  return SafetensorsFile::open(path);
+}
+
+}  // namespace
+
 WeightStore WeightStore::open_file(const std::string& path) {
   WeightStore store;
-  store.files_.push_back(SafetensorsFile::open(path));
+  store.files_.push_back(open_weight_file(path));
   for (const SafetensorsEntry& entry : store.files_[0]->entries()) store.where_[entry.name] = 0;
   return store;
 }
 
 WeightStore WeightStore::open_folder(const std::string& dir) {
-  // Like transformers, a single model.safetensors wins over an index.
+  // Like transformers, a single file wins over an index, and safetensors
+  // over PyTorch's pickles.
   std::string single = join_path(dir, kSingleFileName);
   if (path_exists(single)) return open_file(single);
   std::string index_path = join_path(dir, kIndexFileName);
   if (!path_exists(index_path)) {
     if (!is_directory(dir)) throw Error(dir + ": not a folder");
-    throw Error(dir + ": no " + kSingleFileName + " or " + kIndexFileName + " in this folder");
+    const std::string bin = join_path(dir, kBinFileName);
+    if (path_exists(bin)) return open_file(bin);
+    index_path = join_path(dir, kBinIndexFileName);
+    if (!path_exists(index_path)) {
+      throw Error(dir + ": no " + kSingleFileName + ", " + kIndexFileName + ", " + kBinFileName + " or " +
+                  kBinIndexFileName + " in this folder");
+    }
   }
 
   std::string text = read_text_file(index_path);
@@ -271,7 +299,7 @@ WeightStore WeightStore::open_folder(const std::string& dir) {
       fail("tensor '" + it.key() + "' is in shard " + shard + ", which does not exist");
     }
     shard_index[shard] = store.files_.size();
-    store.files_.push_back(SafetensorsFile::open(shard_path));
+    store.files_.push_back(open_weight_file(shard_path));
   }
 
   for (std::size_t i = 0; i < store.files_.size(); ++i) {

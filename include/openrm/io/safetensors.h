@@ -20,20 +20,33 @@
 
 namespace openrm {
 
+// One file of named tensors: a safetensors file, or a pytorch_model.bin
+// (src/io/pytorch_bin.h). Entries give each tensor's dtype and shape.
+class WeightFile {
+ public:
+  virtual ~WeightFile() = default;
+  virtual const std::string& path() const = 0;
+  virtual const std::vector<SafetensorsEntry>& entries() const = 0;
+  // nullptr when the file has no tensor of that name.
+  virtual const SafetensorsEntry* find(const std::string& name) const = 0;
+  // A CPU tensor with the stored dtype and shape; throws if the name is absent.
+  virtual at::Tensor tensor(const std::string& name) const = 0;
+};
+
 // One safetensors file, memory-mapped.
-class SafetensorsFile {
+class SafetensorsFile : public WeightFile {
  public:
   static std::shared_ptr<SafetensorsFile> open(const std::string& path);
 
-  const std::string& path() const { return map_->path(); }
+  const std::string& path() const override { return map_->path(); }
   const SafetensorsHeader& header() const { return header_; }
-  const std::vector<SafetensorsEntry>& entries() const { return header_.entries; }
+  const std::vector<SafetensorsEntry>& entries() const override { return header_.entries; }
   // nullptr when the file has no tensor of that name.
-  const SafetensorsEntry* find(const std::string& name) const;
+  const SafetensorsEntry* find(const std::string& name) const override;
   // A CPU tensor with the stored dtype and shape. It views the mapping
   // (copy-on-write, so writing to it never changes the file) when the data is
   // suitably aligned, and is a copy otherwise. Throws if the name is absent.
-  at::Tensor tensor(const std::string& name) const;
+  at::Tensor tensor(const std::string& name) const override;
 
  private:
   std::shared_ptr<MappedFile> map_;
@@ -41,14 +54,17 @@ class SafetensorsFile {
   std::map<std::string, std::size_t> index_;
 };
 
-// The weights of a model folder: either model.safetensors, or the shards
-// listed by model.safetensors.index.json ("weight_map": name -> file). Every
-// name in the index must exist in the shard it points to, and no tensor may
-// appear in two shards.
+// The weights of a model folder: model.safetensors, or the shards listed by
+// model.safetensors.index.json ("weight_map": name -> file); failing both,
+// as transformers falls back, pytorch_model.bin or the shards listed by
+// pytorch_model.bin.index.json, read without running any pickled code
+// (src/io/pytorch_bin.h). Every name in an index must exist in the shard it
+// points to, and no tensor may appear in two shards.
 class WeightStore {
  public:
   static WeightStore open_folder(const std::string& dir);
-  // A single file, for tests and tools.
+  // A single file, for tests and tools: safetensors, or a PyTorch
+  // checkpoint when the name ends in ".bin" (or ".pt", ".pth").
   static WeightStore open_file(const std::string& path);
 
   std::vector<std::string> names() const;  // sorted
@@ -59,7 +75,7 @@ class WeightStore {
   at::Tensor tensor(const std::string& name) const;
 
  private:
-  std::vector<std::shared_ptr<SafetensorsFile>> files_;
+  std::vector<std::shared_ptr<WeightFile>> files_;
   std::map<std::string, std::size_t> where_;  // name -> index into files_
 };
 
