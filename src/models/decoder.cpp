@@ -16,6 +16,7 @@
 
 #include "compat/torch_compat.h"
 #include "models/heads_impl.h"
+#include "models/layer_checkpoint.h"
 #include "models/rope.h"
 #include "openrm/error.h"
 
@@ -186,43 +187,6 @@ class DecoderModelImpl : public torch::nn::Module {
   RMSNorm norm;
 };
 
-// Gradient checkpointing: a layer's forward runs without keeping its
-// activations; backward runs it again with autograd on and backpropagates
-// through the recomputation (what torch.utils.checkpoint does, reentrant form).
-// Recomputing gives bit-identical values on the same device, so gradients are
-// exactly those of the plain path, provided the recompute runs under the
-// autocast settings the forward ran under (recorded here, re-applied there).
-struct LayerCall : torch::CustomClassHolder {
-  DecoderLayerImpl* layer = nullptr;
-  compat::AutocastState autocast;
-  at::Tensor cos, sin;
-  std::shared_ptr<AttentionLayout> layout;  // outlives hidden_states() until backward
-};
-
-class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
- public:
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
-                            c10::intrusive_ptr<LayerCall> call) {
-    ctx->save_for_backward({x});
-    auto out = call->layer->forward(x, call->cos, call->sin, *call->layout);
-    ctx->saved_data["call"] = c10::IValue::make_capsule(std::move(call));
-    return out;
-  }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grad_out) {
-    auto x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
-    auto call = c10::static_intrusive_pointer_cast<LayerCall>(ctx->saved_data["call"].toCapsule());
-    at::Tensor y;
-    {
-      torch::AutoGradMode enable(true);
-      compat::AutocastScope autocast(call->autocast);
-      y = call->layer->forward(x, call->cos, call->sin, *call->layout);
-    }
-    torch::autograd::backward({y}, {grad_out[0]});
-    return {x.grad(), at::Tensor()};
-  }
-};
-
 class DecoderRewardModel : public RewardModel {
  public:
   DecoderRewardModel(const ModelConfig& c, const DecoderSpec& spec, const HeadSpec& head_spec, Pooling pooling,
@@ -305,13 +269,13 @@ class DecoderRewardModel : public RewardModel {
     for (std::size_t i = 0; i < count; ++i) {
       auto& layer = model->typed_layers[i];
       if (checkpoint) {
-        auto call = c10::make_intrusive<LayerCall>();
-        call->layer = layer.get();
-        call->autocast = compat::current_autocast();
-        call->cos = cos;
-        call->sin = sin;
-        call->layout = layout;
-        x = CheckpointedLayer::apply(x, std::move(call));
+        // Gradient checkpointing (layer_checkpoint.h): recomputing gives
+        // bit-identical values on the same device, so gradients are exactly
+        // those of the plain path.
+        DecoderLayerImpl* raw = layer.get();
+        x = checkpointed_layer(x, [raw, cos, sin, layout](const at::Tensor& in) {
+          return raw->forward(in, cos, sin, *layout);
+        });
       } else {
         x = layer->forward(x, cos, sin, *layout);
       }
