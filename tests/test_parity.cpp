@@ -30,6 +30,7 @@
 #include "openrm/io/safetensors.h"
 #include "openrm/models/reward_model.h"
 #include "test_paths.h"
+#include "test_util.h"
 
 namespace openrm {
 namespace {
@@ -296,6 +297,135 @@ TEST(ParityBf16, CheckpointScoresNearTransformersInBf16) {
               fixture.name, w.diff, w.sequence);
   EXPECT_LE(w.diff, kNarrowTolerance) << "openrm " << alone[w.sequence][w.label]
                                       << ", transformers " << want[w.sequence][w.label];
+}
+
+// What openrm saves, transformers loads with the same scores: every fixture
+// of a class transformers has is loaded, saved with save_reward_model (what
+// openrm-train and openrm-export write) and scored again by transformers
+// (AutoModelForSequenceClassification, eager, fp32) on its sequences.
+TEST(ParitySave, SavedFoldersLoadInTransformersWithTheSameScores) {
+  const std::string python = test::reference_python();
+  if (python.empty()) GTEST_SKIP() << test::kNoReferenceMessage;
+  test::TempDir tmp;
+  json jobs = json::array();
+  std::vector<std::string> dirs = {};
+  for (const auto& fixture : kFixtures) dirs.push_back((fixtures_root() / fixture.name).string());
+  for (const char* name : {"deberta_v3", "deberta_v2_unshared", "deberta_v2_conv"}) {
+    dirs.push_back((fs::path(OPENRM_SOURCE_DIR) / "tests" / "fixtures" / "deberta" / name).string());
+  }
+  for (const auto& dir : dirs) {
+    if (!fs::exists(fs::path(dir) / "expected.json")) continue;
+    const json expected = read_json(fs::path(dir) / "expected.json");
+    if (expected.contains("head")) continue;  // no transformers class for these heads
+    const std::string out = tmp.file(fs::path(dir).filename().string());
+    save_reward_model(*load_reward_model(dir), out);
+    // The DeBERTa fixtures keep their references under "scores".
+    const json& unbatched = expected.contains("unbatched") ? expected.at("unbatched").at("scores")
+                                                           : expected.at("scores").at("unbatched");
+    jobs.push_back({{"dir", out}, {"name", fs::path(dir).filename().string()},
+                    {"sequences", expected.at("sequences")}, {"scores", unbatched}});
+  }
+  ASSERT_GE(jobs.size(), 10U);
+  test::write_bytes(tmp.file("jobs.json"), jobs.dump());
+  test::write_bytes(tmp.file("check.py"),
+                    "import json, sys, torch\n"
+                    "from transformers import AutoModelForSequenceClassification\n"
+                    "torch.set_num_threads(1)\n"
+                    "out = {}\n"
+                    "for job in json.load(open(sys.argv[1])):\n"
+                    "    m = AutoModelForSequenceClassification.from_pretrained(job['dir'], attn_implementation='eager',\n"
+                    "                                                           dtype=torch.float32).eval()\n"
+                    "    worst = 0.0\n"
+                    "    with torch.no_grad():\n"
+                    "        for s, want in zip(job['sequences'], job['scores']):\n"
+                    "            got = m(input_ids=torch.tensor([s])).logits[0].tolist()\n"
+                    "            worst = max(worst, max(abs(a - b) for a, b in zip(got, want)))\n"
+                    "    out[job['name']] = {'class': type(m).__name__, 'worst': worst}\n"
+                    "json.dump(out, open(sys.argv[2], 'w'))\n");
+  const std::string cmd = python + " " + tmp.file("check.py") + " " + tmp.file("jobs.json") + " " +
+                          tmp.file("result.json") + " > " + tmp.file("log") + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << test::read_bytes(tmp.file("log"));
+  const json result = read_json(tmp.file("result.json"));
+  ASSERT_EQ(result.size(), jobs.size());
+  for (const auto& [name, r] : result.items()) {
+    std::printf("[ parity   ] %s saved by openrm, loaded by transformers as %s: max |diff| %.3g\n", name.c_str(),
+                r.at("class").get<std::string>().c_str(), r.at("worst").get<double>());
+    EXPECT_LE(r.at("worst").get<double>(), kTolerance) << name;
+  }
+}
+
+// A reward model started from a causal LM of each decoder family that
+// transformers wrote (load_reward_model_from_causal_lm, what openrm-train
+// --init-causal-lm does), saved, scores in transformers as it does in openrm.
+TEST(ParitySave, RewardModelsStartedFromEachCausalLmFamilyScoreTheSameInTransformers) {
+  const std::string python = test::reference_python();
+  if (python.empty()) GTEST_SKIP() << test::kNoReferenceMessage;
+  test::TempDir tmp;
+  test::write_bytes(tmp.file("make.py"),
+                    "import sys, torch\n"
+                    "from transformers import AutoConfig, AutoModelForCausalLM\n"
+                    "torch.manual_seed(0)\n"
+                    "common = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,\n"
+                    "              num_attention_heads=4, num_key_value_heads=2, pad_token_id=0, eos_token_id=2,\n"
+                    "              bos_token_id=1, max_position_embeddings=128)\n"
+                    "families = {'llama': {}, 'mistral': {}, 'qwen2': {}, 'qwen3': {'head_dim': 8},\n"
+                    "            'gemma': {'head_dim': 8}, 'gemma2': {'head_dim': 8, 'query_pre_attn_scalar': 8,\n"
+                    "            'sliding_window': 4},\n"
+                    "            'gpt_neox': {'num_key_value_heads': None}, 'gpt2': {'n_embd': 32, 'n_layer': 2,\n"
+                    "            'n_head': 4, 'n_positions': 128}}\n"
+                    "for name, extra in families.items():\n"
+                    "    kw = dict(common); kw.update({k: v for k, v in extra.items() if v is not None})\n"
+                    "    if name == 'gpt_neox': kw.pop('num_key_value_heads')\n"
+                    "    c = AutoConfig.for_model(name, **kw)\n"
+                    "    m = AutoModelForCausalLM.from_config(c)\n"
+                    "    with torch.no_grad():\n"
+                    "        for p in m.parameters(): p.normal_(0, 0.5)\n"
+                    "    m.save_pretrained(sys.argv[1] + '/' + name)\n");
+  std::string cmd = python + " " + tmp.file("make.py") + " " + tmp.path() + " > " + tmp.file("log") + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << test::read_bytes(tmp.file("log"));
+  const std::vector<std::vector<std::int64_t>> seqs = {{5, 9, 13, 4, 7, 30}, {11}, {3, 8, 21, 40, 11, 6, 9, 12, 50}};
+  json jobs = json::array();
+  for (const char* family : {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gpt_neox", "gpt2"}) {
+    std::shared_ptr<RewardModel> model;
+    try {
+      model = load_reward_model_from_causal_lm(tmp.file(family), 7);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << family << ": " << e.what();
+      continue;
+    }
+    EXPECT_EQ(model->head_spec().name, "score") << family;
+    save_reward_model(*model, tmp.file(std::string(family) + "_rm"));
+    Scores ours;
+    {
+      torch::NoGradGuard no_grad;
+      for (const auto& s : seqs) ours.push_back(scores_from_tensor(model->forward(PackedBatch::from_sequences({s})))[0]);
+    }
+    jobs.push_back({{"dir", tmp.file(std::string(family) + "_rm")}, {"name", family}, {"sequences", seqs},
+                    {"scores", ours}});
+  }
+  test::write_bytes(tmp.file("jobs.json"), jobs.dump());
+  test::write_bytes(tmp.file("check.py"),
+                    "import json, sys, torch\n"
+                    "from transformers import AutoModelForSequenceClassification\n"
+                    "out = {}\n"
+                    "for job in json.load(open(sys.argv[1])):\n"
+                    "    m = AutoModelForSequenceClassification.from_pretrained(job['dir'], attn_implementation='eager',\n"
+                    "                                                           dtype=torch.float32).eval()\n"
+                    "    with torch.no_grad():\n"
+                    "        got = [m(input_ids=torch.tensor([s])).logits[0].tolist() for s in job['sequences']]\n"
+                    "    out[job['name']] = {'class': type(m).__name__,\n"
+                    "        'worst': max(abs(a - b) for g, w in zip(got, job['scores']) for a, b in zip(g, w))}\n"
+                    "json.dump(out, open(sys.argv[2], 'w'))\n");
+  cmd = python + " " + tmp.file("check.py") + " " + tmp.file("jobs.json") + " " + tmp.file("result.json") + " > " +
+        tmp.file("log2") + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << test::read_bytes(tmp.file("log2"));
+  const json result = read_json(tmp.file("result.json"));
+  EXPECT_EQ(result.size(), 8U);
+  for (const auto& [name, r] : result.items()) {
+    std::printf("[ parity   ] %s causal LM -> openrm reward model -> transformers %s: max |diff| %.3g\n", name.c_str(),
+                r.at("class").get<std::string>().c_str(), r.at("worst").get<double>());
+    EXPECT_LE(r.at("worst").get<double>(), kTolerance) << name;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Transformers, ParityTest, ::testing::ValuesIn(kFixtures),
