@@ -2,10 +2,13 @@
 
 #include <ATen/ATen.h>
 
+#include <zlib.h>
+
+#include <algorithm>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <utility>
-#include <functional>
 
 #include "openrm/error.h"
 
@@ -43,11 +46,33 @@ struct Value {
   TensorRef tensor;
 };
 
-ValuePtr make(Value::Kind kind) {
-  auto v = std::make_shared<Value>();
-  v->kind = kind;
-  return v;
-}
+// Owns every value the unpicklers of one file build. Containers hold their
+// items by shared_ptr, so a hostile pickle could nest a million tuples (one
+// byte each: TUPLE1) and make the recursive destructor overflow the stack, or
+// make a list that holds itself (through the memo) and leak. Every value is
+// also kept here, and the destructor first empties every container: then no
+// value's destruction reaches another, and cycles are broken.
+class Arena {
+ public:
+  Arena() = default;
+  Arena(const Arena&) = delete;
+  Arena& operator=(const Arena&) = delete;
+  ~Arena() {
+    for (const ValuePtr& v : values_) {
+      v->items.clear();
+      v->dict.clear();
+    }
+  }
+  ValuePtr make(Value::Kind kind) {
+    auto v = std::make_shared<Value>();
+    v->kind = kind;
+    values_.push_back(v);
+    return v;
+  }
+
+ private:
+  std::vector<ValuePtr> values_;
+};
 
 // The storage classes torch.save names, and the dtype each holds.
 bool storage_dtype(const std::string& name, DType* out) {
@@ -62,18 +87,22 @@ bool storage_dtype(const std::string& name, DType* out) {
   return true;
 }
 
-// The callables a state dict's pickle may name.
+// The callables a state dict's pickle may name. _rebuild_tensor is what
+// torch before 1.0 wrote in place of _rebuild_tensor_v2.
 bool allowed_callable(const std::string& name) {
   return name == "collections.OrderedDict" || name == "torch._utils._rebuild_tensor_v2" ||
-         name == "torch._utils._rebuild_parameter" || name == "torch._utils._rebuild_parameter_with_state";
+         name == "torch._utils._rebuild_tensor" || name == "torch._utils._rebuild_parameter" ||
+         name == "torch._utils._rebuild_parameter_with_state";
 }
 
 class Unpickler {
  public:
-  // `persistent` turns a persistent id into a storage.
-  Unpickler(const std::uint8_t* data, std::size_t size, std::string where,
-            std::function<StorageRef(const Value&)> persistent)
-      : p_(data), size_(size), where_(std::move(where)), persistent_(std::move(persistent)) {}
+  // `persistent` turns a persistent id into a storage. Errors read
+  // "<where>: byte <base + offset>: ...".
+  Unpickler(Arena& arena, const std::uint8_t* data, std::size_t size, std::string where,
+            std::function<StorageRef(const Value&)> persistent, std::size_t base = 0)
+      : arena_(arena), p_(data), size_(size), base_(base), where_(std::move(where)),
+        persistent_(std::move(persistent)) {}
 
   std::size_t consumed() const { return pos_; }
 
@@ -220,8 +249,9 @@ class Unpickler {
   }
 
  private:
+  ValuePtr make(Value::Kind kind) { return arena_.make(kind); }
   [[noreturn]] void fail(std::size_t at, const std::string& problem) const {
-    throw Error(where_ + ": byte " + std::to_string(at) + ": " + problem);
+    throw Error(where_ + ": byte " + std::to_string(base_ + at) + ": " + problem);
   }
   std::uint8_t byte() {
     if (pos_ >= size_) fail(pos_, "the pickle ends early (truncated file?)");
@@ -306,7 +336,9 @@ class Unpickler {
   }
   void memo(std::size_t at, std::uint64_t index) {
     if (stack_.empty()) fail(at, "memoising an empty stack");
-    if (index > (std::uint64_t{1} << 24)) fail(at, "memo index " + std::to_string(index) + " is implausibly large");
+    // A pickle stores at most one memo entry per opcode, so an index past its
+    // length is hostile; without this bound 5 bytes could demand gigabytes.
+    if (index > size_) fail(at, "memo index " + std::to_string(index) + " is implausibly large");
     if (index >= memo_.size()) memo_.resize(static_cast<std::size_t>(index) + 1);
     memo_[static_cast<std::size_t>(index)] = stack_.back();
   }
@@ -330,9 +362,9 @@ class Unpickler {
       if (!args.empty()) fail(at, "OrderedDict called with arguments");
       return make(Value::kDict);
     }
-    if (name == "torch._utils._rebuild_tensor_v2") {
+    if (name == "torch._utils._rebuild_tensor_v2" || name == "torch._utils._rebuild_tensor") {
       if (args.size() < 4 || args[0]->kind != Value::kStorage || args[1]->kind != Value::kInt) {
-        fail(at, "_rebuild_tensor_v2 called with unexpected arguments");
+        fail(at, name + " called with unexpected arguments");
       }
       auto v = make(Value::kTensor);
       v->tensor.storage = args[0]->storage;
@@ -347,8 +379,10 @@ class Unpickler {
     return args[0];
   }
 
+  Arena& arena_;
   const std::uint8_t* p_;
   std::size_t size_;
+  std::size_t base_;
   std::size_t pos_ = 0;
   std::string where_;
   std::function<StorageRef(const Value&)> persistent_;
@@ -363,6 +397,12 @@ StorageRef storage_of_persistent_id(const Value& id, const std::string& where) {
       id.items[2]->kind != Value::kString || id.items[4]->kind != Value::kInt) {
     throw Error(where + ": a persistent id that is not a ('storage', type, key, location, numel) tuple");
   }
+  // The legacy stream of torch before 1.0 could name a slice of another
+  // storage here ((view_key, offset, size)); later versions write None.
+  if (id.items.size() > 5 && id.items[5]->kind != Value::kNone) {
+    throw Error(where + ": storage '" + (id.items[2]->kind == Value::kString ? id.items[2]->text : std::string("?")) +
+                "' is a view of another storage, which only torch before 1.0 wrote; not supported (re-save it)");
+  }
   StorageRef s;
   s.dtype = id.items[1]->dtype;
   s.key = id.items[2]->text;
@@ -375,6 +415,7 @@ StorageRef storage_of_persistent_id(const Value& id, const std::string& where) {
 
 struct ZipEntry {
   std::uint64_t data = 0, size = 0;
+  std::uint32_t crc = 0;
 };
 
 std::uint64_t rd(const std::uint8_t* p, int n) {
@@ -396,7 +437,7 @@ std::map<std::string, ZipEntry> read_zip(const std::uint8_t* d, std::uint64_t n,
   if ((count == 0xFFFF || cd == 0xFFFFFFFF || cd_size == 0xFFFFFFFF) && eocd >= 20 &&
       rd(d + eocd - 20, 4) == 0x07064b50) {
     const std::uint64_t z = rd(d + eocd - 20 + 8, 8);
-    if (z > n - 56 || rd(d + z, 4) != 0x06064b50) fail("bad ZIP64 end-of-central-directory record");
+    if (n < 56 || z > n - 56 || rd(d + z, 4) != 0x06064b50) fail("bad ZIP64 end-of-central-directory record");
     count = rd(d + z + 32, 8);
     cd_size = rd(d + z + 40, 8);
     cd = rd(d + z + 48, 8);
@@ -406,7 +447,8 @@ std::map<std::string, ZipEntry> read_zip(const std::uint8_t* d, std::uint64_t n,
   std::uint64_t at = cd;
   for (std::uint64_t i = 0; i < count; ++i) {
     if (at + 46 > cd + cd_size || rd(d + at, 4) != 0x02014b50) fail("central directory entry " + std::to_string(i) + " is malformed");
-    const std::uint64_t method = rd(d + at + 10, 2);
+    const std::uint64_t flags = rd(d + at + 8, 2), method = rd(d + at + 10, 2);
+    const auto crc = static_cast<std::uint32_t>(rd(d + at + 16, 4));
     std::uint64_t csize = rd(d + at + 20, 4), usize = rd(d + at + 24, 4), local = rd(d + at + 42, 4);
     const std::uint64_t name_len = rd(d + at + 28, 2), extra_len = rd(d + at + 30, 2), comment_len = rd(d + at + 32, 2);
     if (at + 46 + name_len + extra_len + comment_len > cd + cd_size) fail("central directory entry " + std::to_string(i) + " runs past the directory");
@@ -429,14 +471,52 @@ std::map<std::string, ZipEntry> read_zip(const std::uint8_t* d, std::uint64_t n,
       }
       e += 4 + len;
     }
+    if (flags & 1) fail("entry " + name + " is encrypted");
     if (method != 0) fail("entry " + name + " is compressed (method " + std::to_string(method) + "); torch.save stores entries uncompressed");
     if (local > n - 30 || rd(d + local, 4) != 0x04034b50) fail("entry " + name + ": bad local header");
     const std::uint64_t data = local + 30 + rd(d + local + 26, 2) + rd(d + local + 28, 2);
     if (data > n || usize > n - data) fail("entry " + name + " runs past the end of the file (truncated?)");
-    entries[name] = {data, usize};
+    if (csize != usize) fail("entry " + name + " is stored but its sizes differ (" + std::to_string(csize) + " and " + std::to_string(usize) + ")");
+    entries[name] = {data, usize, crc};
     at += 46 + name_len + extra_len + comment_len;
   }
   return entries;
+}
+
+// The pickle and the byte-order tag are small and decide everything else, so
+// their CRC-32 is checked: a damaged byte there is reported as such rather
+// than as a strange opcode. (The storages, which are the bulk of the file, are
+// not: their bytes are only copied, and checking them would read every byte.)
+void check_crc(const std::uint8_t* d, const ZipEntry& entry, const std::string& path, const std::string& name) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  std::uint64_t done = 0;
+  while (done < entry.size) {
+    const auto chunk = static_cast<uInt>(std::min<std::uint64_t>(entry.size - done, 1u << 30));
+    crc = crc32(crc, d + entry.data + done, chunk);
+    done += chunk;
+  }
+  if (static_cast<std::uint32_t>(crc) != entry.crc) {
+    throw Error(path + ": ZIP archive: entry " + name + " fails its CRC-32 check (the file is damaged)");
+  }
+}
+
+// The dict whose tensors are the weights: the top level, or, for a
+// checkpoint that wraps its state dict (torch.save({"state_dict": sd, ...})),
+// the one dict of tensors under "state_dict", "model" or "module" when the
+// top level holds no tensor itself.
+const Value* state_dict_of(const Value& root) {
+  if (root.kind != Value::kDict) return &root;
+  for (const auto& item : root.dict) {
+    if (item.second->kind == Value::kTensor) return &root;
+  }
+  const Value* found = nullptr;
+  for (const auto& [key, value] : root.dict) {
+    if (key->kind != Value::kString || value->kind != Value::kDict) continue;
+    if (key->text != "state_dict" && key->text != "model" && key->text != "module") continue;
+    if (found != nullptr) return &root;  // two candidates: ambiguous, keep the top level
+    found = value.get();
+  }
+  return found != nullptr ? found : &root;
 }
 
 }  // namespace
@@ -444,8 +524,9 @@ std::map<std::string, ZipEntry> read_zip(const std::uint8_t* d, std::uint64_t n,
 class PytorchBinParser {
  public:
   // Turns the top-level dict into entries, checking every view against its storage.
-  static void collect(PytorchBinFile& file, const Value& root, const std::map<std::string, std::pair<std::uint64_t, std::uint64_t>>& storages) {
+  static void collect(PytorchBinFile& file, const Value& top, const std::map<std::string, std::pair<std::uint64_t, std::uint64_t>>& storages) {
     const std::string& path = file.path();
+    const Value& root = *state_dict_of(top);
     if (root.kind != Value::kDict) throw Error(path + ": the checkpoint is not a dict of tensors (a state dict)");
     for (const auto& [key, value] : root.dict) {
       if (key->kind != Value::kString) throw Error(path + ": a key of the state dict is not a string");
@@ -461,6 +542,8 @@ class PytorchBinParser {
                     std::to_string(t.storage.numel) + " elements need");
       }
       // The furthest element the view reads must lie inside the storage.
+      // at::Tensor allows at most 64 dimensions.
+      if (t.size.size() > 64) throw Error(where + ": " + std::to_string(t.size.size()) + " dimensions (at most 64)");
       std::int64_t numel = 1, last = t.offset;
       for (std::size_t d = 0; d < t.size.size(); ++d) {
         if (t.size[d] < 0 || t.stride[d] < 0) throw Error(where + ": negative size or stride");
@@ -469,7 +552,7 @@ class PytorchBinParser {
         if (numel > (std::int64_t{1} << 40)) throw Error(where + ": implausibly many elements");
         if (t.size[d] > 0) last += (t.size[d] - 1) * t.stride[d];
       }
-      if (t.offset < 0 || (numel > 0 && last >= t.storage.numel)) {
+      if (t.offset < 0 || t.offset > (std::int64_t{1} << 40) || (numel > 0 && last >= t.storage.numel)) {
         throw Error(where + ": its view (offset " + std::to_string(t.offset) + ") reads past its storage of " +
                     std::to_string(t.storage.numel) + " elements");
       }
@@ -487,6 +570,7 @@ class PytorchBinParser {
   static std::shared_ptr<PytorchBinFile> open(const std::string& path) {
     auto file = std::shared_ptr<PytorchBinFile>(new PytorchBinFile());
     file->map_ = MappedFile::open(path);
+    Arena arena;  // declared before the unpicklers, so it outlives them
     const std::uint8_t* d = file->map_->data();
     const std::uint64_t n = file->map_->size();
     std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> storages;  // key -> (begin, bytes)
@@ -507,8 +591,10 @@ class PytorchBinParser {
         }
       }
       if (prefix.empty() || !zip.count(prefix + "data.pkl")) throw Error(path + ": a ZIP archive without <name>/data.pkl: not a torch.save checkpoint");
+      check_crc(d, zip.at(prefix + "data.pkl"), path, prefix + "data.pkl");
       auto order = zip.find(prefix + "byteorder");
       if (order != zip.end()) {
+        check_crc(d, order->second, path, prefix + "byteorder");
         const std::string text(reinterpret_cast<const char*>(d + order->second.data), static_cast<std::size_t>(order->second.size));
         if (text != "little") throw Error(path + ": byteorder is '" + text + "'; only little-endian checkpoints are read");
       }
@@ -516,14 +602,20 @@ class PytorchBinParser {
         if (name.rfind(prefix + "data/", 0) == 0) storages[name.substr(prefix.size() + 5)] = {entry.data, entry.size};
       }
       const auto& pkl = zip.at(prefix + "data.pkl");
-      Unpickler u(d + pkl.data, static_cast<std::size_t>(pkl.size), path + ": " + prefix + "data.pkl", persistent);
+      Unpickler u(arena, d + pkl.data, static_cast<std::size_t>(pkl.size), path + ": " + prefix + "data.pkl", persistent);
       collect(*file, *u.load(), storages);
       return file;
     }
     // Legacy stream: magic, protocol, sys_info, structure, storage keys, storages.
+    // Its first byte is a pickle's PROTO opcode; anything else (a tar archive
+    // from torch before 0.4, a safetensors file misnamed .bin) is not one.
+    if (n < 2 || d[0] != 0x80) {
+      throw Error(path + ": not a PyTorch checkpoint (neither a ZIP archive nor a torch.save pickle stream)");
+    }
     std::size_t at = 0;
     auto next_pickle = [&](const char* what) {
-      Unpickler u(d + at, static_cast<std::size_t>(n - at), path + " (" + what + " at byte " + std::to_string(at) + ")", persistent);
+      // Offsets in errors are the file's: the stream has no other frame.
+      Unpickler u(arena, d + at, static_cast<std::size_t>(n - at), path + ": " + what + " pickle", persistent, at);
       auto v = u.load();
       at += u.consumed();
       return v;
@@ -533,8 +625,20 @@ class PytorchBinParser {
     if (magic->kind != Value::kInt || magic->text != kMagic) {
       throw Error(path + ": not a PyTorch checkpoint (no ZIP header, no legacy magic number)");
     }
-    next_pickle("protocol version");
-    next_pickle("sys info");
+    auto protocol = next_pickle("protocol version");
+    if (protocol->kind != Value::kInt || protocol->integer != 1001) {
+      throw Error(path + ": legacy torch.save protocol version " +
+                  (protocol->kind == Value::kInt ? std::to_string(protocol->integer) : std::string("(not a number)")) +
+                  "; only 1001 is known");
+    }
+    auto sys_info = next_pickle("sys info");
+    if (sys_info->kind == Value::kDict) {
+      for (const auto& [key, value] : sys_info->dict) {
+        if (key->kind == Value::kString && key->text == "little_endian" && value->kind == Value::kBool && !value->integer) {
+          throw Error(path + ": written on a big-endian machine (sys_info little_endian is False); only little-endian checkpoints are read");
+        }
+      }
+    }
     auto root = next_pickle("state dict");
     auto keys = next_pickle("storage keys");
     if (keys->kind != Value::kList) throw Error(path + ": the storage key list is not a list");
@@ -571,8 +675,6 @@ at::Tensor PytorchBinFile::tensor(const std::string& name) const {
   const SafetensorsEntry& entry = entries_[it->second];
   const View& view = views_[it->second];
   const std::size_t element = dtype_size(entry.dtype);
-  // Copy the storage's bytes out (the mapping need not be aligned for the
-  // element type), then take the view and make it contiguous.
   at::ScalarType type;
   switch (entry.dtype) {
     case DType::F64: type = at::kDouble; break;
@@ -587,12 +689,44 @@ at::Tensor PytorchBinFile::tensor(const std::string& name) const {
     case DType::BOOL: type = at::kBool; break;
     default: throw Error(path() + ": tensor '" + name + "': unsupported dtype");
   }
-  auto values = at::empty({view.storage_numel}, at::TensorOptions().dtype(type));
-  std::memcpy(values.data_ptr(), map_->data() + view.storage_begin, static_cast<std::size_t>(view.storage_numel) * element);
-  if (entry.dtype == DType::BOOL && values.numel() > 0 && values.view(at::kByte).gt(1).any().item<bool>()) {
-    throw Error(path() + ": tensor '" + name + "': BOOL data holds bytes other than 0 and 1");
+  const auto options = at::TensorOptions().dtype(type).device(at::kCPU);
+  // Only the elements the view reads, [offset, last]: open() checked that
+  // they lie inside the storage, and the storage inside the file.
+  std::int64_t numel = 1, last = view.offset;
+  for (std::size_t d = 0; d < entry.shape.size(); ++d) {
+    numel *= entry.shape[d];
+    if (entry.shape[d] > 0) last += (entry.shape[d] - 1) * view.stride[d];
   }
-  return values.as_strided(entry.shape, view.stride, view.offset).contiguous();
+  if (numel == 0) return at::empty(entry.shape, options);
+  const std::int64_t extent = last - view.offset + 1;
+  const std::size_t nbytes = static_cast<std::size_t>(extent) * element;
+  // The mapping is private (copy-on-write), so a mutable pointer is safe.
+  auto* data = const_cast<std::uint8_t*>(map_->data()) + view.storage_begin +
+               static_cast<std::size_t>(view.offset) * element;
+  if (entry.dtype == DType::BOOL) {
+    // A bool byte other than 0 or 1 is undefined behaviour for LibTorch.
+    for (std::size_t i = 0; i < nbytes; ++i) {
+      if (data[i] > 1) {
+        throw Error(path() + ": tensor '" + name + "': BOOL data holds byte " + std::to_string(data[i]) +
+                    " at element " + std::to_string(i) + "; only 0 and 1 are valid");
+      }
+    }
+  }
+  at::Tensor storage;
+  if (reinterpret_cast<std::uintptr_t>(data) % element == 0) {
+    // The ZIP format aligns storages (to 64 bytes): view the mapping, which
+    // the tensor keeps alive, as SafetensorsFile does.
+    std::shared_ptr<MappedFile> keep_alive = map_;
+    storage = at::from_blob(data, {extent}, [keep_alive](void*) mutable { keep_alive.reset(); }, options);
+  } else {
+    // The legacy stream packs storages after 8-byte counts at any offset:
+    // element loads from there would be misaligned, so copy.
+    storage = at::empty({extent}, options);
+    std::memcpy(storage.data_ptr(), data, nbytes);
+  }
+  // A view that is already contiguous stays a view of the mapping; a strided
+  // one (a transpose, a slice of a shared storage) becomes its own copy.
+  return storage.as_strided(entry.shape, view.stride, 0).contiguous();
 }
 
 }  // namespace openrm

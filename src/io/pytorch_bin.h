@@ -37,8 +37,10 @@ class PytorchBinFile : public WeightFile {
   const std::string& path() const override { return map_->path(); }
   const std::vector<SafetensorsEntry>& entries() const override { return entries_; }
   const SafetensorsEntry* find(const std::string& name) const override;
-  // A contiguous copy of the stored values (a view into a shared storage,
-  // strided or offset, becomes its own tensor).
+  // A contiguous CPU tensor of the stored values. Like SafetensorsFile, it
+  // views the (copy-on-write) mapping when the stored view is contiguous and
+  // aligned; a strided view, or a legacy-format storage at an odd offset,
+  // becomes its own copy.
   at::Tensor tensor(const std::string& name) const override;
 
   // One tensor's place: bytes of its storage in the file, and its view.
