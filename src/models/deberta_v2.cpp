@@ -545,20 +545,6 @@ class DebertaV2RewardModel : public RewardModel {
     return classifier->forward(activate(s_.pooler_act, pooler->dense->forward(pooled)));
   }
 
-  // DeBERTa's norms are "LayerNorm.weight", which the base class's
-  // "norm.weight" rule misses: ones for them too.
-  void init_weights(std::uint64_t seed, double std) override {
-    RewardModel::init_weights(seed, std);
-    torch::NoGradGuard no_grad;
-    const std::string suffix = "LayerNorm.weight";
-    for (auto& item : named_parameters()) {
-      const auto& name = item.key();
-      if (name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
-        item.value().fill_(1.0);
-      }
-    }
-  }
-
   std::shared_ptr<BackboneImpl> deberta;
   std::shared_ptr<DenseImpl> pooler;
   std::shared_ptr<RewardHeadImpl> classifier;

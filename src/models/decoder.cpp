@@ -191,7 +191,7 @@ class DecoderRewardModel : public RewardModel {
  public:
   DecoderRewardModel(const ModelConfig& c, const DecoderSpec& spec, const HeadSpec& head_spec, Pooling pooling,
                      const at::TensorOptions& options)
-      : RewardModel(c, pooling, head_spec), norm_style_(spec.norm_style) {
+      : RewardModel(c, pooling, head_spec) {
     model = register_module("model", std::make_shared<DecoderModelImpl>(c, spec, options));
     score_head = std::make_shared<RewardHeadImpl>(head_spec, c.hidden_size, options);
     register_head(*this, head_spec, score_head);
@@ -235,17 +235,6 @@ class DecoderRewardModel : public RewardModel {
   }
 
   at::Tensor head(const at::Tensor& pooled) override { return score_head->forward(pooled); }
-
-  // Gemma's norms store an offset from one: a fresh one is zeros.
-  void init_weights(std::uint64_t seed, double std) override {
-    RewardModel::init_weights(seed, std);
-    if (norm_style_ != RMSNormStyle::kUnitOffset) return;
-    torch::NoGradGuard no_grad;
-    for (auto& item : named_parameters()) {
-      const auto& name = item.key();
-      if (name.size() >= 11 && name.compare(name.size() - 11, 11, "norm.weight") == 0) item.value().zero_();
-    }
-  }
 
  private:
   struct LayerState {
@@ -302,7 +291,6 @@ class DecoderRewardModel : public RewardModel {
 
  private:
   at::Tensor inv_freq_;  // (head_dim / 2) fp32, derived from the config, not saved
-  RMSNormStyle norm_style_;
 };
 
 }  // namespace

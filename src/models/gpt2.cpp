@@ -240,16 +240,6 @@ class Gpt2RewardModel : public RewardModel {
 
   at::Tensor head(const at::Tensor& pooled) override { return score_head->forward(pooled); }
 
-  // ln_1/ln_2/ln_f weights are ones in a fresh model (the base class only
-  // knows names ending in "norm.weight").
-  void init_weights(std::uint64_t seed, double std) override {
-    RewardModel::init_weights(seed, std);
-    torch::NoGradGuard no_grad;
-    for (auto& item : named_modules()) {
-      if (auto* norm = item.value()->as<LayerNormImpl>()) norm->weight.fill_(1.0);
-    }
-  }
-
   std::shared_ptr<Gpt2ModelImpl> transformer;
   std::shared_ptr<RewardHeadImpl> score_head;
 

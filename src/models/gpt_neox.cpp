@@ -274,16 +274,6 @@ class GptNeoxRewardModel : public RewardModel {
 
   at::Tensor head(const at::Tensor& pooled) override { return score_head->forward(pooled); }
 
-  // Every LayerNorm weight is a ones vector in a fresh model, whatever its
-  // name; the base class covers names ending in "norm.weight" only.
-  void init_weights(std::uint64_t seed, double std) override {
-    RewardModel::init_weights(seed, std);
-    torch::NoGradGuard no_grad;
-    for (auto& item : named_modules()) {
-      if (auto* norm = item.value()->as<LayerNormImpl>()) norm->weight.fill_(1.0);
-    }
-  }
-
   // The RoPE frequencies move with the module and stay fp32.
   void to(torch::Device device, torch::Dtype dtype, bool non_blocking = false) override {
     RewardModel::to(device, dtype, non_blocking);

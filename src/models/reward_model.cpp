@@ -1,5 +1,6 @@
 #include "openrm/models/reward_model.h"
 
+#include "models/blocks.h"
 #include "models/hf_dtype.h"
 #include "openrm/models/model_folder.h"
 
@@ -31,13 +32,6 @@ const char* hf_dtype_name(c10::ScalarType t) {
 }
 
 namespace {
-
-bool is_norm_weight(const std::string& name) {
-  auto ends_with = [&](const std::string& s) {
-    return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
-  };
-  return ends_with("norm.weight");
-}
 
 }  // namespace
 
@@ -121,12 +115,21 @@ void RewardModel::init_weights(std::uint64_t seed, double std) {
     auto& param = item.value();
     at::Tensor values;
     if (param.dim() == 1) {
-      values = is_norm_weight(item.key()) ? at::ones(param.sizes(), at::kFloat)
-                                          : at::zeros(param.sizes(), at::kFloat);
+      values = at::zeros(param.sizes(), at::kFloat);  // biases; norm weights are set below
     } else {
       values = at::empty(param.sizes(), at::kFloat).normal_(0.0, std, generator);
     }
     param.copy_(values);
+  }
+  // A fresh norm leaves its input as it is: weight ones, or zeros for the
+  // (1+w) RMSNorm, whose weight is an offset from one. Decided by the
+  // module, whatever its checkpoint name ("norm", "ln_1", "LayerNorm").
+  for (const auto& item : named_modules()) {
+    if (auto* rms = item.value()->as<RMSNormImpl>()) {
+      rms->weight.fill_(rms->style == RMSNormStyle::kUnitOffset ? 0.0 : 1.0);
+    } else if (auto* layer_norm = item.value()->as<LayerNormImpl>()) {
+      layer_norm->weight.fill_(1.0);
+    }
   }
 }
 

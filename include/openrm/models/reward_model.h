@@ -70,7 +70,8 @@ class RewardModel : public torch::nn::Module {
   bool gradient_checkpointing() const { return gradient_checkpointing_; }
 
   // Fills the weights with a fresh initialisation (normal(0, std) for
-  // matrices and embeddings, ones for norms, zeros for biases), reproducibly
+  // matrices and embeddings, ones for norm weights (zeros for Gemma's (1+w)
+  // norms, which store an offset from one), zeros for biases), reproducibly
   // for a given seed.
   virtual void init_weights(std::uint64_t seed, double std = 0.02);
 
