@@ -15,6 +15,12 @@ class ByteTokenizer : public Tokenizer {
     special_.pad = {0, "<pad>"};
     special_.bos = {1, "<s>"};
     special_.eos = {2, "</s>"};
+    using Kind = TemplatePiece::Kind;
+    if (add_bos) {
+      pair_ = {{Kind::kTokens, {1}, 0}, {Kind::kFirst, {}, 0}, {Kind::kTokens, {1}, 1}, {Kind::kSecond, {}, 1}};
+    } else {
+      pair_ = {{Kind::kFirst, {}, 0}, {Kind::kSecond, {}, 1}};
+    }
   }
   std::vector<TokenId> encode(std::string_view text, const EncodeOptions& o = {}) const override {
     std::vector<TokenId> ids;
@@ -41,11 +47,13 @@ class ByteTokenizer : public Tokenizer {
   const std::string& chat_template() const override { return template_; }
   const std::string& source() const override { return source_; }
   TokenizerBackend backend() const override { return TokenizerBackend::kSentencePiece; }
+  const std::vector<TemplatePiece>& pair_template() const override { return pair_; }
 
  private:
   bool add_bos_;
   SpecialTokens special_;
   std::vector<AddedToken> added_;
+  std::vector<TemplatePiece> pair_;
   std::string template_;
   std::string source_ = "byte-tokenizer";
 };

@@ -5,14 +5,17 @@ Run by tests/test_export.cpp with the reference environment's python
 
     python export_reference.py FOLDER INPUT.json OUTPUT.json
 
-INPUT.json: {"texts": [str, ...], "conversations": [[{"role", "content"}, ...], ...]}.
+INPUT.json: {"texts": [str, ...], "conversations": [[{"role", "content"}, ...], ...],
+"pairs": [[first, second], ...]} (each key optional).
 The folder is loaded with AutoTokenizer and AutoModelForSequenceClassification
 alone (no other arguments than float32), and scored in float32, in batches
 padded by the tokenizer: the texts with tokenizer(texts, padding=True) on the
 tokenizer's own padding side, the conversations with
-tokenizer.apply_chat_template(..., padding=True) padded on the right.
+tokenizer.apply_chat_template(..., padding=True) padded on the right, the
+pairs with tokenizer(firsts, seconds, padding=True), token_type_ids passed on.
 OUTPUT.json: {"versions": {...}, "padding_side": str, "texts": [{"ids", "reward"}],
-"conversations": [{"ids", "reward", "text"}]}; ids without the padding.
+"conversations": [{"ids", "reward", "text"}], "pairs": [{"ids", "reward",
+"type_ids"}]}; ids without the padding.
 Exit status 77 when transformers is not importable.
 """
 
@@ -58,6 +61,7 @@ def main():
         "padding_side": tokenizer.padding_side,
         "texts": [],
         "conversations": [],
+        "pairs": [],
     }
     with torch.no_grad():
         if request.get("texts"):
@@ -74,6 +78,14 @@ def main():
             texts = tokenizer.apply_chat_template(request["conversations"], tokenize=False)
             for row, text in zip(result["conversations"], texts):
                 row["text"] = text
+        if request.get("pairs"):
+            firsts = [p[0] for p in request["pairs"]]
+            seconds = [p[1] for p in request["pairs"]]
+            batch = tokenizer(firsts, seconds, padding=True, return_tensors="pt")
+            logits = model(**batch).logits
+            result["pairs"] = rows(batch, logits)
+            for row, types, mask in zip(result["pairs"], batch["token_type_ids"], batch["attention_mask"]):
+                row["type_ids"] = [int(t) for t, m in zip(types, mask) if m]
     with open(output_path, "w", encoding="utf-8") as f:
         json.dump(result, f, indent=1)
 

@@ -32,7 +32,11 @@ using nlohmann::json;
 
 constexpr double kTolerance = 1e-4;
 
-const char* const kDebertaFixtures[] = {"deberta_v3", "deberta_v2_unshared", "deberta_v2_conv"};
+const char* const kDebertaFixtures[] = {"deberta_v3", "deberta_v2_unshared", "deberta_v2_conv", "deberta_v3_bf16"};
+// openrm in bf16 against transformers in bf16 (both round each matmul output
+// to bf16, in different places); transformers' own bf16 scores are ~2e-2 from
+// its fp32 ones here.
+constexpr double kBf16Tolerance = 5e-2;
 
 fs::path deberta_root() { return fs::path(OPENRM_SOURCE_DIR) / "tests" / "fixtures" / "deberta"; }
 
@@ -111,6 +115,26 @@ TEST_P(DebertaParityTest, ScoresMatchTransformers) {
               batched_diff, expected.at("generator").at("transformers").get<std::string>().c_str());
   EXPECT_LE(alone_diff, kTolerance) << name << ": each sequence alone vs transformers' unbatched scores";
   EXPECT_LE(batched_diff, kTolerance) << name << ": one packed batch vs transformers' right-padded batch";
+}
+
+// A checkpoint stored in bf16, computed in bf16, near transformers in bf16.
+TEST(DebertaBf16Test, CheckpointScoresNearTransformersInBf16) {
+  const fs::path dir = deberta_root() / "deberta_v3_bf16";
+  if (!fs::is_directory(dir)) GTEST_SKIP() << "DeBERTa fixture deberta_v3_bf16 is missing (" << dir.string() << ")";
+  const json expected = read_json_file(dir / "expected.json");
+  ASSERT_EQ(expected.at("stored_dtype").get<std::string>(), "bfloat16");
+  const auto sequences = expected.at("sequences").get<std::vector<std::vector<std::int64_t>>>();
+  const auto want = expected.at("scores").at("unbatched_bf16").get<std::vector<std::vector<double>>>();
+  LoadOptions options;
+  options.dtype = c10::kBFloat16;
+  auto model = load_reward_model(dir.string(), options);
+  ASSERT_EQ(model->dtype(), c10::kBFloat16);
+  torch::NoGradGuard no_grad;
+  std::vector<std::vector<double>> alone;
+  for (const auto& s : sequences) alone.push_back(to_scores(model->forward(PackedBatch::from_sequences({s}))).at(0));
+  const double diff = max_diff(alone, want);
+  std::printf("[ deberta  ] deberta_v3_bf16: openrm bf16 vs transformers bf16: max |diff| %.3g\n", diff);
+  EXPECT_LE(diff, kBf16Tolerance);
 }
 
 // openrm's own save of a loaded checkpoint loads back to the same scores.

@@ -2,6 +2,7 @@
 // values, evaluate() against scoring each sequence alone, evaluate_file() and
 // the openrm-eval tool on a tiny random model folder.
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 #include <sys/wait.h>
 
 #include <cmath>
@@ -12,6 +13,7 @@
 #include <openrm/eval/metrics.h>
 #include <openrm/io/file.h>
 #include <openrm/models/model_folder.h>
+#include <openrm/models/packed_batch.h>
 #include <openrm/models/reward_model.h>
 #include <openrm/tokenizer/train_tokenizer.h>
 #include <random>
@@ -279,6 +281,58 @@ TEST(Evaluate, BadOptionsAndEmptyInput) {
   EXPECT_TRUE(test::contains(test::error_of([&] { evaluate(*model, pairs, EvalOptions{}); }), "evaluate"));
 }
 
+// A model with several outputs: the reward is the chosen output or the
+// weighted sum, as the Scorer makes it; without a choice, an error naming it.
+TEST(Evaluate, SeveralOutputsNeedARewardLabelOrWeights) {
+  ModelConfig config = test::tiny_config("LlamaForSequenceClassification");
+  config.num_labels = 3;
+  auto model = create_reward_model(config);
+  model->init_weights(/*seed=*/4, /*std=*/0.2);
+  const auto pairs = random_pairs(9, 5);
+  EXPECT_TRUE(test::contains(test::error_of([&] { evaluate(*model, pairs, EvalOptions{}); }), "--reward-label"));
+  EXPECT_TRUE(test::contains(test::error_of([&] { evaluate(*model, {}, EvalOptions{}); }), "--reward-label"));
+
+  auto alone = [&](const std::vector<TokenId>& ids) {
+    torch::NoGradGuard no_grad;
+    return model->forward(PackedBatch::from_sequences({ids64(ids)})).to(torch::kDouble)[0];
+  };
+  EvalOptions by_label;
+  by_label.reward_label = 2;
+  EvalOptions weighted;
+  weighted.reward_weights = {0.5, -1.0, 2.0};
+  const EvalResult a = evaluate(*model, pairs, by_label);
+  const EvalResult b = evaluate(*model, pairs, weighted);
+  ASSERT_EQ(a.rewards.size(), pairs.size());
+  ASSERT_EQ(b.rewards.size(), pairs.size());
+  EXPECT_EQ(a.reward_label, std::optional<std::int64_t>(2));
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    const at::Tensor c = alone(pairs[i].chosen), r = alone(pairs[i].rejected);
+    EXPECT_NEAR(a.rewards[i].chosen, c[2].item<double>(), 1e-5);
+    EXPECT_NEAR(a.rewards[i].rejected, r[2].item<double>(), 1e-5);
+    auto sum = [](const at::Tensor& t) {
+      return 0.5 * t[0].item<double>() - t[1].item<double>() + 2.0 * t[2].item<double>();
+    };
+    EXPECT_NEAR(b.rewards[i].chosen, sum(c), 1e-5);
+    EXPECT_NEAR(b.rewards[i].rejected, sum(r), 1e-5);
+  }
+  EXPECT_EQ(eval_result_json(a)["reward_label"], 2);
+  EXPECT_EQ(eval_result_json(b)["reward_weights"].size(), 3u);
+  EXPECT_TRUE(test::contains(format_eval_result(b), "weighted outputs"));
+
+  EvalOptions bad;
+  bad.reward_label = 3;
+  EXPECT_TRUE(test::contains(test::error_of([&] { evaluate(*model, pairs, bad); }), "reward_label 3"));
+  bad = {};
+  bad.reward_weights = {1.0, 2.0};
+  EXPECT_TRUE(test::contains(test::error_of([&] { evaluate(*model, pairs, bad); }), "reward_weights has 2"));
+  bad.reward_label = 0;
+  EXPECT_TRUE(test::contains(test::error_of([&] { bad.validate(); }), "exclusive"));
+
+  // A one-output model refuses a label other than 0 and any weights.
+  auto single = create_reward_model(test::tiny_config("LlamaForSequenceClassification"));
+  EXPECT_TRUE(test::contains(test::error_of([&] { evaluate(*single, pairs, weighted); }), "one output"));
+}
+
 // ---- evaluate_file() and openrm-eval ------------------------------------------
 
 void make_model_folder(const std::string& dir, bool with_tokenizer) {
@@ -499,6 +553,34 @@ TEST_F(EvalCli, WritesTableJsonAndRewards) {
   EXPECT_EQ(n, 8);
   EXPECT_DOUBLE_EQ(j["accuracy"].get<double>(), correct / 8.0);
   EXPECT_NEAR(j["mean_margin"].get<double>(), margin / 8, 1e-6);
+}
+
+TEST_F(EvalCli, RewardLabelChoosesTheOutputOfASeveralOutputModel) {
+  const std::string dir = tmp.file("rm3"), data = tmp.file("prefs.jsonl"), json = tmp.file("m.json");
+  ModelConfig config = test::tiny_config("LlamaForSequenceClassification");
+  config.num_labels = 3;
+  auto model = create_reward_model(config);
+  model->init_weights(/*seed=*/6, /*std=*/0.2);
+  save_reward_model(*model, dir);
+  test::train_tiny_tokenizer(dir);
+  test::write_bytes(data, good_data(6));
+  const std::string base = "--model '" + dir + "' --data '" + data + "' --threads 1";
+  test::ToolRun run = run_eval_tool(base, tmp);
+  EXPECT_NE(run.status, 0);
+  EXPECT_TRUE(test::contains(error_line(run), "--reward-label")) << run.output;
+  run = run_eval_tool(base + " --reward-label 1 --json '" + json + "'", tmp);
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_TRUE(test::contains(run.output, "output 1")) << run.output;
+  auto j = nlohmann::json::parse(test::read_bytes(json));
+  EXPECT_EQ(j["reward_label"], 1);
+  EXPECT_EQ(j["pairs"], 6);
+  // The same metrics as evaluate_file with that label.
+  EvalOptions options;
+  options.reward_label = 1;
+  options.threads = 1;
+  EXPECT_NEAR(j["loss"].get<double>(), evaluate_file(dir, data, options).metrics.loss, 1e-6);
+  run = run_eval_tool(base + " --reward-label 1 --reward-weights 1,0,0", tmp);
+  EXPECT_NE(run.status, 0);
 }
 
 TEST_F(EvalCli, BadInputsGiveOneErrorLine) {

@@ -65,6 +65,17 @@ const ParityFixture kFixtures[] = {
     {"gpt_neox_parallel", "GPTNeoXForSequenceClassification"},
     {"gpt_neox_sequential", "GPTNeoXForSequenceClassification"},
     {"gpt2", "GPT2ForSequenceClassification"},
+    {"gemma2_bf16_checkpoint", "Gemma2ForSequenceClassification"},
+    {"gpt_neox_bf16_checkpoint", "GPTNeoXForSequenceClassification"},
+    {"gpt2_bf16_checkpoint", "GPT2ForSequenceClassification"},
+};
+
+// The fixtures stored in bf16 (each also in kFixtures, upcast to fp32 there).
+const ParityFixture kBf16Fixtures[] = {
+    {"llama_bf16_checkpoint", "LlamaForSequenceClassification"},
+    {"gemma2_bf16_checkpoint", "Gemma2ForSequenceClassification"},
+    {"gpt_neox_bf16_checkpoint", "GPTNeoXForSequenceClassification"},
+    {"gpt2_bf16_checkpoint", "GPT2ForSequenceClassification"},
 };
 
 // fp32 on both sides; tiny models whose scores are O(1). What is left is
@@ -262,8 +273,10 @@ TEST_P(ParityTest, ScoresMatchTransformers) {
 // A checkpoint stored in bf16: the tensors on disk are BF16 (the fp32 check
 // above upcast them), and openrm computing in bf16 stays near transformers
 // computing in bf16.
-TEST(ParityBf16, CheckpointScoresNearTransformersInBf16) {
-  const ParityFixture fixture = {"llama_bf16_checkpoint", "LlamaForSequenceClassification"};
+class ParityBf16 : public ::testing::TestWithParam<ParityFixture> {};
+
+TEST_P(ParityBf16, CheckpointScoresNearTransformersInBf16) {
+  const ParityFixture fixture = GetParam();
   const fs::path dir = fixtures_root() / fixture.name;
   if (!fs::is_directory(dir)) {
     GTEST_SKIP() << "parity fixture " << fixture.name << " is missing (" << dir.string()
@@ -429,6 +442,10 @@ TEST(ParitySave, RewardModelsStartedFromEachCausalLmFamilyScoreTheSameInTransfor
 }
 
 INSTANTIATE_TEST_SUITE_P(Transformers, ParityTest, ::testing::ValuesIn(kFixtures),
+                         [](const ::testing::TestParamInfo<ParityFixture>& info) {
+                           return std::string(info.param.name);
+                         });
+INSTANTIATE_TEST_SUITE_P(Transformers, ParityBf16, ::testing::ValuesIn(kBf16Fixtures),
                          [](const ::testing::TestParamInfo<ParityFixture>& info) {
                            return std::string(info.param.name);
                          });

@@ -4,7 +4,7 @@
 //   openrm-eval --model DIR --data FILE [--json OUT] [--rewards OUT.jsonl]
 //               [--tokenizer PATH] [--chat-format NAME] [--max-length N]
 //               [--truncation truncate|drop] [--max-tokens N] [--threads N]
-//               [--skip-invalid]
+//               [--reward-label N | --reward-weights w0,w1,...] [--skip-invalid]
 //
 // Prints a table; --json writes the metrics as JSON and --rewards one line of
 // rewards per pair, both atomically ("-": stdout, and the table goes to
@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "openrm/error.h"
 #include "openrm/eval/evaluate.h"
@@ -44,6 +45,8 @@ struct EvalCommand {
   std::int64_t max_tokens = openrm::EvalOptions{}.max_tokens;
   int threads = 0;
   bool skip_invalid = false;
+  std::optional<std::int64_t> reward_label;
+  std::vector<double> reward_weights;
 };
 
 void run_eval(const EvalCommand& cmd) {
@@ -55,6 +58,8 @@ void run_eval(const EvalCommand& cmd) {
   options.threads = cmd.threads;
   options.max_tokens = cmd.max_tokens;
   options.keep_rewards = !cmd.rewards.empty();
+  options.reward_label = cmd.reward_label;
+  options.reward_weights = cmd.reward_weights;
   options.validate();
   openrm::ReadOptions read;
   read.skip_invalid = cmd.skip_invalid;
@@ -120,10 +125,17 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(at_least(0));
   app.add_flag("--skip-invalid", cmd.skip_invalid, "skip and count invalid records instead of stopping");
+  app.add_option("--reward-label", cmd.reward_label,
+                 "for a model with several outputs (num_labels > 1): the output that is the reward (0-based)")
+      ->check(at_least(0));
+  app.add_option("--reward-weights", cmd.reward_weights,
+                 "for a model with several outputs: the reward is the weighted sum of the outputs (w0,w1,...)")
+      ->delimiter(',')
+      ->excludes("--reward-label");
 
   openrm::tools::group_options(app, {{"Input", {"--data", "--skip-invalid"}},
-                                     {"Model", {"--model", "--tokenizer", "--chat-format", "--max-length",
-                                                "--truncation"}},
+                                     {"Model", {"--model", "--tokenizer", "--chat-format", "--reward-label",
+                                                "--reward-weights", "--max-length", "--truncation"}},
                                      {"Output", {"--json", "--rewards"}},
                                      {"Performance", {"--max-tokens", "--threads"}}});
   return openrm::tools::run_tool(kTool, app, argc, argv, [&] { run_eval(cmd); });

@@ -60,6 +60,13 @@ class GroupFitter {
                                                        std::vector<Conversation> completions,
                                                        TruncationStats& stats, bool& truncated,
                                                        std::optional<ChatFormat> format = std::nullopt) {
+    if (options_.format == ChatFormat::kPair && format) {
+      // Text under the pair format: the prompt text and each response text,
+      // as written, are the two texts (an hh transcript's slices joined back).
+      prompt = joined_text(prompt, "user");
+      for (auto& completion : completions) completion = joined_text(completion, "assistant");
+      format = ChatFormat::kPair;
+    }
     format_ = format.value_or(options_.format);
     truncated = false;
     std::vector<std::vector<TokenId>> ids(completions.size());
@@ -128,6 +135,14 @@ class GroupFitter {
 
  private:
   std::vector<TokenId> encode(const Conversation& c) const { return encode_chat(tokenizer_, format_, c); }
+
+  // One message holding the contents of `c` concatenated (none for an empty `c`).
+  static Conversation joined_text(const Conversation& c, const char* role) {
+    if (c.size() <= 1) return c;
+    std::string text;
+    for (const auto& m : c) text += m.content;
+    return {Message{role, std::move(text)}};
+  }
 
   static std::int64_t longest_of(const std::vector<std::vector<TokenId>>& ids) {
     std::int64_t n = 0;

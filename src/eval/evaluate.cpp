@@ -60,26 +60,38 @@ void EvalOptions::validate() const {
                 std::to_string(*max_length));
   }
   if (threads < 0) throw Error("eval options: threads must be >= 0 (0: all), got " + std::to_string(threads));
+  if (reward_label && !reward_weights.empty()) {
+    throw Error("eval options: reward_label and reward_weights are exclusive: give one");
+  }
+  if (reward_label && *reward_label < 0) {
+    throw Error("eval options: reward_label must be >= 0, got " + std::to_string(*reward_label));
+  }
+  for (const double w : reward_weights) {
+    if (!std::isfinite(w)) throw Error("eval options: reward_weights must be finite numbers");
+  }
 }
 
 EvalResult evaluate(RewardModel& model, const std::vector<TokenizedPair>& pairs, const EvalOptions& options) {
   options.validate();
-  if (model.config().num_labels != 1) {
-    throw Error("evaluate: needs a single-output reward head; this model has num_labels = " +
-                std::to_string(model.config().num_labels));
-  }
   const auto start = Clock::now();
   const std::size_t n = pairs.size();
   EvalResult result;
   std::vector<float> chosen(n, 0.0f), rejected(n, 0.0f);
-  if (n > 0) {
-    // The Scorer's batching: every sequence sorted by length into batches of
-    // at most max_tokens real tokens, rewards back in input order. The model
-    // is borrowed, not owned, and its train/eval mode is left alone.
-    ScoreOptions score_options;
-    score_options.max_tokens = options.max_tokens;
-    Scorer scorer(std::shared_ptr<RewardModel>(&model, [](RewardModel*) {}), nullptr, ChatFormat::kPlain,
+  // The Scorer's batching: every sequence sorted by length into batches of
+  // at most max_tokens real tokens, rewards back in input order. The model
+  // is borrowed, not owned, and its train/eval mode is left alone. Built
+  // even for no pairs: it checks the reward label / weights against the head.
+  ScoreOptions score_options;
+  score_options.max_tokens = options.max_tokens;
+  score_options.reward_label = options.reward_label;
+  score_options.reward_weights = options.reward_weights;
+  Scorer scorer = with_context("evaluate", [&] {
+    return Scorer(std::shared_ptr<RewardModel>(&model, [](RewardModel*) {}), nullptr, ChatFormat::kPlain,
                   score_options);
+  });
+  result.reward_label = options.reward_label;
+  result.reward_weights = options.reward_weights;
+  if (n > 0) {
     std::vector<std::vector<TokenId>> sequences;
     sequences.reserve(2 * n);
     for (const auto& p : pairs) {
@@ -156,6 +168,7 @@ EvalResult evaluate_file(const std::string& model_dir, const std::string& data_p
   tokenize.max_length = effective_max_length(folder.model->config(), folder.metadata, options.max_length);
   tokenize.policy = options.truncation.value_or(folder.metadata.truncation.value_or(TruncationPolicy::kTruncate));
   tokenize.threads = options.threads;
+  set_pair_token_types(*folder.model, *tokenizer, tokenize.format);
   TokenizedPairs tokenized = tokenize_pairs(data.pairs, *tokenizer, tokenize);
   if (tokenized.pairs.empty()) {
     throw Error(data_path + ": no pair left to evaluate: all " + std::to_string(tokenized.stats.input) +
@@ -185,6 +198,8 @@ nlohmann::ordered_json eval_result_json(const EvalResult& result) {
   if (!result.model_dir.empty()) j["model"] = result.model_dir;
   if (!result.data_path.empty()) j["data"] = result.data_path;
   if (!result.chat_format.empty()) j["chat_format"] = result.chat_format;
+  if (result.reward_label) j["reward_label"] = *result.reward_label;
+  if (!result.reward_weights.empty()) j["reward_weights"] = result.reward_weights;
   if (!result.data_path.empty()) {
     j["max_length"] = result.tokenize.max_length;
     j["truncation_policy"] = truncation_policy_name(result.tokenize.policy);
@@ -248,6 +263,12 @@ std::string format_eval_result(const EvalResult& result) {
   if (!result.model_dir.empty()) row("model", result.model_dir);
   if (!result.data_path.empty()) row("data", result.data_path);
   if (!result.chat_format.empty()) row("chat format", result.chat_format);
+  if (result.reward_label) row("reward", "output " + std::to_string(*result.reward_label));
+  if (!result.reward_weights.empty()) {
+    std::string w;
+    for (const double x : result.reward_weights) w += (w.empty() ? "" : ", ") + fixed(x);
+    row("reward", "weighted outputs (" + w + ")");
+  }
   row("pairs", std::to_string(m.pairs));
   row("accuracy", fixed(m.accuracy) + "  (ties " + std::to_string(m.ties) + ", counted wrong)");
   row("mean margin", fixed(m.mean_margin));

@@ -19,12 +19,13 @@
 // for the real tokens of a right-padded batch (relative positions count from
 // each sequence's first token there as here).
 //
-// Token types: PackedBatch carries none, so a model with type_vocab_size > 0
-// adds token_type_embeddings row 0 to every token, as transformers does when
-// called without token_type_ids. A pair encoded with token types 1 for its
-// second segment ([CLS] q [SEP] a [SEP] with token_type_ids 0..0 1..1) would
-// score differently. OpenAssistant's DeBERTa-v3 reward models have
-// type_vocab_size 0, so they are unaffected.
+// Token types: a model with type_vocab_size > 0 adds token_type_embeddings
+// row 0 to every token, as transformers does without token_type_ids, unless
+// set_token_type_separator named the [SEP] id (the pair chat format does):
+// then the tokens after each sequence's first [SEP] get type 1, which is what
+// tokenizer(q, a) gives [CLS] q [SEP] a [SEP] (a q holding a literal "[SEP]"
+// would differ). OpenAssistant's DeBERTa-v3 reward models have
+// type_vocab_size 0: no token types at all.
 #include <ATen/ATen.h>
 #include <torch/nn/modules/container/modulelist.h>
 
@@ -33,6 +34,7 @@
 #include <cmath>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -494,6 +496,7 @@ class DebertaV2RewardModel : public RewardModel {
   }
 
   bool causal() const override { return false; }
+  void set_token_type_separator(std::optional<std::int64_t> id) override { separator_ = id; }
 
   at::Tensor hidden_states(const PackedBatch& batch) override {
     if (batch.has_shared_prefixes()) {
@@ -512,8 +515,7 @@ class DebertaV2RewardModel : public RewardModel {
       }
       x = x + emb.position_embeddings->forward(batch.position_ids);
     }
-    // No token types in a PackedBatch: type 0 for every token (see the top).
-    if (emb.token_type_embeddings) x = x + emb.token_type_embeddings->weight[0];
+    if (emb.token_type_embeddings) x = x + emb.token_type_embeddings->forward(token_types(batch));
     if (emb.embed_proj) x = emb.embed_proj->forward(x);
     x = emb.LayerNorm->forward(x);
 
@@ -550,7 +552,19 @@ class DebertaV2RewardModel : public RewardModel {
   std::shared_ptr<RewardHeadImpl> classifier;
 
  private:
+  // (T) int64: 0, or 1 after the sequence's first separator (see the top).
+  at::Tensor token_types(const PackedBatch& batch) const {
+    const auto& ids = batch.input_ids;
+    if (!separator_ || s_.type_vocab < 2) return at::zeros_like(ids);
+    auto is_sep = ids.eq(*separator_).to(at::kLong);
+    auto before = is_sep.cumsum(0) - is_sep;  // separators before each token, over the whole batch
+    auto starts = batch.cu_seqlens.slice(0, 0, batch.num_sequences());
+    auto at_start = before.index_select(0, starts).index_select(0, batch.sequence_index());
+    return (before - at_start).gt(0).to(at::kLong);
+  }
+
   DebertaSpec s_;
+  std::optional<std::int64_t> separator_;
 };
 
 std::shared_ptr<RewardModel> create(const ModelConfig& config, const LoadOptions& options) {

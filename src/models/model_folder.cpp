@@ -94,4 +94,13 @@ void check_tokenizer_fits_model(const Tokenizer& tokenizer, const ModelConfig& c
               " (config.json); use the tokenizer the model was trained with");
 }
 
+void set_pair_token_types(RewardModel& model, const Tokenizer& tokenizer, ChatFormat format) {
+  const SpecialToken& sep = tokenizer.special_tokens().sep;
+  if (format == ChatFormat::kPair && sep.present()) {
+    model.set_token_type_separator(sep.id);
+  } else {
+    model.set_token_type_separator(std::nullopt);
+  }
+}
+
 }  // namespace openrm

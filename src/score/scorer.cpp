@@ -157,7 +157,10 @@ Scorer::Scorer(std::shared_ptr<RewardModel> model, std::shared_ptr<const Tokeniz
     log().info("the model has no pad_token_id: pooling the last token of each sequence");
     model_->set_pooling(Pooling::kLastToken);
   }
-  if (tokenizer_) warn_if_chat_format_does_not_fit(format_, *tokenizer_);
+  if (tokenizer_) {
+    warn_if_chat_format_does_not_fit(format_, *tokenizer_);
+    set_pair_token_types(*model_, *tokenizer_, format_);
+  }
   reward_mean_ = metadata_number(metadata, "reward_mean");
   reward_std_ = metadata_number(metadata, "reward_std");
   if (options_.normalize) {

@@ -142,7 +142,9 @@ void AddedVocabulary::add_named_tokens(
       {&config.bos, &special.bos},
       {&config.eos, &special.eos},
       {&config.pad, &special.pad},
-      {&config.unk, &special.unk}};
+      {&config.unk, &special.unk},
+      {&config.cls, &special.cls},
+      {&config.sep, &special.sep}};
   for (auto& [given, target] : named) {
     if (given->has_value()) *target = resolve(**given);
   }

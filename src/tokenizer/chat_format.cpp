@@ -19,7 +19,7 @@ struct FormatInfo {
   bool writes_bos;
 };
 
-constexpr std::array<FormatInfo, 11> kFormats = {{
+constexpr std::array<FormatInfo, 12> kFormats = {{
     {ChatFormat::kPlain, "plain", false},
     {ChatFormat::kHH, "hh", false},
     {ChatFormat::kLlama2, "llama2", true},
@@ -31,6 +31,7 @@ constexpr std::array<FormatInfo, 11> kFormats = {{
     {ChatFormat::kQwen3, "qwen3", false},
     {ChatFormat::kMistral, "mistral", true},
     {ChatFormat::kGemma, "gemma", true},
+    {ChatFormat::kPair, "pair", false},
 }};
 
 const FormatInfo& info(ChatFormat format) {
@@ -62,6 +63,19 @@ void check_known_role(const Message& m, std::size_t index, const char* format) {
     throw Error(std::string(format) + " chat format: message " + std::to_string(index) +
                 " has role '" + m.role + "'; expected system, user or assistant");
   }
+}
+
+// kPair: the prompt (one message, or none) and the response.
+std::pair<std::string_view, std::string_view> pair_texts(const Conversation& c) {
+  if (c.empty()) throw Error("pair chat format: the conversation has no messages");
+  if (c.size() > 2) {
+    throw Error("pair chat format: the conversation has " + std::to_string(c.size() - 1) +
+                " prompt messages; a text pair takes one prompt and the response (join the turns into "
+                "one prompt, or choose a chat format)");
+  }
+  for (std::size_t i = 0; i < c.size(); ++i) check_known_role(c[i], i, "pair");
+  if (c.size() == 1) return {std::string_view(), c[0].content};
+  return {c[0].content, c[1].content};
 }
 
 // The messages after an optional leading system message must go user,
@@ -313,12 +327,22 @@ std::string render_chat(ChatFormat format, const Conversation& c, const SpecialT
     case ChatFormat::kQwen3: return render_qwen3(c);
     case ChatFormat::kMistral: return render_mistral(c, sp);
     case ChatFormat::kGemma: return render_gemma(c, sp);
+    case ChatFormat::kPair: {
+      const auto [prompt, response] = pair_texts(c);
+      return prompt.empty() ? std::string(response) : std::string(prompt) + "\n\n" + std::string(response);
+    }
   }
   throw Error("unknown chat format value " + std::to_string(static_cast<int>(format)));
 }
 
 std::vector<TokenId> encode_chat(const Tokenizer& tokenizer, ChatFormat format,
                                  const Conversation& conversation) {
+  if (format == ChatFormat::kPair) {
+    const auto [prompt, response] = pair_texts(conversation);
+    // Without a prompt, the response alone: tokenizer(response).
+    if (conversation.size() == 1) return tokenizer.encode(response);
+    return tokenizer.encode_pair(prompt, response).ids;
+  }
   const std::string text = render_chat(format, conversation, tokenizer.special_tokens());
   EncodeOptions options;
   if (format != ChatFormat::kPlain && format != ChatFormat::kHH) {
@@ -332,7 +356,10 @@ std::vector<TokenId> encode_chat(const Tokenizer& tokenizer, ChatFormat format,
 
 ChatFormat default_chat_format(const Tokenizer& tokenizer) {
   const std::string& chat_template = tokenizer.chat_template();
-  if (chat_template.empty()) return ChatFormat::kPlain;
+  if (chat_template.empty()) {
+    const SpecialTokens& sp = tokenizer.special_tokens();
+    return sp.cls.present() && sp.sep.present() ? ChatFormat::kPair : ChatFormat::kPlain;
+  }
   if (auto format = recognise_chat_template(chat_template)) return *format;
   std::string names;
   for (const auto& name : chat_format_names()) names += (names.empty() ? "" : ", ") + name;
@@ -357,6 +384,10 @@ std::vector<std::string> chat_format_missing_tokens(ChatFormat format, const Tok
   switch (format) {
     case ChatFormat::kPlain:
     case ChatFormat::kHH: break;
+    case ChatFormat::kPair:
+      need_special(sp.cls, "[CLS] (cls_token)");
+      need_special(sp.sep, "[SEP] (sep_token)");
+      break;
     case ChatFormat::kLlama2:
     case ChatFormat::kMistral:
       need_special(sp.bos, "BOS");

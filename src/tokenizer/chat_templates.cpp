@@ -368,6 +368,7 @@ std::string chat_template_for(ChatFormat format) {
     case ChatFormat::kQwen3: return kQwen3Template;
     case ChatFormat::kMistral: return kMistralTemplate;
     case ChatFormat::kGemma: return kGemmaTemplate;
+    case ChatFormat::kPair: break;  // a text pair, not a conversation
   }
   throw Error("no chat template for chat format value " +
               std::to_string(static_cast<int>(format)));

@@ -71,15 +71,17 @@ void read_token_fields(const json& root, const std::string& file, TokenizerFolde
       {"bos_token", &config.bos},
       {"eos_token", &config.eos},
       {"pad_token", &config.pad},
-      {"unk_token", &config.unk}};
+      {"unk_token", &config.unk},
+      {"cls_token", &config.cls},
+      {"sep_token", &config.sep}};
   for (auto& [key, target] : named) {
     auto it = root.find(key);
     if (it == root.end()) continue;
     auto token = parse_named_token(*it, file + ": " + key);
     if (token) *target = std::move(token);
   }
-  // transformers splits text on these too; openrm has no role for them.
-  for (const char* key : {"sep_token", "cls_token", "mask_token"}) {
+  // transformers splits text on this too; openrm has no role for it.
+  for (const char* key : {"mask_token"}) {
     auto it = root.find(key);
     if (it == root.end()) continue;
     if (auto token = parse_named_token(*it, file + ": " + key)) {

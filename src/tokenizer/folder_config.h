@@ -28,6 +28,9 @@ struct TokenizerFolderConfig {
     bool special_given = false;  // token.special came from the file
   };
   std::optional<NamedToken> bos, eos, pad, unk;
+  // BERT-style tokenizers' [CLS] and [SEP] (DeBERTa, ...): the pair template
+  // [CLS] A [SEP] B [SEP] of a sentencepiece folder is built from them.
+  std::optional<NamedToken> cls, sep;
   std::vector<NamedToken> additional_special;
   std::vector<Added> added;
   std::optional<bool> add_bos;
@@ -55,5 +58,11 @@ TokenizerFolderConfig read_tokenizer_folder_config(const std::string& folder);
 // error); throws openrm::Error naming the file and the place.
 nlohmann::json read_json_object_file(const std::string& path);
 
+// The pair template transformers gives a tokenizer whose single-sequence
+// rule is prefix A suffix: prefix A suffix prefix B suffix, types 0 then 1.
+std::vector<TemplatePiece> pair_template_from_single(const std::vector<TokenId>& prefix,
+                                                     const std::vector<TokenId>& suffix);
+// [CLS] A [SEP] B [SEP], types 0 0 0 1 1 (BertProcessing, DebertaV2Tokenizer).
+std::vector<TemplatePiece> bert_pair_template(TokenId cls, TokenId sep);
 
 }  // namespace openrm::detail

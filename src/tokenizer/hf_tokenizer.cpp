@@ -108,8 +108,8 @@ struct At {
 };
 
 [[noreturn]] void unsupported(const At& at, const std::string& kind, const std::string& type) {
-  at.fail("the " + kind + " type " + in_quotes(type) +
-          " is not implemented by openrm (docs/tokenizers.md lists the ones that are)");
+  throw UnsupportedTokenizerComponent(at.where + ": the " + kind + " type " + in_quotes(type) +
+                                      " is not implemented by openrm (docs/tokenizers.md lists the ones that are)");
 }
 
 // ---- splitting -------------------------------------------------------------------
@@ -1211,11 +1211,20 @@ std::unique_ptr<Model> read_model(const At& at) {
 
 // ---- post-processors -------------------------------------------------------------
 
-// What a post-processor adds around a single sequence.
+// What a post-processor adds around a single sequence, and how it lays out
+// a pair (empty: as the single rule applied to each text).
 struct Around {
   std::vector<TokenId> prefix;
   std::vector<TokenId> suffix;
+  std::vector<TemplatePiece> pair;
 };
+
+void set_pair(const At& at, Around& around, std::vector<TemplatePiece> pair) {
+  if (!around.pair.empty()) {
+    at.fail("a second post-processor with a pair template in one Sequence is not implemented by openrm");
+  }
+  around.pair = std::move(pair);
+}
 
 std::pair<std::string, TokenId> read_token_pair(const At& at) {
   at.array();
@@ -1265,6 +1274,36 @@ void read_post_processor(const At& at, Around& around) {
     if (!seen_sequence) single.fail("the template has no sequence A");
     around.prefix.insert(around.prefix.begin(), prefix.begin(), prefix.end());
     around.suffix.insert(around.suffix.end(), suffix.begin(), suffix.end());
+    At pair = at.field("pair");
+    if (!pair.present()) return;  // the single rule for each text
+    pair.array();
+    std::vector<TemplatePiece> pieces;
+    bool seen_a = false, seen_b = false;
+    for (std::size_t i = 0; i < pair.value.size(); ++i) {
+      At item = pair.item(i);
+      item.object();
+      At special = item.field("SpecialToken");
+      At sequence = item.field("Sequence");
+      if (!special.present() && !sequence.present()) {
+        item.fail("expected {\"SpecialToken\": ...} or {\"Sequence\": ...}");
+      }
+      At type_at = (special.present() ? special : sequence).field("type_id");
+      TemplatePiece piece;
+      piece.type_id = type_at.present() ? static_cast<int>(type_at.token_id()) : 0;
+      if (special.present()) {
+        piece.ids = ids_of(item, special.field("id").string());
+      } else {
+        const std::string id = sequence.field("id").string();
+        if (id != "A" && id != "B") item.fail("a pair template holds sequences A and B, not " + id);
+        bool& seen = id == "A" ? seen_a : seen_b;
+        if (seen) item.fail("sequence " + id + " appears twice in the pair template");
+        seen = true;
+        piece.kind = id == "A" ? TemplatePiece::Kind::kFirst : TemplatePiece::Kind::kSecond;
+      }
+      pieces.push_back(std::move(piece));
+    }
+    if (!seen_a || !seen_b) pair.fail("the pair template must hold sequences A and B");
+    set_pair(at, around, std::move(pieces));
     return;
   }
   if (type == "RobertaProcessing" || type == "BertProcessing") {
@@ -1272,6 +1311,15 @@ void read_post_processor(const At& at, Around& around) {
     auto sep = read_token_pair(at.field("sep"));
     around.prefix.insert(around.prefix.begin(), cls.second);
     around.suffix.push_back(sep.second);
+    if (type == "BertProcessing") {
+      set_pair(at, around, bert_pair_template(cls.second, sep.second));
+    } else {
+      // <s> A </s> </s> B </s>; RoBERTa has no token types (all 0).
+      using Kind = TemplatePiece::Kind;
+      set_pair(at, around, {{Kind::kTokens, {cls.second}, 0}, {Kind::kFirst, {}, 0},
+                            {Kind::kTokens, {sep.second, sep.second}, 0}, {Kind::kSecond, {}, 0},
+                            {Kind::kTokens, {sep.second}, 0}});
+    }
     return;
   }
   if (type == "Sequence") {
@@ -1557,6 +1605,7 @@ class HfTokenizer final : public Tokenizer {
   const std::string& chat_template() const override { return chat_template_; }
   const std::string& source() const override { return source_; }
   TokenizerBackend backend() const override { return TokenizerBackend::kTokenizerJson; }
+  const std::vector<TemplatePiece>& pair_template() const override { return pair_; }
 
  private:
   void encode_words(std::vector<Piece>& pieces, std::vector<TokenId>& out) const;
@@ -1575,6 +1624,7 @@ class HfTokenizer final : public Tokenizer {
   std::unique_ptr<Decoder> decoder_;
   std::unique_ptr<AddedVocabulary> vocab_;
   Around around_;
+  std::vector<TemplatePiece> pair_;
   SpecialTokens special_;
   std::int64_t vocab_size_ = 0;
   std::string chat_template_;
@@ -1681,6 +1731,9 @@ HfTokenizer::HfTokenizer(const std::string& json_path, const TokenizerFolderConf
     replaced.suffix = special_ids(special_.eos, config.add_eos.value_or(false), "add_eos_token");
     around_ = std::move(replaced);
   }
+  // transformers' update_post_processor writes the pair as the single rule
+  // for each text (types 0 and 1), as does a file without a pair template.
+  pair_ = around_.pair.empty() ? pair_template_from_single(around_.prefix, around_.suffix) : around_.pair;
   vocab_size_ = std::max<std::int64_t>(model->end_id(), vocab_->end_id());
   chat_template_ = config.chat_template;
   clean_up_spaces_ = config.clean_up_tokenization_spaces.value_or(false);

@@ -8,10 +8,19 @@
 #include <memory>
 #include <string>
 
+#include "openrm/error.h"
 #include "openrm/tokenizer/tokenizer.h"
 #include "tokenizer/folder_config.h"
 
 namespace openrm::detail {
+
+// Thrown for a component of tokenizer.json that openrm does not implement
+// (a Unigram model, a Precompiled normalizer, ...), so that a folder that
+// also holds its sentencepiece model can be read through that instead.
+class UnsupportedTokenizerComponent : public Error {
+ public:
+  using Error::Error;
+};
 
 // `json_path` is the tokenizer.json file; `config` what the folder's other
 // JSON files say (empty for a lone tokenizer.json); `source` names the

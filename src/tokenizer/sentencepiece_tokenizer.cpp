@@ -53,6 +53,7 @@ class SentencePieceTokenizer final : public Tokenizer {
   const std::string& chat_template() const override { return chat_template_; }
   const std::string& source() const override { return source_; }
   TokenizerBackend backend() const override { return TokenizerBackend::kSentencePiece; }
+  const std::vector<TemplatePiece>& pair_template() const override { return pair_; }
 
  private:
   using Segment = AddedVocabulary::Segment;
@@ -73,7 +74,22 @@ class SentencePieceTokenizer final : public Tokenizer {
   std::size_t unk_prefix_len_ = 0;   // ids that no_dummy_prefix_ encodes unk_text_ to
   std::optional<TokenId> space_id_;  // the piece "▁"
   std::string chat_template_;
+  // What add_bos / add_eos write: BOS and EOS, or [CLS] and [SEP] for the
+  // BERT-style classes (DebertaV2Tokenizer, AlbertTokenizer).
+  SpecialToken prefix_token_;
+  SpecialToken suffix_token_;
+  std::vector<TemplatePiece> pair_;
 };
+
+// transformers' sentencepiece classes that write [CLS] A [SEP] and
+// [CLS] A [SEP] B [SEP] rather than BOS/EOS.
+bool is_bert_style_class(const std::optional<std::string>& name) {
+  if (!name) return false;
+  for (const char* known : {"DebertaV2Tokenizer", "DebertaV2TokenizerFast", "AlbertTokenizer", "AlbertTokenizerFast"}) {
+    if (*name == known) return true;
+  }
+  return false;
+}
 
 SentencePieceTokenizer::SentencePieceTokenizer(std::shared_ptr<const SpmModel> model,
                                                std::shared_ptr<const SpmModel> no_dummy_prefix,
@@ -114,8 +130,34 @@ SentencePieceTokenizer::SentencePieceTokenizer(std::shared_ptr<const SpmModel> m
   vocab_.finish(AddedVocabulary::Spaces::kPython);
   vocab_size_ = std::max<std::int64_t>(base_size_, vocab_.end_id());
 
-  add_bos_ = config.add_bos.value_or(special_.bos.present());
-  add_eos_ = config.add_eos.value_or(false);
+  if (is_bert_style_class(config.tokenizer_class)) {
+    // The class's defaults when the folder names no [CLS] / [SEP].
+    auto piece = [&](SpecialToken& token, const char* text) {
+      if (token.present()) return;
+      if (auto id = model_->piece_to_id(text)) token = {*id, text};
+    };
+    piece(special_.cls, "[CLS]");
+    piece(special_.sep, "[SEP]");
+    if (!special_.cls.present() || !special_.sep.present()) {
+      throw Error(source_ + ": tokenizer_config.json names the class " + *config.tokenizer_class +
+                  ", which writes [CLS] text [SEP], but the folder names no cls_token / sep_token and the "
+                  "model has no [CLS] / [SEP] piece");
+    }
+    prefix_token_ = special_.cls;
+    suffix_token_ = special_.sep;
+    add_bos_ = config.add_bos.value_or(true);
+    add_eos_ = config.add_eos.value_or(true);
+    pair_ = bert_pair_template(special_.cls.id, special_.sep.id);
+  } else {
+    prefix_token_ = special_.bos;
+    suffix_token_ = special_.eos;
+    add_bos_ = config.add_bos.value_or(special_.bos.present());
+    add_eos_ = config.add_eos.value_or(false);
+    std::vector<TokenId> prefix, suffix;
+    if (add_bos_ && prefix_token_.present()) prefix.push_back(prefix_token_.id);
+    if (add_eos_ && suffix_token_.present()) suffix.push_back(suffix_token_.id);
+    pair_ = pair_template_from_single(prefix, suffix);
+  }
   legacy_ = config.legacy;
   add_prefix_space_ = config.add_prefix_space;
   chat_template_ = config.chat_template;
@@ -154,7 +196,7 @@ void SentencePieceTokenizer::encode_chunk(std::string_view chunk, std::vector<To
 std::vector<TokenId> SentencePieceTokenizer::encode(std::string_view text,
                                                     const EncodeOptions& options) const {
   std::vector<TokenId> ids;
-  if (options.add_bos.value_or(add_bos_) && special_.bos.present()) ids.push_back(special_.bos.id);
+  if (options.add_bos.value_or(add_bos_) && prefix_token_.present()) ids.push_back(prefix_token_.id);
   if (!text.empty()) {
     std::string prepared;
     if (!legacy_) {
@@ -191,7 +233,7 @@ std::vector<TokenId> SentencePieceTokenizer::encode(std::string_view text,
       }
     }
   }
-  if (options.add_eos.value_or(add_eos_) && special_.eos.present()) ids.push_back(special_.eos.id);
+  if (options.add_eos.value_or(add_eos_) && suffix_token_.present()) ids.push_back(suffix_token_.id);
   return ids;
 }
 

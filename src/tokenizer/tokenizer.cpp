@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "logging.h"
 #include "openrm/error.h"
 #include "openrm/io/file.h"
 #include "tokenizer/folder_config.h"
@@ -77,8 +78,25 @@ std::shared_ptr<const Tokenizer> load_from(const std::string& path, TokenizerBac
         "(tokenizer.model, spm.model or sentencepiece.bpe.model)");
   }
   TokenizerFolderConfig config = detail::read_tokenizer_folder_config(path);
-  if (use_json) return detail::make_hf_tokenizer(json_path, config, path);
-  return load_sentencepiece(model_path, config, path);
+  if (!use_json) return load_sentencepiece(model_path, config, path);
+  // The fallback below only for the classes whose sentencepiece ids are
+  // their ids (DeBERTa-v2/v3): others (XLM-R's fairseq offset, T5's extra
+  // ids) would give other ids silently.
+  const bool spm_ids_are_the_ids =
+      config.tokenizer_class &&
+      (*config.tokenizer_class == "DebertaV2Tokenizer" || *config.tokenizer_class == "DebertaV2TokenizerFast");
+  if (backend != TokenizerBackend::kAuto || model_path.empty() || !spm_ids_are_the_ids) {
+    return detail::make_hf_tokenizer(json_path, config, path);
+  }
+  try {
+    return detail::make_hf_tokenizer(json_path, config, path);
+  } catch (const detail::UnsupportedTokenizerComponent& e) {
+    // DeBERTa-v3 folders: tokenizer.json holds a Unigram model converted from
+    // the sentencepiece model next to it, which gives the same ids (and those
+    // of transformers 4; docs/tokenizers.md has where transformers 5 departs).
+    log().warn("{}: {}; reading the folder's sentencepiece model {} instead", path, e.what(), model_path);
+    return load_sentencepiece(model_path, config, path);
+  }
 }
 
 }  // namespace
@@ -93,6 +111,55 @@ bool has_tokenizer(const std::string& folder) {
   if (path_exists(json_path) && !is_directory(json_path)) return true;
   return !find_model_file(folder).empty();
 }
+
+PairEncoding Tokenizer::encode_pair(std::string_view first, std::string_view second, bool parse_special) const {
+  PairEncoding out;
+  if (second.empty()) {
+    // transformers takes an empty text_pair for none: tokenizer(first).
+    EncodeOptions single;
+    single.parse_special = parse_special;
+    out.ids = encode(first, single);
+    out.type_ids.assign(out.ids.size(), 0);
+    return out;
+  }
+  EncodeOptions bare;
+  bare.add_bos = false;
+  bare.add_eos = false;
+  bare.parse_special = parse_special;
+  for (const TemplatePiece& piece : pair_template()) {
+    if (piece.kind == TemplatePiece::Kind::kTokens) {
+      out.ids.insert(out.ids.end(), piece.ids.begin(), piece.ids.end());
+    } else {
+      std::vector<TokenId> ids = encode(piece.kind == TemplatePiece::Kind::kFirst ? first : second, bare);
+      out.ids.insert(out.ids.end(), ids.begin(), ids.end());
+    }
+    out.type_ids.resize(out.ids.size(), piece.type_id);
+  }
+  return out;
+}
+
+namespace detail {
+
+std::vector<TemplatePiece> pair_template_from_single(const std::vector<TokenId>& prefix,
+                                                     const std::vector<TokenId>& suffix) {
+  std::vector<TemplatePiece> out;
+  for (int type = 0; type < 2; ++type) {
+    if (!prefix.empty()) out.push_back({TemplatePiece::Kind::kTokens, prefix, type});
+    out.push_back({type == 0 ? TemplatePiece::Kind::kFirst : TemplatePiece::Kind::kSecond, {}, type});
+    if (!suffix.empty()) out.push_back({TemplatePiece::Kind::kTokens, suffix, type});
+  }
+  return out;
+}
+
+std::vector<TemplatePiece> bert_pair_template(TokenId cls, TokenId sep) {
+  return {{TemplatePiece::Kind::kTokens, {cls}, 0},
+          {TemplatePiece::Kind::kFirst, {}, 0},
+          {TemplatePiece::Kind::kTokens, {sep}, 0},
+          {TemplatePiece::Kind::kSecond, {}, 1},
+          {TemplatePiece::Kind::kTokens, {sep}, 1}};
+}
+
+}  // namespace detail
 
 std::string tokenizer_backend_name(TokenizerBackend backend) {
   switch (backend) {

@@ -375,7 +375,9 @@ bool write_tokenizer_files(const std::string& dir, const Tokenizer& tokenizer, C
   // tokens, while openrm's plain and hh encodings add BOS as tokenizer(text)
   // does, so a template for those would give other ids than openrm's.
   std::string chat_template;
-  if (format != ChatFormat::kPlain && format != ChatFormat::kHH) chat_template = chat_template_for(format);
+  if (format != ChatFormat::kPlain && format != ChatFormat::kHH && format != ChatFormat::kPair) {
+    chat_template = chat_template_for(format);
+  }
   if (!chat_template.empty()) {
     if (tc.contains("chat_template") && !(tc["chat_template"].is_string() &&
                                           tc["chat_template"].get<std::string>() == chat_template)) {

@@ -435,6 +435,7 @@ TrainResult train_reward_model(const TrainOptions& options) {
   load.device = c10::Device(options.device);
   setup.model = resumed_dir.empty() ? build_model(options, *setup.tokenizer) : load_reward_model(resumed_dir, load);
   RewardModel& model = *setup.model;
+  set_pair_token_types(model, *setup.tokenizer, setup.chat_format);
   model.set_gradient_checkpointing(options.gradient_checkpointing);
   model.train();
   ParamGroups groups = split_decay_groups(model, options.weight_decay);

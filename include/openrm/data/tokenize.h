@@ -66,14 +66,16 @@ struct TokenizedPairs {
 
 // Tokenizes pairs in parallel; the result does not depend on the thread count.
 // A pair with a text_format (rendered text) is tokenized in that format,
-// not in options.format.
+// not in options.format; except under ChatFormat::kPair, where the prompt
+// text and the response text, as written, are the text pair.
 TokenizedPairs tokenize_pairs(const std::vector<PreferencePair>& pairs, const Tokenizer& tokenizer,
                               const TokenizeOptions& options);
 
 // One conversation (last message = the response) to ids under the same
 // truncation rules; std::nullopt when it is dropped. `stats` (optional) is
 // updated as for one pair. `text_format`, when set, replaces options.format
-// (a record of rendered text, ScoreRecord::text_format).
+// (a record of rendered text, ScoreRecord::text_format), except under kPair
+// (as for pairs).
 std::optional<std::vector<TokenId>> tokenize_conversation(const Conversation& conversation,
                                                           const Tokenizer& tokenizer,
                                                           const TokenizeOptions& options,

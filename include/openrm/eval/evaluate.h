@@ -49,6 +49,12 @@ struct EvalOptions {
   int calibration_bins = 10;
   // Keep every pair's rewards in EvalResult::rewards (off: metrics only).
   bool keep_rewards = true;
+  // A model with several outputs (num_labels > 1): the reward is the single
+  // output reward_label (0-based) or the weighted sum with reward_weights,
+  // as ScoreOptions has them; one is required for such a model, neither may
+  // be given for a one-output model.
+  std::optional<std::int64_t> reward_label;
+  std::vector<double> reward_weights;
 
   // Throws openrm::Error naming the first bad field.
   void validate() const;
@@ -74,6 +80,9 @@ struct EvalResult {
   std::string length_kind = "sequence";
   // Per-pair rewards in input order (empty unless keep_rewards).
   std::vector<PairReward> rewards;
+  // The reward of a model with several outputs (EvalOptions' own).
+  std::optional<std::int64_t> reward_label;
+  std::vector<double> reward_weights;
   std::int64_t batches = 0;    // forward passes
   double seconds = 0.0;        // time spent scoring and computing metrics
   double total_seconds = 0.0;  // evaluate_file: reading, loading and tokenizing too
@@ -93,7 +102,8 @@ struct EvalResult {
 // does, a model whose pooling
 // is rightmost_non_pad but that has no pad_token_id is switched to last_token
 // pooling (transformers could only score it one sequence at a time). Rewards
-// come back in input order. Needs a single-output head. An empty `pairs`
+// come back in input order. A model with several outputs needs
+// options.reward_label or reward_weights. An empty `pairs`
 // gives pairs = 0 and NaN metrics.
 EvalResult evaluate(RewardModel& model, const std::vector<TokenizedPair>& pairs,
                     const EvalOptions& options = {});

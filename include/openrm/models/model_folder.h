@@ -71,4 +71,9 @@ RewardModelFolder load_reward_model_folder(const std::string& dir, const LoadOpt
 // larger than the model's vocab_size): the tokenizer does not fit the model.
 void check_tokenizer_fits_model(const Tokenizer& tokenizer, const ModelConfig& config, const std::string& model);
 
+// How `model` reads token types from the ids: for records encoded as text
+// pairs (ChatFormat::kPair), type 1 after the tokenizer's [SEP]
+// (RewardModel::set_token_type_separator); for every other format, none.
+void set_pair_token_types(RewardModel& model, const Tokenizer& tokenizer, ChatFormat format);
+
 }  // namespace openrm

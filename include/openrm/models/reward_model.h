@@ -63,6 +63,13 @@ class RewardModel : public torch::nn::Module {
   // refuses batches with shared prefixes.
   virtual bool causal() const { return true; }
 
+  // Token types (token_type_ids) for models that embed them (DeBERTa with
+  // type_vocab_size > 0): with a separator id set, the tokens after the
+  // first separator of each sequence get type 1 (the second text of
+  // [CLS] A [SEP] B [SEP], as tokenizer(A, B) gives them); unset, type 0
+  // everywhere, as for tokenizer(text). Other models ignore it.
+  virtual void set_token_type_separator(std::optional<std::int64_t> id) { (void)id; }
+
   // Gradient checkpointing (off by default): in training mode, each layer's
   // activations are recomputed during backward instead of kept, trading about
   // one extra forward pass for memory that no longer grows with the depth.

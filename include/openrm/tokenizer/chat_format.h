@@ -32,10 +32,16 @@ enum class ChatFormat {
   kQwen3,    // ChatML with Qwen3's <think> block on the final assistant turn
   kMistral,  // "<s>[INST] ... [/INST]...</s>"
   kGemma,    // "<bos><start_of_turn>user\n...<end_of_turn>\n<start_of_turn>model\n..."
+  // The prompt and the response as a text pair, tokenizer(prompt, response):
+  // [CLS] prompt [SEP] response [SEP] for BERT-style tokenizers (the input
+  // OpenAssistant's DeBERTa reward models take). Not a chat template: one
+  // prompt message at most, and render_chat writes the two texts joined by
+  // a blank line, for display only.
+  kPair,
 };
 
 // "plain", "hh", "llama2", "llama3", "llama3.1", "chatml", "qwen2", "qwen2.5",
-// "qwen3", "mistral", "gemma".
+// "qwen3", "mistral", "gemma", "pair".
 std::string chat_format_name(ChatFormat format);
 // Throws openrm::Error listing the known names.
 ChatFormat chat_format_from_name(const std::string& name);
@@ -64,7 +70,8 @@ std::string render_chat(ChatFormat format, const Conversation& conversation,
 std::vector<TokenId> encode_chat(const Tokenizer& tokenizer, ChatFormat format,
                                  const Conversation& conversation);
 
-// The format a tokenizer's chat_template implies, or kPlain without one.
+// The format a tokenizer's chat_template implies; without one, kPair for a
+// tokenizer with [CLS] and [SEP] tokens (BERT-style, DeBERTa), else kPlain.
 // Throws openrm::Error, naming --chat-format, when the tokenizer has a
 // chat_template that recognise_chat_template does not recognise: openrm
 // never guesses how an unknown template writes a conversation.
@@ -73,6 +80,7 @@ ChatFormat default_chat_format(const Tokenizer& tokenizer);
 // The Jinja chat_template the family publishes in its tokenizer_config.json,
 // exactly (docs/chat-formats.md names each source); for kPlain and kHH, which
 // have none, openrm's own template that renders what render_chat writes.
+// kPair has none (an error).
 // Written into an exported folder, transformers' apply_chat_template renders
 // it to render_chat's text. Throws openrm::Error for a value with no template.
 std::string chat_template_for(ChatFormat format);

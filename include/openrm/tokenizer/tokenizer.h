@@ -29,6 +29,26 @@ struct SpecialTokens {
   SpecialToken eos;
   SpecialToken pad;
   SpecialToken unk;
+  // BERT-style tokenizers (DeBERTa, ...): the tokens around and between the
+  // texts of a pair, as tokenizer_config.json's cls_token / sep_token name them.
+  SpecialToken cls;
+  SpecialToken sep;
+};
+
+// One piece of a pair template (how tokenizer(first, second) lays out two
+// texts): special tokens, or one of the two texts, and the token type id
+// its tokens get (token_type_ids in transformers).
+struct TemplatePiece {
+  enum class Kind { kTokens, kFirst, kSecond };
+  Kind kind = Kind::kTokens;
+  std::vector<TokenId> ids;  // kTokens only
+  int type_id = 0;
+};
+
+// A text pair encoded: the ids and one token type id per id.
+struct PairEncoding {
+  std::vector<TokenId> ids;
+  std::vector<std::int32_t> type_ids;
 };
 
 // A token added on top of the base vocabulary (added_tokens.json,
@@ -93,6 +113,19 @@ class Tokenizer {
   virtual const std::string& source() const = 0;
   // kTokenizerJson or kSentencePiece.
   virtual TokenizerBackend backend() const = 0;
+
+  // How a text pair is laid out: tokenizer.json's post-processor ("pair" of a
+  // TemplateProcessing, BertProcessing, RobertaProcessing), a sentencepiece
+  // folder's class ([CLS] A [SEP] B [SEP] for DeBERTa-v2/v3), or the single
+  // sequence rule applied to each text (types 0 and 1) as transformers does
+  // for the others. Never empty; holds kFirst and kSecond once each.
+  virtual const std::vector<TemplatePiece>& pair_template() const = 0;
+
+  // tokenizer(first, second) in transformers: each text encoded without
+  // special tokens (special token strings in them recognised unless
+  // parse_special is false), then laid out by pair_template(). An empty
+  // second text is no pair, as in transformers: tokenizer(first), types 0.
+  PairEncoding encode_pair(std::string_view first, std::string_view second, bool parse_special = true) const;
 };
 
 // Loads a tokenizer from a tokenizer.json file, a sentencepiece model file,
