@@ -597,6 +597,7 @@ ArchitectureEntry deberta_v2_architecture() {
   entry.default_head.name = "classifier";
   entry.default_head.bias = true;
   entry.lm_head = "lm_predictions";
+  entry.backbone = "deberta";
   // transformers ignores a stored position_embeddings table (old checkpoints
   // keep one with position_biased_input false) and the position_ids buffer.
   entry.ignorable = {"embeddings.position_embeddings", "embeddings.position_ids"};

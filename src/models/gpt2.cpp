@@ -271,6 +271,7 @@ ArchitectureEntry gpt2_architecture() {
   entry.default_head.name = "score";
   entry.default_head.bias = false;
   entry.lm_head = "lm_head";
+  entry.backbone = "transformer";
   // The causal-mask buffers older checkpoints saved (h.N.attn.bias,
   // h.N.attn.masked_bias); transformers ignores them on load.
   entry.ignorable = {".attn.bias", ".attn.masked_bias"};

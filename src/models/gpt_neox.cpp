@@ -339,6 +339,7 @@ ArchitectureEntry gpt_neox_architecture() {
   entry.default_head.name = "score";
   entry.default_head.bias = false;
   entry.lm_head = "embed_out";  // GPTNeoXForCausalLM
+  entry.backbone = "gpt_neox";
   // Buffers older checkpoints saved (transformers ignores them on load).
   entry.ignorable = {"rotary_emb.inv_freq", ".attention.bias", ".attention.masked_bias"};
   entry.default_pooling = Pooling::kRightmostNonPad;
@@ -357,6 +358,7 @@ ArchitectureEntry gpt_neox_reward_model_architecture() {
   entry.default_head.name = "out_proj";
   entry.default_head.bias = true;
   entry.lm_head = "embed_out";
+  entry.backbone = "gpt_neox";
   entry.ignorable = {"rotary_emb.inv_freq", ".attention.bias", ".attention.masked_bias"};
   // OA pools hidden_states at attention_mask.cumsum(1).argmax(1): each
   // sequence's last real token.

@@ -31,6 +31,10 @@ struct ArchitectureEntry {
   // model starts from a causal LM, and ignored in value-head checkpoints
   // (a causal LM saved with a v_head beside its lm_head).
   std::string lm_head = "lm_head";
+  // The module path of the backbone ("model", "gpt_neox", "transformer",
+  // "deberta"): DeepSpeed-Chat saves its reward models with the backbone
+  // under "rwtranrsformer." (sic) instead, read as this path.
+  std::string backbone = "model";
   // Substrings of tensor names a checkpoint may carry that the model does not
   // need (e.g. "rotary_emb.inv_freq", saved by older transformers).
   std::vector<std::string> ignorable = {"rotary_emb.inv_freq"};

@@ -162,7 +162,17 @@ struct WeightRules {
   bool causal_lm = false;     // starting from a causal LM: the head is new
   bool drop_lm_head = false;  // lm_head.* may be left unused
   std::set<std::string> head_tensors;
+  // DeepSpeed-Chat's layout: the backbone's tensors under this prefix
+  // ("rwtranrsformer.") instead of entry->backbone + ".".
+  std::string backbone_alias;
   bool may_be_missing(const std::string& name) const { return causal_lm && head_tensors.count(name) != 0; }
+  // The name a model tensor has in the store.
+  std::string stored(const std::string& name) const {
+    if (backbone_alias.empty() || entry == nullptr) return name;
+    const std::string prefix = entry->backbone + ".";
+    if (name.rfind(prefix, 0) != 0) return name;
+    return backbone_alias + name.substr(prefix.size());
+  }
   bool ignorable(const std::string& name) const {
     if (entry != nullptr) {
       for (const auto& pattern : entry->ignorable) {
@@ -173,6 +183,19 @@ struct WeightRules {
     return false;
   }
 };
+
+// "rwtranrsformer." when the store holds DeepSpeed-Chat's layout (its
+// RewardModel keeps the base model in an attribute of that spelling) and
+// none of the family's own backbone tensors; else "".
+std::string deepspeed_chat_prefix(const WeightStore& store, const ArchitectureEntry& entry) {
+  const std::string alias = "rwtranrsformer.", own = entry.backbone + ".";
+  bool has_alias = false;
+  for (const auto& name : store.names()) {
+    if (name.rfind(own, 0) == 0) return "";
+    has_alias |= name.rfind(alias, 0) == 0;
+  }
+  return has_alias ? alias : "";
+}
 
 // The head a checkpoint holds, with num_labels made to agree with it: a
 // config without num_labels or id2label takes the head's output count (as a
@@ -213,7 +236,7 @@ void load_weights(RewardModel& model, const WeightStore& store, const std::strin
   std::vector<std::string> problems;
   std::set<std::string> used;
   for (auto& item : model.named_parameters()) {
-    const std::string& name = item.key();
+    const std::string name = rules.stored(item.key());
     auto& param = item.value();
     if (!store.contains(name)) {
       if (rules.may_be_missing(name)) continue;
@@ -271,6 +294,11 @@ std::shared_ptr<RewardModel> load_reward_model(const std::string& dir, const Loa
   WeightRules rules;
   rules.entry = &entry;
   rules.drop_lm_head = effective.head->name.rfind("v_head", 0) == 0;
+  rules.backbone_alias = deepspeed_chat_prefix(store, entry);
+  if (!rules.backbone_alias.empty()) {
+    log().info("{}: a DeepSpeed-Chat reward model (backbone under {}): read as {}.*", dir, rules.backbone_alias,
+               entry.backbone);
+  }
   load_weights(*model, store, dir, rules);
   model->eval();
   log().debug("loaded {} ({}, {} layers) from {}", config.architecture, hf_dtype_name(options.dtype),
