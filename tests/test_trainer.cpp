@@ -296,6 +296,20 @@ TEST_F(Trainer, EveryFamilyTrainsFromAFreshConfig) {
     EXPECT_GE(after.metrics.accuracy, 0.5);
     std::printf("[ families ] %s: %lld steps, training-pair loss %.3f, accuracy %.3f\n", name,
                 static_cast<long long>(r.steps), after.metrics.loss, after.metrics.accuracy);
+
+    // --init-model on that output continues from its weights: the first
+    // step's loss is the trained model's, far under a fresh one's log 2.
+    TrainOptions again = small_options(tmp.file(std::string(name) + "-again"));
+    again.init_config.clear();
+    again.init_model = o.output_dir;
+    again.tokenizer.clear();  // the folder's own
+    again.max_steps = 2;
+    again.log_every = 1;
+    train_reward_model(again);
+    const auto lines = step_lines(again.output_dir);
+    ASSERT_FALSE(lines.empty());
+    EXPECT_LT(lines.front().at("loss").get<double>(), 0.6) << lines.front().dump();
+    EXPECT_TRUE(load_reward_model(again.output_dir)->config().architecture == config.value("architectures", Json::array({""}))[0]);
   }
 }
 
