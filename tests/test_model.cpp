@@ -19,6 +19,7 @@
 #include "openrm/models/model_folder.h"
 #include "openrm/models/reward_model.h"
 #include "test_io_util.h"
+#include "test_paths.h"
 #include "test_util.h"
 
 namespace openrm {
@@ -742,6 +743,33 @@ TEST(GradientCheckpointing, RecomputesUnderTheForwardsAutocast) {
 TEST(GradientCheckpointing, RecomputesUnderTheForwardsAutocast_CUDA) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   expect_checkpointing_under_autocast_is_exact(c10::Device(c10::kCUDA));
+}
+
+// A fresh model's norms leave their input as it is, in every family: weight
+// ones, except Gemma's (1+w) RMSNorm, whose weight is an offset (zeros).
+TEST(InitWeights, FreshNormsAreTheIdentityInEveryFamily) {
+  const struct {
+    const char* fixture;
+    double norm_weight;
+  } families[] = {{"parity/llama_llama3_rope", 1.0}, {"parity/gemma", 0.0},         {"parity/gemma2_softcap_window", 0.0},
+                  {"parity/gpt_neox_parallel", 1.0}, {"parity/gpt2", 1.0},          {"deberta/deberta_v3", 1.0}};
+  for (const auto& f : families) {
+    SCOPED_TRACE(f.fixture);
+    const std::string path = std::string(OPENRM_SOURCE_DIR) + "/tests/fixtures/" + f.fixture + "/config.json";
+    auto model = create_reward_model(parse_model_config(test::read_bytes(path), path));
+    model->init_weights(/*seed=*/2, /*std=*/0.02);
+    int norms = 0;
+    for (const auto& item : model->named_parameters()) {
+      const std::string& n = item.key();
+      const bool is_norm_weight = item.value().dim() == 1 && n.size() > 7 && n.compare(n.size() - 7, 7, ".weight") == 0 &&
+                                  (n.find("norm") != std::string::npos || n.find("LayerNorm") != std::string::npos ||
+                                   n.find(".ln_") != std::string::npos);
+      if (!is_norm_weight) continue;
+      ++norms;
+      EXPECT_TRUE(torch::equal(item.value(), torch::full_like(item.value(), f.norm_weight))) << n;
+    }
+    EXPECT_GE(norms, 3);
+  }
 }
 
 }  // namespace
