@@ -94,6 +94,38 @@ if(NOT (mantissa EQUAL 0 OR exponent LESS -6 OR
 endif()
 message(STATUS "install_test: ${reward_count} rewards, max |alone - batched| = ${max_diff}: OK")
 
+# examples/best_of_n: rollout threads asking one ScoreQueue for rewards; the
+# queue's rewards equal one direct Scorer call's.
+set(best_build ${WORK_DIR}/build-best-of-n)
+run_step("configure examples/best_of_n against the installed package"
+  ${CMAKE_COMMAND} -S ${OPENRM_SOURCE_DIR}/examples/best_of_n -B ${best_build}
+  ${configure_args})
+run_step("build examples/best_of_n"
+  ${CMAKE_COMMAND} --build ${best_build})
+run_step("best of 4 for 3 prompts from each of 3 workers"
+  ${best_build}/best_of_n ${model_dir} 3 3 4)
+set(output "${step_output}")
+message(STATUS "install_test: best_of_n printed:\n${output}")
+string(REGEX MATCHALL "\n +[0-9]+ +[0-9]+ +[0-3] +[-+]?[0-9]+\\.[0-9]+ +[-+]?[0-9]+\\.[0-9]+"
+  choice_lines "\n${output}")
+list(LENGTH choice_lines choice_count)
+if(NOT choice_count EQUAL 9)
+  message(FATAL_ERROR "install_test: best_of_n printed ${choice_count} choice lines, expected 9")
+endif()
+if(NOT output MATCHES "queue: 9 requests, 36 sequences")
+  message(FATAL_ERROR "install_test: best_of_n's queue did not score 9 requests of 4")
+endif()
+if(NOT output MATCHES "max \\|queue - direct\\| = ([0-9])\\.([0-9][0-9][0-9])e([-+][0-9]+)")
+  message(FATAL_ERROR "install_test: no finite 'max |queue - direct|' line in best_of_n's output")
+endif()
+math(EXPR mantissa "${CMAKE_MATCH_1}${CMAKE_MATCH_2}")
+math(EXPR exponent "${CMAKE_MATCH_3}")
+if(NOT (mantissa EQUAL 0 OR exponent LESS -6 OR (exponent EQUAL -6 AND mantissa LESS_EQUAL 1000)))
+  message(FATAL_ERROR "install_test: the queue's rewards differ from a direct Scorer call by "
+    "${CMAKE_MATCH_1}.${CMAKE_MATCH_2}e${CMAKE_MATCH_3} (allowed: 1e-6)")
+endif()
+message(STATUS "install_test: best_of_n: OK")
+
 # The installed tools load sentencepiece through the bridge installed next to
 # libopenrm.so, with no environment variable: train a tiny tokenizer and
 # check that encode and decode give the text back.

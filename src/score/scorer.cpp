@@ -13,6 +13,7 @@
 #include "logging.h"
 #include "openrm/error.h"
 #include "openrm/io/file.h"
+#include "openrm/io/safetensors_header.h"
 #include "openrm/runtime.h"
 
 namespace openrm {
@@ -295,6 +296,8 @@ std::vector<float> Scorer::run(const std::vector<const std::vector<TokenId>*>& s
   std::stable_sort(units.begin(), units.end(), [](const ScoreUnit& a, const ScoreUnit& b) { return a.cost > b.cost; });
 
   torch::NoGradGuard no_grad;
+  // One call in the model at a time: each uses every thread it was given.
+  std::lock_guard<std::mutex> model_lock(*model_mutex_);
   std::vector<const std::vector<TokenId>*> batch;       // plain batches
   std::vector<PackedBatch::Segment> segments;           // batches with shared prefixes
   std::vector<std::int64_t> rows;                       // their pooled rows
@@ -385,6 +388,135 @@ std::vector<float> Scorer::run(const std::vector<const std::vector<TokenId>*>& s
   return rewards;
 }
 
+ScoreStats Scorer::stats() const {
+  std::lock_guard<std::mutex> lock(*stats_mutex_);
+  return total_;
+}
+
+void Scorer::add_stats(const ScoreStats& stats) {
+  std::lock_guard<std::mutex> lock(*stats_mutex_);
+  total_ += stats;
+}
+
+at::Tensor Scorer::finish(at::Tensor out) const {
+  out = out.to(at::kFloat);
+  if (label_weights_.defined()) out = at::matmul(out, label_weights_.to(out.device()));  // (B, labels) -> (B)
+  out = out.reshape({-1});
+  if (options_.normalize) out = (out - *reward_mean_) / *reward_std_;
+  return out;
+}
+
+at::Tensor Scorer::score_padded(const at::Tensor& input_ids, const at::Tensor& attention_mask) {
+  if (!input_ids.defined() || !attention_mask.defined()) throw Error("score_padded: input_ids and attention_mask are required");
+  if (input_ids.dim() != 2) {
+    throw Error("score_padded: input_ids must be (batch, length), got " + std::to_string(input_ids.dim()) + " dimensions");
+  }
+  if (attention_mask.sizes() != input_ids.sizes()) {
+    throw Error("score_padded: attention_mask has shape " + shape_string(attention_mask.sizes().vec()) +
+                ", input_ids " + shape_string(input_ids.sizes().vec()) + "; they must be equal");
+  }
+  if (!at::isIntegralType(input_ids.scalar_type(), /*includeBool=*/false)) {
+    throw Error("score_padded: input_ids must hold integers");
+  }
+  if (!at::isIntegralType(attention_mask.scalar_type(), /*includeBool=*/true)) {
+    throw Error("score_padded: attention_mask must be bool or integers (0/1)");
+  }
+  const auto B = input_ids.size(0), L = input_ids.size(1);
+  if (B == 0) return at::empty({0}, input_ids.options().dtype(at::kFloat));
+  if (L == 0) throw Error("score_padded: the batch has no columns (length 0)");
+  if (attention_mask.device() != input_ids.device()) {
+    throw Error("score_padded: attention_mask is on " + attention_mask.device().str() + ", input_ids on " +
+                input_ids.device().str());
+  }
+  torch::NoGradGuard no_grad;
+  const auto dev = input_ids.device();
+  const at::Tensor mask = attention_mask.ne(0);
+  const at::Tensor ids = input_ids.to(at::kLong);
+  // Per row, on the batch's device: marked count, first and last marked
+  // column, mask values other than 0/1, ids out of the vocabulary; one copy
+  // of these to the host says whether the batch is well formed.
+  const at::Tensor col = at::arange(L, ids.options());
+  const at::Tensor lengths = mask.sum(1);
+  const at::Tensor first = at::where(mask, col, at::full_like(col, L)).amin(1);
+  const at::Tensor last = at::where(mask, col, at::full_like(col, -1)).amax(1);
+  const at::Tensor not_binary = attention_mask.ne(0).logical_and(attention_mask.ne(1)).sum(1);
+  const auto vocab = model_->config().vocab_size;
+  const at::Tensor bad_id = mask.logical_and(ids.lt(0).logical_or(ids.ge(vocab))).sum(1);
+  const at::Tensor host = at::stack({lengths, first, last, not_binary.to(at::kLong), bad_id}).to(at::kCPU);
+  const auto h = host.accessor<std::int64_t, 2>();
+  const auto max_positions = model_->config().max_position_embeddings;
+  std::vector<std::int64_t> row_lengths(static_cast<std::size_t>(B));
+  for (std::int64_t b = 0; b < B; ++b) {
+    const std::string row = "score_padded: row " + std::to_string(b);
+    if (h[3][b] > 0) throw Error(row + ": attention_mask holds values other than 0 and 1");
+    if (h[0][b] == 0) throw Error(row + ": attention_mask marks no token");
+    if (h[2][b] - h[1][b] + 1 != h[0][b]) {
+      throw Error(row + ": attention_mask's ones are not one run (columns " + std::to_string(h[1][b]) + " to " +
+                  std::to_string(h[2][b]) + " hold " + std::to_string(h[0][b]) + " ones)");
+    }
+    if (h[4][b] > 0) {
+      throw Error(row + ": a token id outside the vocabulary [0, " + std::to_string(vocab) + ")");
+    }
+    if (max_positions > 0 && h[0][b] > max_positions) {
+      throw Error(row + ": " + std::to_string(h[0][b]) + " tokens, more than the model's max_position_embeddings (" +
+                  std::to_string(max_positions) + ")");
+    }
+    row_lengths[static_cast<std::size_t>(b)] = h[0][b];
+  }
+
+  if (!model_->device().is_cuda()) {
+    // The CPU model: through score_tokens' batching and prefix sharing.
+    const at::Tensor packed = ids.masked_select(mask).to(at::kCPU, at::kInt).contiguous();
+    const auto* p = packed.data_ptr<std::int32_t>();
+    std::vector<std::vector<TokenId>> sequences(static_cast<std::size_t>(B));
+    for (std::size_t b = 0; b < sequences.size(); ++b) {
+      sequences[b].assign(p, p + row_lengths[b]);
+      p += row_lengths[b];
+    }
+    const std::vector<float> rewards = score_tokens(sequences);
+    return at::tensor(rewards, at::TensorOptions().dtype(at::kFloat)).to(dev);
+  }
+
+  // A CUDA model: the rows packed where they lie, in budget-sized runs of rows.
+  ScoreStats stats;
+  const auto start = Clock::now();
+  std::vector<at::Tensor> outs;
+  {
+    std::lock_guard<std::mutex> model_lock(*model_mutex_);
+    std::int64_t b0 = 0;
+    while (b0 < B) {
+      std::int64_t b1 = b0, tokens = 0;
+      while (b1 < B && (b1 == b0 || tokens + row_lengths[static_cast<std::size_t>(b1)] <= options_.max_tokens) &&
+             (options_.max_batch_sequences <= 0 || b1 - b0 < options_.max_batch_sequences)) {
+        tokens += row_lengths[static_cast<std::size_t>(b1)];
+        ++b1;
+      }
+      const at::Tensor m = mask.slice(0, b0, b1);
+      PackedBatch batch;
+      batch.input_ids = ids.slice(0, b0, b1).masked_select(m);
+      batch.position_ids = (m.to(at::kLong).cumsum(1) - 1).masked_select(m);
+      batch.lengths.assign(row_lengths.begin() + b0, row_lengths.begin() + b1);
+      batch.max_seqlen = *std::max_element(batch.lengths.begin(), batch.lengths.end());
+      batch.cu_seqlens = at::cat({at::zeros({1}, ids.options()), lengths.slice(0, b0, b1).cumsum(0)});
+      outs.push_back(model_->forward(batch));
+      ++stats.batches;
+      stats.sequences += b1 - b0;
+      stats.tokens += tokens;
+      stats.computed_tokens += tokens;
+      for (std::int64_t b = b0; b < b1; ++b) {
+        const auto len = static_cast<double>(row_lengths[static_cast<std::size_t>(b)]);
+        stats.attention_cells += len * len;
+      }
+      b0 = b1;
+    }
+  }
+  at::Tensor rewards = finish(at::cat(outs, 0));
+  stats.non_finite = rewards.isfinite().logical_not().sum().item<std::int64_t>();
+  stats.seconds = seconds_since(start);
+  add_stats(stats);
+  return rewards.to(dev);
+}
+
 std::vector<std::optional<std::vector<TokenId>>> Scorer::tokenize(
     std::size_t n, const std::function<const Conversation&(std::size_t)>& conversation,
     const std::function<std::optional<ChatFormat>(std::size_t)>& text_format,
@@ -413,7 +545,7 @@ std::vector<float> Scorer::score_tokens(const std::vector<std::vector<TokenId>>&
   for (const auto& s : sequences) views.push_back(&s);
   ScoreStats stats;
   auto rewards = run(views, stats);
-  total_ += stats;
+  add_stats(stats);
   return rewards;
 }
 
@@ -431,7 +563,7 @@ ScoreResult Scorer::score_tokenized(std::size_t n,
     result.dropped.push_back(!s);
   }
   result.rewards = run(views, result.stats);
-  total_ += result.stats;
+  add_stats(result.stats);
   return result;
 }
 
@@ -472,7 +604,7 @@ PairScores Scorer::score_pairs(const std::vector<PreferencePair>& pairs) {
     result.rejected[i] = rewards[2 * i + 1];
     result.dropped[i] = views[2 * i] == nullptr;
   }
-  total_ += result.stats;
+  add_stats(result.stats);
   return result;
 }
 

@@ -6,6 +6,12 @@
 //   std::vector<float> r = scorer.score_tokens(sequences);      // no tokenizing
 //   openrm::ScoreResult s = scorer.score_conversations(convs);  // tokenized here
 //
+// A Scorer may be called from several threads at once: tokenizing runs in
+// each caller's thread, the model runs one call at a time (each call uses
+// every thread it was given), and the statistics are kept under a lock. To
+// batch many small concurrent requests together, put a ScoreQueue
+// (openrm/score/score_queue.h) in front of it.
+//
 // Sequences are sorted by length and cut into token-budget batches of packed
 // (padding-free) sequences. On CPU, sequences that begin with the same tokens
 // (the two sides of a pair, several responses to one prompt) compute those
@@ -24,6 +30,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -138,6 +145,15 @@ class Scorer {
   // input order. No tokenizing, no truncation: a sequence longer than the
   // model's max_position_embeddings is an error naming its index.
   std::vector<float> score_tokens(const std::vector<std::vector<TokenId>>& sequences);
+  // Rewards of a padded batch as a PPO loop holds it: input_ids (B, L) of
+  // any integer type and attention_mask (B, L) (bool or integers 0/1), on
+  // any device; each row's tokens are those its mask marks, one run of them
+  // (left or right padding), at least one. The reward of row b is that of
+  // score_tokens on row b's marked tokens. On a CUDA model the batch is
+  // packed where it lies and copied to the model at most once; on a CPU
+  // model it goes through score_tokens' batching (and prefix sharing).
+  // Returns (B) float32 on input_ids' device. Errors name the row.
+  at::Tensor score_padded(const at::Tensor& input_ids, const at::Tensor& attention_mask);
   // Rewards of conversations (message lists, rendered in the chat format):
   // the last message is the response.
   ScoreResult score_conversations(const std::vector<Conversation>& conversations);
@@ -159,8 +175,8 @@ class Scorer {
   // Stored normalisation, when openrm.json has it.
   std::optional<double> reward_mean() const { return reward_mean_; }
   std::optional<double> reward_std() const { return reward_std_; }
-  // Everything scored so far.
-  const ScoreStats& stats() const { return total_; }
+  // Everything scored so far (a copy, taken under the lock).
+  ScoreStats stats() const;
 
  private:
   // Scores sequences (nullptr entries are dropped ones: NaN) in length-sorted
@@ -177,6 +193,9 @@ class Scorer {
                               const std::function<std::optional<ChatFormat>(std::size_t)>& text_format,
                               const std::function<std::string(std::size_t)>& where);
   const Tokenizer& require_tokenizer() const;
+  void add_stats(const ScoreStats& stats);
+  // (B) model outputs -> rewards: the label weights, then normalisation.
+  at::Tensor finish(at::Tensor out) const;
 
   std::shared_ptr<RewardModel> model_;
   std::shared_ptr<const Tokenizer> tokenizer_;
@@ -186,6 +205,9 @@ class Scorer {
   std::optional<double> reward_mean_, reward_std_;
   at::Tensor label_weights_;  // (num_labels) fp32 when the model has several outputs
   ScoreStats total_;
+  // Held by pointer so that a Scorer stays movable.
+  std::unique_ptr<std::mutex> stats_mutex_ = std::make_unique<std::mutex>();
+  std::unique_ptr<std::mutex> model_mutex_ = std::make_unique<std::mutex>();
 };
 
 // Scoring a JSONL / .jsonl.gz file record by record (openrm-score).
