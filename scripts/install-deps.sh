@@ -32,6 +32,8 @@ packages=(
   # The tokenizer.json backend: pre-tokenizer regexes (with JIT) and Unicode
   # normalization (NFC, NFKC, ...).
   libpcre2-dev libutf8proc-dev
+  # openrm-serve's HTTP server.
+  libcpp-httplib-dev
   # The reference the tokenizer tests compare token ids against.
   python3-sentencepiece
 )

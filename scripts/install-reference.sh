@@ -38,7 +38,7 @@ done
 say() { echo "install-reference.sh: $*" >&2; }
 
 stamp="$venv/.openrm-requirements"
-imports="import torch, transformers, tokenizers, safetensors, sentencepiece, trl, peft"
+imports="import torch, transformers, tokenizers, safetensors, sentencepiece, trl, peft, requests"
 complete() {
   [[ -x "$venv/bin/python" && -f "$stamp" ]] && cmp -s "$stamp" "$requirements" &&
     "$venv/bin/python" -c "$imports" >/dev/null 2>&1

@@ -112,13 +112,16 @@ void ScoreQueue::work() {
       for (const auto& r : queue_) t += r.tokens;
       return t;
     };
-    while (!stopping_ && waiting_tokens() < options_.max_tokens && Clock::now() < deadline) {
+    while (!stopping_ && waiting_tokens() < options_.max_tokens &&
+           (options_.max_batch_requests == 0 || queue_.size() < options_.max_batch_requests) &&
+           Clock::now() < deadline) {
       wake_.wait_until(lock, deadline);
     }
     // Whole requests, oldest first, up to the budget (at least one).
     std::vector<Request> batch;
     std::int64_t tokens = 0;
-    while (!queue_.empty() && (batch.empty() || tokens + queue_.front().tokens <= options_.max_tokens)) {
+    while (!queue_.empty() && (batch.empty() || tokens + queue_.front().tokens <= options_.max_tokens) &&
+           (options_.max_batch_requests == 0 || batch.size() < options_.max_batch_requests)) {
       tokens += queue_.front().tokens;
       batch.push_back(std::move(queue_.front()));
       queue_.pop_front();
@@ -180,7 +183,11 @@ void ScoreQueue::score(std::vector<Request>& requests) {
   stats_.sequences += static_cast<std::int64_t>(total);
   stats_.tokens += tokens;
   stats_.batches += calls;
-  stats_.max_batch_requests = std::max<std::int64_t>(stats_.max_batch_requests, static_cast<std::int64_t>(requests.size()));
+  const auto gathered = static_cast<std::int64_t>(requests.size());
+  stats_.max_batch_requests = std::max(stats_.max_batch_requests, gathered);
+  std::size_t bucket = 0;
+  while (bucket < 7 && gathered > ScoreQueueStats::kBatchBuckets[bucket]) ++bucket;
+  ++stats_.batch_requests_histogram[bucket];
 }
 
 }  // namespace openrm

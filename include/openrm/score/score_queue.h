@@ -38,6 +38,10 @@ struct ScoreQueueOptions {
   // Requests waiting at most (0: no bound); submit() past it throws
   // QueueFull, so a server can answer 503 instead of growing without end.
   std::size_t max_queued_requests = 4096;
+  // At most this many requests in one Scorer call (0: no cap); 1 scores one
+  // request at a time, the baseline that cross-request batching is measured
+  // against.
+  std::size_t max_batch_requests = 0;
 
   // Throws openrm::Error naming the first bad field.
   void validate() const;
@@ -59,6 +63,10 @@ struct ScoreQueueStats {
   std::int64_t rejected = 0;   // submit() calls refused (full, or shut down)
   std::size_t queued = 0;      // requests waiting now
   std::int64_t max_batch_requests = 0;  // most requests gathered into one call
+  // Scorer calls by the requests they gathered: 1, 2, 3-4, 5-8, 9-16,
+  // 17-32, 33-64, more (kBatchBuckets upper bounds, the last unbounded).
+  static constexpr std::int64_t kBatchBuckets[7] = {1, 2, 4, 8, 16, 32, 64};
+  std::int64_t batch_requests_histogram[8] = {0, 0, 0, 0, 0, 0, 0, 0};
 };
 
 class ScoreQueue {

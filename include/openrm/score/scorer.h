@@ -164,6 +164,8 @@ class Scorer {
   PairScores score_pairs(const std::vector<PreferencePair>& pairs);
 
   RewardModel& model() { return *model_; }
+  // The tokenizer (null when the scorer scores token ids only).
+  const std::shared_ptr<const Tokenizer>& tokenizer() const { return tokenizer_; }
   const ScoreOptions& options() const { return options_; }
   ChatFormat chat_format() const { return format_; }
   // How records become token ids: the chat format, the effective max_length
