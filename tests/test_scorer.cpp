@@ -696,6 +696,62 @@ TEST_F(ScoreCli, ScoresAFileAndStdinToStdout) {
   for (std::size_t i = 0; i < 10; ++i) EXPECT_EQ(from_stdin[i]["line"], lines[i]["line"]);
 }
 
+// torchrun-style scale-out: three processes with RANK 0..2 and WORLD_SIZE 3
+// each score every third record; rank 0 merges the parts in input order. The
+// merged file has the single-process run's lines, in its order.
+TEST_F(ScoreCli, RanksUnderWorldSizeScoreTheirShareAndRankZeroMerges) {
+  std::string input;
+  for (int i = 0; i < 20; ++i) input += (i % 3 ? record_line(i) : pair_line(i)) + (i == 7 ? "\n" : "");
+  const std::string in = tmp.file("in.jsonl"), single = tmp.file("single.jsonl"), out = tmp.file("merged.jsonl");
+  test::write_bytes(in, input);
+  test::ToolRun r = run("--model '" + dir + "' --input '" + in + "' --output '" + single + "' --threads 1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::vector<int> pids;
+  for (int rank = 2; rank >= 0; --rank) {  // rank 0 last: it waits for the others' parts
+    ::setenv("WORLD_SIZE", "3", 1);
+    ::setenv("RANK", std::to_string(rank).c_str(), 1);
+    ::setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
+    pids.push_back(test::spawn_tool("openrm-score", {"--model", dir, "--input", in, "--output", out, "--threads", "1"},
+                                    tmp.file("rank" + std::to_string(rank) + ".log")));
+  }
+  ::unsetenv("WORLD_SIZE");
+  ::unsetenv("RANK");
+  ::unsetenv("LOCAL_RANK");
+  for (int pid : pids) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    EXPECT_EQ(test::decode_status(status), 0);
+  }
+  const std::string log0 = test::read_bytes(tmp.file("rank0.log"));
+  EXPECT_TRUE(test::contains(log0, "rank 0 of 3")) << log0;
+  EXPECT_TRUE(test::contains(log0, "merged 3 parts")) << log0;
+  const auto want = json_lines(test::read_bytes(single));
+  const auto got = json_lines(test::read_bytes(out));
+  ASSERT_EQ(got.size(), want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(got[i]["line"], want[i]["line"]) << i;
+    for (const char* key : {"reward", "reward_chosen", "reward_rejected"}) {
+      ASSERT_EQ(got[i].contains(key), want[i].contains(key)) << i;
+      if (want[i].contains(key)) EXPECT_NEAR(got[i][key].get<double>(), want[i][key].get<double>(), 1e-5) << i;
+    }
+  }
+  for (int rank = 0; rank < 3; ++rank) {
+    EXPECT_FALSE(std::filesystem::exists(out + ".part-" + std::to_string(rank) + "-of-3")) << "parts are removed";
+  }
+  // Bad environments are one error line.
+  ::setenv("WORLD_SIZE", "2", 1);
+  ::setenv("RANK", "5", 1);
+  r = run("--model '" + dir + "' --input '" + in + "' --output '" + out + "'");
+  EXPECT_NE(r.status, 0);
+  EXPECT_TRUE(test::contains(r.output, "RANK in [0, WORLD_SIZE)")) << r.output;
+  ::setenv("RANK", "0", 1);
+  r = run("--model '" + dir + "' --input '" + in + "' --output -");
+  EXPECT_NE(r.status, 0);
+  EXPECT_TRUE(test::contains(r.output, "give a file")) << r.output;
+  ::unsetenv("WORLD_SIZE");
+  ::unsetenv("RANK");
+}
+
 TEST_F(ScoreCli, BadInputsGiveOneErrorLineAndKeepTheOldOutput) {
   const std::string in = tmp.file("in.jsonl"), out = tmp.file("out.jsonl");
   test::write_bytes(in, record_line(0) + record_line(1));

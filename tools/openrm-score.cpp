@@ -13,8 +13,14 @@
 // docs/scoring.md describes the formats.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
+#include <thread>
+#include <vector>
 #include <memory>
 #include <string>
 
@@ -39,10 +45,92 @@ struct ScoreCommand {
   bool skip_invalid = false;
   bool allow_non_finite = false;
   std::int64_t chunk_records = openrm::ScoreFileOptions{}.chunk_records;
+  double merge_timeout_s = 86400;
   openrm::ScoreOptions options;
 };
 
+// torchrun-style scale-out: RANK and WORLD_SIZE (LOCAL_RANK and
+// LOCAL_WORLD_SIZE for the device and threads); no WORLD_SIZE, or 1: one
+// process.
+struct Shard {
+  std::int64_t rank = 0, count = 1, local_rank = 0, local_count = 1;
+};
+
+std::int64_t env_integer(const char* name, std::int64_t fallback) {
+  const char* text = std::getenv(name);
+  if (text == nullptr || *text == '\0') return fallback;
+  char* end = nullptr;
+  const long long value = std::strtoll(text, &end, 10);
+  if (*end != '\0' || value < 0) throw openrm::Error(std::string("environment variable ") + name + "='" + text + "': expected a non-negative integer");
+  return value;
+}
+
+Shard shard_from_environment() {
+  Shard s;
+  s.count = env_integer("WORLD_SIZE", 1);
+  if (s.count <= 1) return Shard{};
+  s.rank = env_integer("RANK", -1);
+  if (s.rank < 0 || s.rank >= s.count) {
+    throw openrm::Error("WORLD_SIZE is " + std::to_string(s.count) + " but RANK is " +
+                        (std::getenv("RANK") ? std::string(std::getenv("RANK")) : std::string("unset")) +
+                        ": run each process with RANK in [0, WORLD_SIZE) (torchrun sets both)");
+  }
+  s.local_rank = env_integer("LOCAL_RANK", s.rank);
+  s.local_count = env_integer("LOCAL_WORLD_SIZE", s.count);
+  return s;
+}
+
+std::string part_path(const std::string& output, const Shard& s, std::int64_t rank) {
+  return output + ".part-" + std::to_string(rank) + "-of-" + std::to_string(s.count);
+}
+
+// Rank 0: waits for every other rank's part (written whole, by rename, when
+// that rank is done), newer than this run's start less five minutes.
+std::vector<std::string> wait_for_parts(const std::string& output, const Shard& s, double timeout_s,
+                                        std::chrono::system_clock::time_point started) {
+  namespace fs = std::filesystem;
+  const auto oldest = started - std::chrono::minutes(5);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  std::vector<std::string> parts;
+  for (std::int64_t r = 0; r < s.count; ++r) parts.push_back(part_path(output, s, r));
+  for (;;) {
+    std::vector<std::string> missing;
+    for (const auto& p : parts) {
+      std::error_code ec;
+      const auto mtime = fs::last_write_time(p, ec);
+      const bool fresh = !ec && std::chrono::system_clock::now() - (fs::file_time_type::clock::now() - mtime) >= oldest;
+      if (!fresh) missing.push_back(p);
+    }
+    if (missing.empty()) return parts;
+    if (std::chrono::steady_clock::now() > deadline) {
+      std::string list;
+      for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
+      throw openrm::Error("rank 0: the other ranks' parts did not appear within " + std::to_string(int(timeout_s)) +
+                          " s (--merge-timeout): " + list + "; a rank failed, or they run on other machines "
+                          "without a shared filesystem");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
 void run_score(ScoreCommand& cmd) {
+  const auto started = std::chrono::system_clock::now();
+  const Shard shard = shard_from_environment();
+  if (shard.count > 1) {
+    if (cmd.output == "-") {
+      throw openrm::Error("--output -: under WORLD_SIZE " + std::to_string(shard.count) +
+                          " each process writes a part next to the output file, which rank 0 merges: give a file");
+    }
+    if (cmd.options.device == "cuda") cmd.options.device = "cuda:" + std::to_string(shard.local_rank);
+    if (cmd.options.threads == 0 && cmd.options.device == "cpu" && shard.local_count > 1) {
+      const auto hw = static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+      cmd.options.threads = static_cast<int>(std::max<std::int64_t>(1, hw / shard.local_count));
+    }
+    std::fprintf(stderr, "%s: rank %lld of %lld (local rank %lld): scoring every %lld-th record from %lld on %s\n",
+                 kTool, static_cast<long long>(shard.rank), static_cast<long long>(shard.count),
+                 static_cast<long long>(shard.local_rank), static_cast<long long>(shard.count),
+                 static_cast<long long>(shard.rank), cmd.options.device.c_str());
+  }
   openrm::ScoreOptions& options = cmd.options;
   if (!cmd.truncation.empty()) options.truncation = openrm::truncation_policy_from_name(cmd.truncation);
   if (!cmd.chat_format.empty()) options.chat_format = openrm::chat_format_from_name(cmd.chat_format);
@@ -57,7 +145,14 @@ void run_score(ScoreCommand& cmd) {
   // it is opened before the model is loaded, so an unwritable path fails at
   // once, and an interrupted run leaves any existing file untouched.
   openrm::check_output_files({cmd.output}, {cmd.input, cmd.model, options.tokenizer});
-  openrm::OutputFile file(cmd.output);
+  // Sharded: this rank's part, and on rank 0 the merged output too.
+  const std::string target = shard.count > 1 ? part_path(cmd.output, shard, shard.rank) : cmd.output;
+  std::unique_ptr<openrm::OutputFile> merged;
+  if (shard.count > 1) {
+    openrm::check_output_files({target}, {cmd.input, cmd.model, options.tokenizer});
+    if (shard.rank == 0) merged = std::make_unique<openrm::OutputFile>(cmd.output);
+  }
+  openrm::OutputFile file(target);
 
   openrm::Scorer scorer = openrm::Scorer::from_folder(cmd.model, options);
   openrm::ScoreFileOptions file_options;
@@ -65,6 +160,8 @@ void run_score(ScoreCommand& cmd) {
   file_options.skip_invalid = cmd.skip_invalid;
   file_options.pairs.skip_invalid = cmd.skip_invalid;
   file_options.chunk_records = cmd.chunk_records;
+  file_options.shard_rank = shard.rank;
+  file_options.shard_count = shard.count;
   const auto write = [&](const std::string& text) { file.write(text); };
   const openrm::ScoreFileResult result = openrm::score_file(scorer, cmd.input, write, file_options);
   file.commit();
@@ -81,7 +178,15 @@ void run_score(ScoreCommand& cmd) {
                static_cast<long long>(s.batches),
                static_cast<long long>(result.skipped_invalid), static_cast<long long>(result.dropped),
                static_cast<long long>(s.truncation.truncated));
-  if (!file.is_stdout()) std::fprintf(stderr, "%s: wrote %s\n", kTool, cmd.output.c_str());
+  if (!file.is_stdout()) std::fprintf(stderr, "%s: wrote %s\n", kTool, target.c_str());
+  if (merged) {
+    const auto parts = wait_for_parts(cmd.output, shard, cmd.merge_timeout_s, started);
+    openrm::merge_shard_outputs(parts, [&](const std::string& text) { merged->write(text); });
+    merged->commit();
+    for (const auto& p : parts) std::remove(p.c_str());
+    std::fprintf(stderr, "%s: merged %lld parts into %s\n", kTool, static_cast<long long>(shard.count),
+                 cmd.output.c_str());
+  }
   if (result.non_finite > 0) {
     const std::string what = std::to_string(result.non_finite) +
                              " record(s) got a non-finite (NaN or infinite) reward from the model; they are written "
@@ -145,6 +250,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "records", "pairs"}));
   app.add_flag("--skip-invalid", cmd.skip_invalid, "skip and count invalid records instead of stopping");
+  app.add_option("--merge-timeout", cmd.merge_timeout_s,
+                 "under torchrun (WORLD_SIZE > 1): how long rank 0 waits for the other ranks' parts, in seconds")
+      ->capture_default_str();
   app.add_option("--chunk-records", cmd.chunk_records, "records read and scored at a time (bounds memory)")
       ->capture_default_str()
       ->check(openrm::tools::integer_at_least(1));
@@ -152,7 +260,7 @@ int main(int argc, char** argv) {
   openrm::tools::group_options(app, {{"Input", {"--input", "--kind", "--skip-invalid", "--chunk-records"}},
                                      {"Model", {"--model", "--tokenizer", "--chat-format", "--pooling", "--reward-label", "--reward-weights", "--max-length",
                                                 "--truncation", "--normalize"}},
-                                     {"Output", {"--output", "--allow-non-finite"}},
+                                     {"Output", {"--output", "--allow-non-finite", "--merge-timeout"}},
                                      {"Performance", {"--device", "--dtype", "--threads", "--max-tokens",
                                                       "--share-prefixes"}}});
   return openrm::tools::run_tool(kTool, app, argc, argv, [&] { run_score(cmd); });

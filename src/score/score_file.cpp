@@ -12,6 +12,9 @@
 #include "openrm/error.h"
 #include "openrm/score/scorer.h"
 
+#include <cstdlib>
+#include <fstream>
+
 namespace openrm {
 namespace {
 
@@ -94,6 +97,11 @@ ScoreFileResult score_file(Scorer& scorer, const std::string& input,
   std::vector<ScoreRecord> records;
   std::vector<PreferencePair> pairs;
   std::vector<ScoreRecord> group_records;  // every group's prompt + response, in order
+  if (options.shard_count < 1 || options.shard_rank < 0 || options.shard_rank >= options.shard_count) {
+    throw Error("score_file: shard " + std::to_string(options.shard_rank) + " of " + std::to_string(options.shard_count) +
+                " is not a shard (0 <= rank < count)");
+  }
+  std::int64_t record_index = -1;  // non-blank lines read, for sharding
   std::string line;
   bool more = true;
   while (more) {
@@ -105,6 +113,7 @@ ScoreFileResult score_file(Scorer& scorer, const std::string& input,
       try {
         more = reader.next(line);
         if (!more) break;
+        if (++record_index % options.shard_count != options.shard_rank) continue;  // another process's
         const nlohmann::json value = reader.parse(line);
         const bool is_group = options.kind != "pairs" && value.is_object() && value.contains(options.records.responses);
         const bool is_pair =
@@ -229,6 +238,49 @@ ScoreFileResult score_file(Scorer& scorer, const std::string& input,
   }
   result.seconds = seconds_since(start);
   return result;
+}
+
+}  // namespace openrm
+
+namespace openrm {
+
+void merge_shard_outputs(const std::vector<std::string>& parts, const std::function<void(const std::string&)>& write) {
+  struct Part {
+    std::ifstream in;
+    std::string path, line;
+    std::int64_t number = 0, count = 0;
+    bool open = false;
+  };
+  std::vector<Part> p(parts.size());
+  auto advance = [](Part& part) {
+    part.open = static_cast<bool>(std::getline(part.in, part.line));
+    if (!part.open) return;
+    ++part.count;
+    const std::string prefix = "{\"line\": ";
+    char* end = nullptr;
+    if (part.line.rfind(prefix, 0) != 0 ||
+        (part.number = std::strtoll(part.line.c_str() + prefix.size(), &end, 10), end == part.line.c_str() + prefix.size())) {
+      throw Error(part.path + ":" + std::to_string(part.count) + ": not an openrm-score output line");
+    }
+  };
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    p[i].path = parts[i];
+    p[i].in.open(parts[i]);
+    if (!p[i].in) throw Error(parts[i] + ": cannot open");
+    advance(p[i]);
+  }
+  std::int64_t last = -1;
+  for (;;) {
+    Part* next = nullptr;
+    for (auto& part : p) {
+      if (part.open && (next == nullptr || part.number < next->number)) next = &part;
+    }
+    if (next == nullptr) break;
+    if (next->number <= last) throw Error(next->path + ": line " + std::to_string(next->number) + " out of order");
+    last = next->number;
+    write(next->line + "\n");
+    advance(*next);
+  }
 }
 
 }  // namespace openrm

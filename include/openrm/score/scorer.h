@@ -230,7 +230,17 @@ struct ScoreFileOptions {
   // Seconds between progress reports (a live line on a terminal, log lines
   // otherwise); 0: none.
   double progress_seconds = 10.0;
+  // Scale-out: this process scores only the records whose index (0-based,
+  // blank lines not counted) is shard_rank modulo shard_count, and writes
+  // only their lines (openrm-score under torchrun; merge_shard_outputs).
+  std::int64_t shard_rank = 0;
+  std::int64_t shard_count = 1;
 };
+
+// The output lines of shard_count openrm-score processes (each file's lines
+// in input order, each starting {"line": N), written to `write` in input
+// order. Throws openrm::Error naming a part that is not such a file.
+void merge_shard_outputs(const std::vector<std::string>& parts, const std::function<void(const std::string&)>& write);
 
 struct ScoreFileResult {
   std::int64_t lines = 0;            // input lines, blank ones included
