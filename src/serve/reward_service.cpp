@@ -334,15 +334,21 @@ std::string RewardService::metrics() const {
   for (const auto& [key, n] : requests_) {
     out << "openrm_requests_total{endpoint=\"" << key.first << "\",code=\"" << key.second << "\"} " << n << "\n";
   }
-  metric("openrm_request_duration_seconds", "histogram", "Time from a request's arrival to its reply.");
-  std::int64_t cumulative = 0;
-  for (std::size_t b = 0; b < kLatencyBuckets.size(); ++b) {
-    cumulative += latency_counts_[b];
-    out << "openrm_request_duration_seconds_bucket{le=\"" << kLatencyBuckets[b] << "\"} " << cumulative << "\n";
-  }
-  out << "openrm_request_duration_seconds_bucket{le=\"+Inf\"} " << latency_count_ << "\n";
-  out << "openrm_request_duration_seconds_sum " << latency_sum_ << "\n";
-  out << "openrm_request_duration_seconds_count " << latency_count_ << "\n";
+  // A histogram from per-bucket counts (the last one past every bound).
+  auto histogram = [&](const char* name, const char* help, const auto& bounds, const std::int64_t* counts,
+                       std::size_t n, double sum) {
+    metric(name, "histogram", help);
+    std::int64_t cumulative = 0;
+    for (std::size_t b = 0; b < n; ++b) {
+      cumulative += counts[b];
+      out << name << "_bucket{le=\"" << bounds[b] << "\"} " << cumulative << "\n";
+    }
+    cumulative += counts[n];
+    out << name << "_bucket{le=\"+Inf\"} " << cumulative << "\n" << name << "_sum " << sum << "\n"
+        << name << "_count " << cumulative << "\n";
+  };
+  histogram("openrm_request_duration_seconds", "Time from a request's arrival to its reply.", kLatencyBuckets,
+            latency_counts_.data(), kLatencyBuckets.size(), latency_sum_);
   metric("openrm_items_total", "counter", "Texts, records and id lists received in scoring requests.");
   out << "openrm_items_total " << items_ << "\n";
   metric("openrm_request_tokens_total", "counter", "Tokens of the items received, after truncation.");
@@ -355,16 +361,8 @@ std::string RewardService::metrics() const {
   out << "openrm_sequences_total " << q.sequences << "\n";
   metric("openrm_tokens_total", "counter", "Tokens the model scored.");
   out << "openrm_tokens_total " << q.tokens << "\n";
-  metric("openrm_batch_requests", "histogram", "Requests gathered into one scoring call.");
-  cumulative = 0;
-  for (std::size_t b = 0; b < 7; ++b) {
-    cumulative += q.batch_requests_histogram[b];
-    out << "openrm_batch_requests_bucket{le=\"" << ScoreQueueStats::kBatchBuckets[b] << "\"} " << cumulative << "\n";
-  }
-  cumulative += q.batch_requests_histogram[7];
-  out << "openrm_batch_requests_bucket{le=\"+Inf\"} " << cumulative << "\n";
-  out << "openrm_batch_requests_sum " << q.requests << "\n";
-  out << "openrm_batch_requests_count " << cumulative << "\n";
+  histogram("openrm_batch_requests", "Requests gathered into one scoring call.", ScoreQueueStats::kBatchBuckets,
+            q.batch_requests_histogram, 7, static_cast<double>(q.requests));
   metric("openrm_queue_depth", "gauge", "Requests waiting to be scored.");
   out << "openrm_queue_depth " << q.queued << "\n";
   metric("openrm_queue_rejected_total", "counter", "Requests refused because the queue was full or closing.");
