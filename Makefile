@@ -59,6 +59,7 @@ bench: build
 	$(BUILD_DIR)/bench/bench_hf_tokenize --json $(BUILD_DIR)/bench_hf_tokenize.json
 	$(BUILD_DIR)/bench/bench_train --json $(BUILD_DIR)/bench_train.json
 	$(BUILD_DIR)/bench/bench_score --json $(BUILD_DIR)/bench_score.json
+	$(BUILD_DIR)/bench/bench_serve --json $(BUILD_DIR)/bench_serve.json
 
 fuzz:
 	bash scripts/install-deps.sh --fuzz
