@@ -308,6 +308,27 @@ TEST(Serve, MalformedRequestsGet4xxNamingTheField) {
   EXPECT_EQ(health->status, 200);
 }
 
+TEST(Serve, FormEncodedBodiesAndDeepNesting) {
+  LiveServer live;
+  auto client = live.client();
+  // A form-encoded body (curl -d's type) over 8 KiB: the 413 says what to send.
+  auto res = client.Post("/score", std::string(10000, ' '), "application/x-www-form-urlencoded");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 413);
+  EXPECT_TRUE(test::contains(res->body, "Content-Type: application/json")) << res->body;
+  // Half a million nested brackets: an error, not a crash.
+  const std::string deep = std::string(500000, '[') + std::string(500000, ']');
+  res = client.Post("/score", deep, "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 400) << res->body.substr(0, 200);
+  res = client.Post("/get_reward", "{\"query\": " + deep + "}", "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 400) << res->body.substr(0, 200);
+  res = client.Get("/health");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+}
+
 TEST(Serve, BearerTokenIsCheckedButHealthIsOpen) {
   ServeOptions options;
   options.api_key = "s3cret";

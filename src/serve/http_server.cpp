@@ -42,10 +42,17 @@ HttpServer::HttpServer(RewardService& service) : impl_(std::make_unique<Impl>(se
   server.Delete(R"(/.*)", handler);
   // httplib's own refusals (a body over the limit, a malformed request line)
   // come without a body: give them one that says why.
-  server.set_error_handler([max = options.max_body_bytes](const httplib::Request&, httplib::Response& res) {
+  server.set_error_handler([max = options.max_body_bytes](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
     std::string message = "HTTP " + std::to_string(res.status);
-    if (res.status == 413) message = "request body: larger than this server's limit of " + std::to_string(max) + " bytes (--max-body-bytes)";
+    if (res.status == 413) {
+      // cpp-httplib caps form-encoded bodies (curl -d's default type) at 8 KiB.
+      message = req.get_header_value("Content-Type").rfind("application/x-www-form-urlencoded", 0) == 0
+                    ? "request body: sent as application/x-www-form-urlencoded, which is limited to 8192 bytes here; "
+                      "send it with Content-Type: application/json"
+                    : "request body: larger than this server's limit of " + std::to_string(max) +
+                          " bytes (--max-body-bytes)";
+    }
     if (res.status == 400) message = "malformed HTTP request";
     res.set_content("{\"error\": \"" + message + "\"}\n", "application/json");
   });
