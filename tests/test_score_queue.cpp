@@ -186,6 +186,43 @@ TEST(ScoreQueueTest, AFullQueueRefusesWithQueueFull) {
   EXPECT_EQ(b.get().size(), 1u);
 }
 
+// A model whose reward is its last token's id, and that fails any batch
+// holding the trap id: a failed gathered call is retried request by request,
+// so only the request with the trap gets the error.
+class TrapModel : public RewardModel {
+ public:
+  static constexpr TokenId kTrap = 13;
+  explicit TrapModel(ModelConfig c) : RewardModel(std::move(c), Pooling::kLastToken) {
+    w = register_parameter("w", torch::ones({1}));
+  }
+  at::Tensor hidden_states(const PackedBatch& batch) override {
+    if (batch.input_ids.eq(kTrap).any().item<bool>()) throw Error("the trap token is in this batch");
+    return batch.input_ids.to(at::kFloat).unsqueeze(1) * w;  // (T, 1)
+  }
+  at::Tensor head(const at::Tensor& pooled) override { return pooled; }
+  at::Tensor w;
+};
+
+TEST(ScoreQueueTest, AFailedGatheredCallFailsOnlyTheRequestThatCausedIt) {
+  auto model = std::make_shared<TrapModel>(test::tiny_config("LlamaForSequenceClassification"));
+  auto scorer = std::make_shared<Scorer>(model, nullptr, ChatFormat::kPlain, ScoreOptions{});
+  ScoreQueueOptions q;
+  q.max_wait_us = 300'000;  // the three requests meet in one call
+  q.max_tokens = 1 << 20;
+  ScoreQueue queue(scorer, q);
+  auto a = queue.submit({{1, 2, 3}});
+  auto b = queue.submit({{5, TrapModel::kTrap}, {4, 6}});
+  auto c = queue.submit({{7, 8}});
+  EXPECT_EQ(a.get(), std::vector<float>({3.0f}));
+  EXPECT_TRUE(test::contains(test::error_of([&] { b.get(); }), "trap token"));
+  EXPECT_EQ(c.get(), std::vector<float>({8.0f}));
+  queue.drain();
+  const ScoreQueueStats s = queue.stats();
+  EXPECT_EQ(s.requests, 3);
+  EXPECT_EQ(s.failed, 1);
+  EXPECT_EQ(s.batches, 4) << "one gathered call, then one per request";
+}
+
 TEST(ScorePadded, LeftAndRightPaddedRowsScoreAsTheirTokensAlone) {
   auto model = tiny_model();
   ScoreOptions options;
