@@ -17,7 +17,27 @@ LinearImpl::LinearImpl(std::int64_t in, std::int64_t out, bool has_bias, const a
   if (has_bias) bias = register_parameter("bias", at::empty({out}, options));
 }
 
-at::Tensor LinearImpl::forward(const at::Tensor& x) { return at::linear(x, weight, bias); }
+at::Tensor LinearImpl::forward(const at::Tensor& x) {
+  auto out = at::linear(x, weight, bias);
+  if (!lora_A) return out;
+  const auto in = lora_dropout > 0 ? at::dropout(x, lora_dropout, is_training()) : x;
+  return out + lora_B->forward(lora_A->forward(in)) * lora_scaling;
+}
+
+void LinearImpl::enable_lora(std::int64_t rank, double alpha, double dropout, at::Generator generator) {
+  if (lora_A) throw Error("this layer already has a LoRA adapter");
+  const auto in = weight.size(1), out = weight.size(0);
+  const auto options = weight.options();
+  lora_A = register_module("lora_A", std::make_shared<LinearImpl>(in, rank, false, options));
+  lora_B = register_module("lora_B", std::make_shared<LinearImpl>(rank, out, false, options));
+  torch::NoGradGuard no_grad;
+  // kaiming_uniform_(a = sqrt(5)) on (rank, in): bound = 1 / sqrt(in).
+  const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+  lora_A->weight.copy_(at::empty({rank, in}, at::kFloat).uniform_(-bound, bound, generator));
+  lora_B->weight.zero_();
+  lora_scaling = alpha / static_cast<double>(rank);
+  lora_dropout = dropout;
+}
 
 EmbeddingImpl::EmbeddingImpl(std::int64_t vocab, std::int64_t dim, const at::TensorOptions& options, double scale_)
     : scale(scale_) {

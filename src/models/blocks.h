@@ -18,11 +18,20 @@
 namespace openrm {
 
 // A bias-optional linear layer with a weight (out, in), left uninitialised.
+// enable_lora adds a low-rank adapter, as PEFT's LoRA does: forward becomes
+// x W^T + b + (alpha / rank) * dropout(x) A^T B^T, with lora_A.weight (rank,
+// in) and lora_B.weight (out, rank) under PEFT's names.
 class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(std::int64_t in, std::int64_t out, bool bias, const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& x);
+  // A fresh adapter: A drawn as PEFT draws it (Kaiming-uniform, a = sqrt(5),
+  // from `generator`), B zeros, so the layer's output is unchanged.
+  void enable_lora(std::int64_t rank, double alpha, double dropout, at::Generator generator);
+  bool has_lora() const { return static_cast<bool>(lora_A); }
   at::Tensor weight, bias;
+  std::shared_ptr<LinearImpl> lora_A, lora_B;
+  double lora_scaling = 0.0, lora_dropout = 0.0;
 };
 
 // A token embedding table, weight (vocab, dim). `scale` multiplies the
