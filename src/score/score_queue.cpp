@@ -148,14 +148,18 @@ void ScoreQueue::score(std::vector<Request>& requests) {
   for (auto& r : requests) {
     for (auto& s : r.sequences) all.push_back(std::move(s));
   }
+  // Results first, then the statistics, then the promises: a caller that
+  // has its rewards sees them counted.
+  std::vector<std::vector<float>> results(requests.size());
+  std::vector<std::exception_ptr> errors(requests.size());
   std::int64_t failed = 0, calls = 1;
   try {
     const std::vector<float> rewards = scorer_->score_tokens(all);
     std::size_t offset = 0;
-    for (auto& r : requests) {
-      const std::size_t n = r.sequences.size();
-      r.promise.set_value(std::vector<float>(rewards.begin() + static_cast<std::ptrdiff_t>(offset),
-                                             rewards.begin() + static_cast<std::ptrdiff_t>(offset + n)));
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      const std::size_t n = requests[i].sequences.size();
+      results[i].assign(rewards.begin() + static_cast<std::ptrdiff_t>(offset),
+                        rewards.begin() + static_cast<std::ptrdiff_t>(offset + n));
       offset += n;
     }
   } catch (const std::exception& e) {
@@ -163,31 +167,40 @@ void ScoreQueue::score(std::vector<Request>& requests) {
     // each request is retried alone so that the error reaches only its own.
     log().warn("score queue: a batch of {} requests failed ({}); scoring them one by one", requests.size(), e.what());
     std::size_t offset = 0;
-    for (auto& r : requests) {
-      const std::size_t n = r.sequences.size();
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      const std::size_t n = requests[i].sequences.size();
       std::vector<std::vector<TokenId>> own(all.begin() + static_cast<std::ptrdiff_t>(offset),
                                             all.begin() + static_cast<std::ptrdiff_t>(offset + n));
       offset += n;
       ++calls;
       try {
-        r.promise.set_value(scorer_->score_tokens(own));
+        results[i] = scorer_->score_tokens(own);
       } catch (...) {
         ++failed;
-        r.promise.set_exception(std::current_exception());
+        errors[i] = std::current_exception();
       }
     }
   }
-  std::lock_guard<std::mutex> lock(mutex_);
-  stats_.requests += static_cast<std::int64_t>(requests.size());
-  stats_.failed += failed;
-  stats_.sequences += static_cast<std::int64_t>(total);
-  stats_.tokens += tokens;
-  stats_.batches += calls;
-  const auto gathered = static_cast<std::int64_t>(requests.size());
-  stats_.max_batch_requests = std::max(stats_.max_batch_requests, gathered);
-  std::size_t bucket = 0;
-  while (bucket < 7 && gathered > ScoreQueueStats::kBatchBuckets[bucket]) ++bucket;
-  ++stats_.batch_requests_histogram[bucket];
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.requests += static_cast<std::int64_t>(requests.size());
+    stats_.failed += failed;
+    stats_.sequences += static_cast<std::int64_t>(total);
+    stats_.tokens += tokens;
+    stats_.batches += calls;
+    const auto gathered = static_cast<std::int64_t>(requests.size());
+    stats_.max_batch_requests = std::max(stats_.max_batch_requests, gathered);
+    std::size_t bucket = 0;
+    while (bucket < 7 && gathered > ScoreQueueStats::kBatchBuckets[bucket]) ++bucket;
+    ++stats_.batch_requests_histogram[bucket];
+  }
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    if (errors[i]) {
+      requests[i].promise.set_exception(errors[i]);
+    } else {
+      requests[i].promise.set_value(std::move(results[i]));
+    }
+  }
 }
 
 }  // namespace openrm
