@@ -145,6 +145,17 @@ TEST(Lora, PeftLoadsTheAdapterWithOpenrmsScores) {
               worst, effect);
   EXPECT_LE(worst, 1e-4);
   EXPECT_GT(effect, 1e-2) << "the adapter and head must matter for the comparison to mean anything";
+  // Merged, the model is a plain reward model with the same scores, and it
+  // saves and loads as one.
+  EXPECT_EQ(merge_lora(*model), 2 * 3);
+  for (const auto& item : model->named_parameters()) EXPECT_EQ(item.key().find(".lora_"), std::string::npos) << item.key();
+  const auto merged = scores_alone(*model, sequences);
+  double merge_diff = 0.0;
+  for (std::size_t i = 0; i < ours.size(); ++i) merge_diff = std::max(merge_diff, std::abs(merged[i] - ours[i]));
+  EXPECT_LE(merge_diff, 1e-5);
+  save_reward_model(*model, tmp.file("merged"));
+  auto reloaded = load_reward_model(tmp.file("merged"), load);
+  EXPECT_EQ(scores_alone(*reloaded, sequences), merged);
   const json config = json::parse(test::read_bytes(adapter + "/adapter_config.json"));
   EXPECT_EQ(config.at("peft_type"), "LORA");
   EXPECT_EQ(config.at("modules_to_save"), json::array({"score"}));

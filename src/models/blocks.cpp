@@ -24,6 +24,19 @@ at::Tensor LinearImpl::forward(const at::Tensor& x) {
   return out + lora_B->forward(lora_A->forward(in)) * lora_scaling;
 }
 
+void LinearImpl::merge_lora() {
+  if (!lora_A) return;
+  torch::NoGradGuard no_grad;
+  const auto delta = at::matmul(lora_B->weight.to(at::kFloat), lora_A->weight.to(at::kFloat)) * lora_scaling;
+  weight.copy_((weight.to(at::kFloat) + delta).to(weight.scalar_type()));
+  unregister_module("lora_A");
+  unregister_module("lora_B");
+  lora_A.reset();
+  lora_B.reset();
+  lora_scaling = 0.0;
+  lora_dropout = 0.0;
+}
+
 void LinearImpl::enable_lora(std::int64_t rank, double alpha, double dropout, at::Generator generator) {
   if (lora_A) throw Error("this layer already has a LoRA adapter");
   const auto in = weight.size(1), out = weight.size(0);

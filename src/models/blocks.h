@@ -29,6 +29,9 @@ class LinearImpl : public torch::nn::Module {
   // from `generator`), B zeros, so the layer's output is unchanged.
   void enable_lora(std::int64_t rank, double alpha, double dropout, at::Generator generator);
   bool has_lora() const { return static_cast<bool>(lora_A); }
+  // Folds the adapter into the weight (W += alpha / rank * B A) and removes
+  // it: the layer computes the same, as a plain linear layer.
+  void merge_lora();
   at::Tensor weight, bias;
   std::shared_ptr<LinearImpl> lora_A, lora_B;
   double lora_scaling = 0.0, lora_dropout = 0.0;

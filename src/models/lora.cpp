@@ -66,6 +66,18 @@ std::vector<std::string> apply_lora(RewardModel& model, const LoraOptions& optio
   return adapted;
 }
 
+std::int64_t merge_lora(RewardModel& model) {
+  std::int64_t merged = 0;
+  for (const auto& item : model.named_modules()) {
+    auto* layer = item.value()->as<LinearImpl>();
+    if (layer == nullptr || !layer->has_lora()) continue;
+    layer->merge_lora();
+    ++merged;
+  }
+  for (auto& item : model.named_parameters()) item.value().set_requires_grad(true);
+  return merged;
+}
+
 void save_lora_adapter(const RewardModel& model, const LoraOptions& options, const std::string& dir,
                        const std::string& base_model) {
   const auto head_names = model.head_spec().tensor_names();

@@ -38,4 +38,10 @@ std::vector<std::string> apply_lora(RewardModel& model, const LoraOptions& optio
 void save_lora_adapter(const RewardModel& model, const LoraOptions& options, const std::string& dir,
                        const std::string& base_model);
 
+// Folds every adapter into its layer's weight and removes the adapters, so
+// the model saves as a plain reward-model folder (what PEFT's
+// merge_and_unload gives); every parameter is trainable again. Returns how
+// many layers were merged.
+std::int64_t merge_lora(RewardModel& model);
+
 }  // namespace openrm
