@@ -35,6 +35,20 @@ std::vector<std::vector<std::int64_t>> fixture_sequences() {
   return json::parse(in).at("sequences").get<std::vector<std::vector<std::int64_t>>>();
 }
 
+// The base fixture in fp32, and rank-4 alpha-8 options.
+std::shared_ptr<RewardModel> load_base() {
+  LoadOptions load;
+  load.dtype = c10::kFloat;
+  return load_reward_model(kBase, load);
+}
+
+LoraOptions rank_four() {
+  LoraOptions options;
+  options.rank = 4;
+  options.alpha = 8;
+  return options;
+}
+
 std::vector<double> scores_alone(RewardModel& model, const std::vector<std::vector<std::int64_t>>& sequences) {
   torch::NoGradGuard no_grad;
   std::vector<double> out;
@@ -44,14 +58,10 @@ std::vector<double> scores_alone(RewardModel& model, const std::vector<std::vect
 
 TEST(Lora, AFreshAdapterChangesNothingAndOnlyAdaptersAndTheHeadTrain) {
   if (!std::filesystem::is_directory(kBase)) GTEST_SKIP() << kBase << " is missing";
-  LoadOptions load;
-  load.dtype = c10::kFloat;
-  auto model = load_reward_model(kBase, load);
+  auto model = load_base();
   const auto sequences = fixture_sequences();
   const auto before = scores_alone(*model, sequences);
-  LoraOptions options;
-  options.rank = 4;
-  options.alpha = 8;
+  const LoraOptions options = rank_four();
   const auto adapted = apply_lora(*model, options, /*seed=*/3);
   EXPECT_EQ(adapted.size(), 2u * 7u) << "7 linear layers in each of 2 layers";
   EXPECT_EQ(scores_alone(*model, sequences), before) << "B = 0: the same scores, exactly";
@@ -72,7 +82,7 @@ TEST(Lora, AFreshAdapterChangesNothingAndOnlyAdaptersAndTheHeadTrain) {
   EXPECT_TRUE(test::contains(test::error_of([&] { apply_lora(*model, options); }), "already has an adapter"));
   LoraOptions none;
   none.targets = {"no_such_layer"};
-  auto other = load_reward_model(kBase, load);
+  auto other = load_base();
   const std::string error = test::error_of([&] { apply_lora(*other, none); });
   EXPECT_TRUE(test::contains(error, "q_proj")) << error;
   LoraOptions bad;
@@ -84,14 +94,10 @@ TEST(Lora, PeftLoadsTheAdapterWithOpenrmsScores) {
   if (!std::filesystem::is_directory(kBase)) GTEST_SKIP() << kBase << " is missing";
   const std::string python = test::reference_python();
   if (python.empty()) GTEST_SKIP() << test::kNoReferenceMessage;
-  LoadOptions load;
-  load.dtype = c10::kFloat;
-  auto model = load_reward_model(kBase, load);
+  auto model = load_base();
   const auto sequences = fixture_sequences();
   const auto base_scores = scores_alone(*model, sequences);
-  LoraOptions options;
-  options.rank = 4;
-  options.alpha = 8;
+  LoraOptions options = rank_four();
   options.targets = {"q_proj", "v_proj", "down_proj"};
   apply_lora(*model, options, /*seed=*/5);
   {
@@ -154,6 +160,8 @@ TEST(Lora, PeftLoadsTheAdapterWithOpenrmsScores) {
   for (std::size_t i = 0; i < ours.size(); ++i) merge_diff = std::max(merge_diff, std::abs(merged[i] - ours[i]));
   EXPECT_LE(merge_diff, 1e-5);
   save_reward_model(*model, tmp.file("merged"));
+  LoadOptions load;
+  load.dtype = c10::kFloat;
   auto reloaded = load_reward_model(tmp.file("merged"), load);
   EXPECT_EQ(scores_alone(*reloaded, sequences), merged);
   const json config = json::parse(test::read_bytes(adapter + "/adapter_config.json"));

@@ -64,8 +64,8 @@ std::shared_ptr<Scorer> make_scorer() {
   return std::make_shared<Scorer>(Scorer::from_folder(model_dir(), options));
 }
 
-// The reference: the Scorer on text records, as openrm-score scores
-// {"prompt": "", "response": text}... no: a text record is scored as given.
+// The reference: the Scorer on text records, each scored as the text given
+// (what openrm-score does for a record of text).
 std::vector<float> reference_text_rewards(Scorer& scorer, const std::vector<std::string>& texts) {
   std::vector<ScoreRecord> records;
   for (const auto& t : texts) {

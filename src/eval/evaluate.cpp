@@ -60,15 +60,7 @@ void EvalOptions::validate() const {
                 std::to_string(*max_length));
   }
   if (threads < 0) throw Error("eval options: threads must be >= 0 (0: all), got " + std::to_string(threads));
-  if (reward_label && !reward_weights.empty()) {
-    throw Error("eval options: reward_label and reward_weights are exclusive: give one");
-  }
-  if (reward_label && *reward_label < 0) {
-    throw Error("eval options: reward_label must be >= 0, got " + std::to_string(*reward_label));
-  }
-  for (const double w : reward_weights) {
-    if (!std::isfinite(w)) throw Error("eval options: reward_weights must be finite numbers");
-  }
+  validate_reward_choice(reward_label, reward_weights, "eval options");
 }
 
 EvalResult evaluate(RewardModel& model, const std::vector<TokenizedPair>& pairs, const EvalOptions& options) {

@@ -48,6 +48,18 @@ ScoreStats& ScoreStats::operator+=(const ScoreStats& o) {
   return *this;
 }
 
+void validate_reward_choice(const std::optional<std::int64_t>& label, const std::vector<double>& weights,
+                            const std::string& what) {
+  auto fail = [&](const std::string& field, const std::string& message) {
+    throw Error(what + ": " + field + " " + message);
+  };
+  if (label && !weights.empty()) fail("reward_label", "and reward_weights are exclusive: give one");
+  if (label && *label < 0) fail("reward_label", "must be >= 0, got " + std::to_string(*label));
+  for (const double w : weights) {
+    if (!std::isfinite(w)) fail("reward_weights", "must be finite numbers");
+  }
+}
+
 void ScoreOptions::validate() const {
   auto fail = [](const std::string& field, const std::string& message) {
     throw Error("score options: " + field + " " + message);
@@ -60,11 +72,7 @@ void ScoreOptions::validate() const {
     fail("min_shared_prefix", "must be >= 1, got " + std::to_string(min_shared_prefix));
   }
   if (threads < 0) fail("threads", "must be >= 0 (0: all), got " + std::to_string(threads));
-  if (reward_label && !reward_weights.empty()) fail("reward_label", "and reward_weights are exclusive: give one");
-  if (reward_label && *reward_label < 0) fail("reward_label", "must be >= 0, got " + std::to_string(*reward_label));
-  for (const double w : reward_weights) {
-    if (!std::isfinite(w)) fail("reward_weights", "must be finite numbers");
-  }
+  validate_reward_choice(reward_label, reward_weights, "score options");
   if (max_length && *max_length < 0) {
     fail("max_length", "must be >= 0 (0: as long as the model takes), got " + std::to_string(*max_length));
   }
@@ -364,9 +372,7 @@ std::vector<float> Scorer::run(const std::vector<const std::vector<TokenId>*>& s
       }
       out = model_->forward_rows(PackedBatch::from_segments(segments), rows);
     }
-    out = out.to(at::kCPU, at::kFloat);
-    if (label_weights_.defined()) out = at::matmul(out, label_weights_);  // (B, labels) -> (B)
-    out = out.reshape({-1}).contiguous();
+    out = finish(out.to(at::kCPU)).contiguous();
     const float* r = out.data_ptr<float>();
     for (std::size_t k = 0; k < batch_index.size(); ++k) {
       rewards[batch_index[k]] = r[k];
@@ -380,11 +386,6 @@ std::vector<float> Scorer::run(const std::vector<const std::vector<TokenId>*>& s
     stats.attention_cells += cells;
   }
   stats.seconds += seconds_since(start);
-
-  if (options_.normalize) {
-    const auto mean = static_cast<float>(*reward_mean_), std = static_cast<float>(*reward_std_);
-    for (float& r : rewards) r = (r - mean) / std;  // NaN stays NaN
-  }
   return rewards;
 }
 
@@ -402,7 +403,10 @@ at::Tensor Scorer::finish(at::Tensor out) const {
   out = out.to(at::kFloat);
   if (label_weights_.defined()) out = at::matmul(out, label_weights_.to(out.device()));  // (B, labels) -> (B)
   out = out.reshape({-1});
-  if (options_.normalize) out = (out - *reward_mean_) / *reward_std_;
+  if (options_.normalize) {
+    const auto mean = static_cast<float>(*reward_mean_), std = static_cast<float>(*reward_std_);
+    out = (out - mean) / std;  // NaN stays NaN
+  }
   return out;
 }
 
@@ -439,7 +443,7 @@ at::Tensor Scorer::score_padded(const at::Tensor& input_ids, const at::Tensor& a
   const at::Tensor lengths = mask.sum(1);
   const at::Tensor first = at::where(mask, col, at::full_like(col, L)).amin(1);
   const at::Tensor last = at::where(mask, col, at::full_like(col, -1)).amax(1);
-  const at::Tensor not_binary = attention_mask.ne(0).logical_and(attention_mask.ne(1)).sum(1);
+  const at::Tensor not_binary = mask.logical_and(attention_mask.ne(1)).sum(1);
   const auto vocab = model_->config().vocab_size;
   const at::Tensor bad_id = mask.logical_and(ids.lt(0).logical_or(ids.ge(vocab))).sum(1);
   const at::Tensor host = at::stack({lengths, first, last, not_binary.to(at::kLong), bad_id}).to(at::kCPU);

@@ -61,6 +61,21 @@ struct RewardService::Item {
   std::int64_t tokens = 0;
 };
 
+RewardService::Item RewardService::tokenized(const Conversation& conversation, std::optional<ChatFormat> text_format,
+                                             const std::string& where) const {
+  Item item;
+  TruncationStats stats;
+  try {
+    item.ids = tokenize_conversation(conversation, *scorer_->tokenizer(), scorer_->tokenize_options(), &stats,
+                                     text_format);
+  } catch (const std::exception& e) {
+    throw ClientError{400, where + ": " + e.what()};
+  }
+  item.truncated = stats.truncated > 0;
+  if (item.ids) item.tokens = static_cast<std::int64_t>(item.ids->size());
+  return item;
+}
+
 void ServeOptions::validate() const {
   auto fail = [](const std::string& field, const std::string& why) { throw Error("serve options: " + field + " " + why); };
   if (port < 0 || port > 65535) fail("port", "must be in [0, 65535], got " + std::to_string(port));
@@ -163,15 +178,7 @@ HttpReply RewardService::get_reward(const std::string& body) {
     const std::string where = "query[" + std::to_string(i) + "]";
     if (!q.is_string()) throw ClientError{400, where + ": expected a string, got " + std::string(q.type_name())};
     // The text as given: tokenizer(text), as openrm-score scores a text record.
-    TruncationStats stats;
-    try {
-      items[i].ids = tokenize_conversation({Message{"assistant", q.get<std::string>()}}, *tokenizer,
-                                           scorer_->tokenize_options(), &stats, ChatFormat::kPlain);
-    } catch (const std::exception& e) {
-      throw ClientError{400, where + ": " + e.what()};
-    }
-    items[i].truncated = stats.truncated > 0;
-    if (items[i].ids) items[i].tokens = static_cast<std::int64_t>(items[i].ids->size());
+    items[i] = tokenized({Message{"assistant", q.get<std::string>()}}, ChatFormat::kPlain, where);
   }
   return rewards_for(items, /*openrlhf=*/true);
 }
@@ -226,15 +233,7 @@ HttpReply RewardService::score(const std::string& body) {
     } catch (const std::exception& e) {
       throw ClientError{400, e.what()};
     }
-    TruncationStats stats;
-    try {
-      items[i].ids = tokenize_conversation(record.conversation, *tokenizer, scorer_->tokenize_options(), &stats,
-                                           record.text_format);
-    } catch (const std::exception& e) {
-      throw ClientError{400, where + ": " + e.what()};
-    }
-    items[i].truncated = stats.truncated > 0;
-    if (items[i].ids) items[i].tokens = static_cast<std::int64_t>(items[i].ids->size());
+    items[i] = tokenized(record.conversation, record.text_format, where);
   }
   return rewards_for(items, /*openrlhf=*/false);
 }
@@ -249,7 +248,7 @@ HttpReply RewardService::rewards_for(std::vector<Item>& items, bool openrlhf) {
       ++dropped;
       continue;
     }
-    sequences.push_back(*item.ids);
+    sequences.push_back(std::move(*item.ids));  // item.ids stays engaged: only its presence is read below
   }
   if (tokens > options_.max_request_tokens) {
     throw ClientError{413, std::string(openrlhf ? "query" : "items") + ": " + std::to_string(tokens) +

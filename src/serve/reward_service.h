@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -70,6 +71,10 @@ class RewardService {
   HttpReply score(const std::string& body);
   HttpReply info() const;
   HttpReply rewards_for(std::vector<Item>& items, bool openrlhf);
+  // `conversation` tokenized and truncated as the Scorer does; a failure is
+  // a 400 naming `where`.
+  Item tokenized(const Conversation& conversation, std::optional<ChatFormat> text_format,
+                 const std::string& where) const;
   void count(const std::string& endpoint, int status, double seconds);
 
   std::shared_ptr<Scorer> scorer_;

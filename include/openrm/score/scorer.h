@@ -88,6 +88,12 @@ struct ScoreOptions {
   void validate() const;
 };
 
+// The reward_label / reward_weights rules shared by ScoreOptions and
+// EvalOptions: exclusive, a label >= 0, finite weights. Throws
+// openrm::Error "<what>: <field> <why>".
+void validate_reward_choice(const std::optional<std::int64_t>& label, const std::vector<double>& weights,
+                            const std::string& what);
+
 // Counts of one or more score_* calls (stats() adds them up).
 struct ScoreStats {
   std::int64_t sequences = 0;  // sequences scored
