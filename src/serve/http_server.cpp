@@ -66,9 +66,9 @@ int HttpServer::bind() {
   int port = options.port;
   if (port == 0) {
     port = server.bind_to_any_port(options.host);
-    if (port < 0) throw Error("openrm-serve: cannot bind " + options.host + " to any port");
+    if (port < 0) throw Error("cannot bind " + options.host + " to any port");
   } else if (!server.bind_to_port(options.host, port)) {
-    throw Error("openrm-serve: cannot bind " + options.host + ":" + std::to_string(port) +
+    throw Error("cannot bind " + options.host + ":" + std::to_string(port) +
                 " (in use, or not an address of this machine)");
   }
   // listen() again on a listening socket sets its backlog (Linux).
