@@ -6,7 +6,16 @@
 //               [--vocab 32000] [--steps 4] [--warmup 1] [--max-tokens 8192]
 //               [--max-length 1024] [--data FILE] [--tokenizer PATH] [--format hh]
 //               [--threads N] [--gemm 2048] [--gemm-repeat 5] [--profile-steps 1]
-//               [--json OUT]
+//               [--lora R] [--world-size N] [--json OUT]
+//
+// --lora R: LoRA adapters of rank R (alpha 2R) on every attention and MLP
+// projection, the base frozen, the head trained (openrm-train --lora-rank).
+// --world-size N: data parallel on c10d Gloo, as openrm-train under
+// torchrun: the run first benchmarks 1 process with N x --threads threads,
+// then N processes (ranks on loopback) with --threads each, on the same
+// batches, and prints both and the ratio. Each rank takes its token-balanced
+// share of every micro-batch and the gradients are summed in buckets while
+// backward runs (their wait counts in "backward").
 //
 // A random-init Llama (--arch qwen3: Qwen3) reward model of the given shape takes optimizer steps
 // exactly as the trainer's step does (src/train/trainer.cpp, grad_accum 1):
@@ -55,6 +64,13 @@
 #include "openrm/tokenizer/tokenizer.h"
 #include "openrm/train/losses.h"
 #include "openrm/train/optim.h"
+#include "openrm/models/lora.h"
+#include "openrm/train/distributed.h"
+#include "train/distributed.h"
+#include <sys/wait.h>
+#include <unistd.h>
+#include <filesystem>
+#include <fstream>
 #include "bench_common.h"
 #include "tool_main.h"
 
@@ -68,6 +84,8 @@ struct BenchOptions : CommonOptions {
   std::int64_t warmup = 1;
   std::int64_t profile_steps = 1;
   double lr = 1e-4;
+  std::int64_t lora = 0;
+  int world_size = 1;
 };
 
 // ---- FLOPs -------------------------------------------------------------------
@@ -161,7 +179,9 @@ struct StepTimes {
 
 class Stepper {
  public:
-  Stepper(std::shared_ptr<openrm::RewardModel> model, const BenchOptions& o) : model_(std::move(model)) {
+  Stepper(std::shared_ptr<openrm::RewardModel> model, const BenchOptions& o,
+          openrm::detail::Communicator* comm = nullptr)
+      : model_(std::move(model)), comm_(comm) {
     model_->train();
     auto groups = openrm::split_decay_groups(*model_, 0.0);
     openrm::AdamWOptions adam;
@@ -169,14 +189,38 @@ class Stepper {
     optimizer_ = openrm::make_adamw(groups, adam);
     params_ = groups.decay;
     params_.insert(params_.end(), groups.no_decay.begin(), groups.no_decay.end());
+    if (comm_) {
+      std::vector<at::Tensor> trainable;
+      for (const auto& p : model_->parameters()) {
+        if (p.requires_grad()) trainable.push_back(p);
+      }
+      reducer_ = std::make_unique<openrm::detail::GradientReducer>(*comm_, trainable, std::int64_t{25} << 20);
+    }
   }
 
   // One optimizer step on one micro-batch, phase by phase as the trainer does it.
-  StepTimes step(const std::vector<openrm::TokenizedPair>& pairs, const std::vector<std::int64_t>& indices,
+  StepTimes step(const std::vector<openrm::TokenizedPair>& pairs, const std::vector<std::int64_t>& batch,
                  double* loss_out) {
     StepTimes t;
     auto t0 = Clock::now();
     optimizer_->zero_grad();
+    // Data parallel: this rank's share, weighted as a part of the whole batch.
+    std::vector<std::int64_t> indices = batch;
+    if (comm_) {
+      std::vector<std::int64_t> tokens;
+      for (auto i : batch) {
+        const auto& p = pairs[static_cast<std::size_t>(i)];
+        tokens.push_back(static_cast<std::int64_t>(p.chosen.size() + p.rejected.size()));
+      }
+      indices = openrm::detail::rank_share(batch, tokens, comm_->rank(), comm_->world_size());
+    }
+    const double weight = static_cast<double>(indices.size()) / static_cast<double>(batch.size());
+    if (indices.empty()) {  // nothing to compute; still in the gradient sum
+      at::Tensor stats = torch::zeros({1}, at::kDouble);
+      reducer_->finish(stats, "a step");
+      *loss_out = stats[0].item<double>();
+      return finish_step(t, std::isfinite(*loss_out));
+    }
     openrm::PackedBatch packed = openrm::pack_pairs(pairs, indices);
     std::vector<float> margins;
     for (auto i : indices) margins.push_back(static_cast<float>(pairs[static_cast<std::size_t>(i)].margin));
@@ -191,12 +235,25 @@ class Stepper {
     t.phase[kForward] = seconds_since(t0);
 
     t0 = Clock::now();
-    pl.loss.backward();
+    double step_loss = loss;
+    if (comm_) {
+      reducer_->arm();
+      (pl.loss * weight).backward();
+      at::Tensor stats = torch::full({1}, loss * weight, at::kDouble);
+      reducer_->finish(stats, "a step");
+      step_loss = stats[0].item<double>();
+    } else {
+      pl.loss.backward();
+    }
     (void)pl.accuracy.item<double>();
     t.phase[kBackward] = seconds_since(t0);
+    *loss_out = step_loss;
+    return finish_step(t, std::isfinite(step_loss));
+  }
 
-    t0 = Clock::now();
-    const bool finite = std::isfinite(loss) && openrm::grads_finite(params_);
+  StepTimes finish_step(StepTimes t, bool finite_loss) {
+    auto t0 = Clock::now();
+    const bool finite = finite_loss && openrm::grads_finite(params_);
     if (finite) openrm::clip_grad_norm(params_, 1.0);
     t.phase[kGrads] = seconds_since(t0);
 
@@ -204,15 +261,94 @@ class Stepper {
     if (finite) optimizer_->step();
     optimizer_->zero_grad();
     t.phase[kOptimizer] = seconds_since(t0);
-    *loss_out = loss;
     return t;
   }
 
  private:
   std::shared_ptr<openrm::RewardModel> model_;
+  openrm::detail::Communicator* comm_ = nullptr;
+  std::unique_ptr<openrm::detail::GradientReducer> reducer_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::vector<at::Tensor> params_;
 };
+
+// --world-size N: this program again, 1 process with N x threads, then N
+// ranks with `threads` each; both runs' figures and their ratio.
+int compare_world_sizes(int argc, char** argv, const BenchOptions& o) {
+  const int threads = o.threads > 0 ? o.threads : 1;
+  std::vector<std::string> base;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--world-size" || a == "--threads" || a == "--json") {
+      ++i;
+      continue;
+    }
+    if (a.rfind("--world-size=", 0) == 0 || a.rfind("--threads=", 0) == 0 || a.rfind("--json=", 0) == 0) continue;
+    base.push_back(a);
+  }
+  char exe[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n <= 0) throw openrm::Error("cannot find this program's path (/proc/self/exe)");
+  exe[n] = '\0';
+  const std::string dir = "/tmp/bench_train_world." + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  const auto run = [&](int world, int t, const std::string& json) {
+    const int port = 20000 + static_cast<int>(::getpid() % 20000);
+    std::vector<pid_t> pids;
+    for (int rank = 0; rank < world; ++rank) {
+      const pid_t pid = ::fork();
+      if (pid == 0) {
+        if (world > 1) {
+          ::setenv("WORLD_SIZE", std::to_string(world).c_str(), 1);
+          ::setenv("RANK", std::to_string(rank).c_str(), 1);
+          ::setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
+          ::setenv("LOCAL_WORLD_SIZE", std::to_string(world).c_str(), 1);
+          ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+          ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+        }
+        if (rank > 0) {
+          const std::string log = dir + "/rank" + std::to_string(rank) + ".log";
+          if (!std::freopen(log.c_str(), "w", stdout)) _exit(1);
+        }
+        std::vector<std::string> args = {exe};
+        args.insert(args.end(), base.begin(), base.end());
+        for (const std::string& a : {std::string("--threads"), std::to_string(t), std::string("--json"), json}) {
+          args.push_back(a);
+        }
+        std::vector<char*> cargs;
+        for (auto& a : args) cargs.push_back(a.data());
+        cargs.push_back(nullptr);
+        ::execv(exe, cargs.data());
+        _exit(127);
+      }
+      pids.push_back(pid);
+    }
+    bool ok = true;
+    for (pid_t pid : pids) {
+      int status = 0;
+      ::waitpid(pid, &status, 0);
+      ok = ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    }
+    if (!ok) throw openrm::Error("a run with " + std::to_string(world) + " rank(s) failed (logs in " + dir + ")");
+    return Json::parse(openrm::read_text_file(json));
+  };
+  std::printf("==== 1 process x %d threads\n", threads * o.world_size);
+  std::fflush(stdout);
+  const Json one = run(1, threads * o.world_size, dir + "/one.json");
+  std::printf("\n==== %d ranks (c10d Gloo, loopback) x %d thread(s)\n", o.world_size, threads);
+  std::fflush(stdout);
+  const Json many = run(o.world_size, threads, dir + "/many.json");
+  const double a = one.at("tokens_per_s").get<double>(), b = many.at("tokens_per_s").get<double>();
+  std::printf("\ndata parallel: 1 process x %d threads %.0f tokens/s; %d ranks x %d thread(s) %.0f tokens/s; "
+              "ratio %.2fx (same batches, same machine, this run)\n",
+              threads * o.world_size, a, o.world_size, threads, b, b / a);
+  if (!o.json_out.empty()) {
+    openrm::write_file_atomic(o.json_out, Json{{"one_process", one}, {"ranks", many}, {"world_size", o.world_size},
+                                               {"ratio", b / a}}.dump(2) + "\n");
+  }
+  std::filesystem::remove_all(dir);
+  return 0;
+}
 
 }  // namespace
 
@@ -229,7 +365,22 @@ int main(int argc, char** argv) {
   app.add_option("--synthetic-pairs", o.synthetic_pairs, "pairs drawn when the data is missing")
       ->capture_default_str();
   app.add_option("--lr", o.lr, "AdamW learning rate")->capture_default_str();
+  app.add_option("--lora", o.lora, "LoRA adapters of this rank, the base frozen (0: full training)")
+      ->capture_default_str();
+  app.add_option("--world-size", o.world_size,
+                 "data parallel: compare 1 process x N*threads with N ranks x threads (c10d Gloo)")
+      ->capture_default_str();
   return openrm::tools::run_tool("bench_train", app, argc, argv, [&] {
+    const openrm::DistributedEnv env = openrm::read_distributed_env();
+    if (o.world_size > 1 && !env.distributed()) {
+      compare_world_sizes(argc, argv, o);
+      return;
+    }
+    std::unique_ptr<openrm::detail::Communicator> comm;
+    if (env.distributed()) {
+      comm = std::make_unique<openrm::detail::Communicator>(env, c10::Device(c10::kCPU), std::chrono::seconds(600));
+      o.profile_steps = 0;
+    }
     if (o.hidden < 1 || o.layers < 1 || o.vocab < 2 || o.steps < 1 || o.warmup < 0 || o.profile_steps < 0 ||
         o.max_tokens < 1 || o.gemm < 1 || o.gemm_repeat < 1) {
       throw openrm::Error("--hidden, --layers, --steps, --max-tokens, --gemm and --gemm-repeat must be >= 1, "
@@ -256,7 +407,19 @@ int main(int argc, char** argv) {
     auto model = make_model(shape, std::max<std::int64_t>(4096, o.max_length), o.seed);
     model->set_pooling(openrm::Pooling::kLastToken);  // what the trainer does without a pad id
     const std::int64_t params_total = parameter_count(*model);
-    Stepper stepper(model, o);
+    if (o.lora > 0) {
+      openrm::LoraOptions lora;
+      lora.rank = o.lora;
+      lora.alpha = 2.0 * static_cast<double>(o.lora);
+      const auto layers = openrm::apply_lora(*model, lora, o.seed);
+      std::int64_t trainable = 0;
+      for (const auto& p : model->parameters()) {
+        if (p.requires_grad()) trainable += p.numel();
+      }
+      std::printf("LoRA: rank %lld on %zu layers, %lld trainable parameters of %lld\n", static_cast<long long>(o.lora),
+                  layers.size(), static_cast<long long>(trainable), static_cast<long long>(params_total));
+    }
+    Stepper stepper(model, o, comm.get());
 
     std::printf("data: %s\n", data.source.c_str());
     const Json lengths = length_stats(data.pairs);
@@ -428,6 +591,7 @@ int main(int argc, char** argv) {
                         {"matmul_flops_per_s", pwork.train_flops() / matmul_s}, {"phase_share", pphases},
                         {"top_ops", top}};
     }
-    if (!o.json_out.empty()) openrm::write_file_atomic(o.json_out, out.dump(2) + "\n");
+    if (comm) out["world_size"] = comm->world_size();
+    if (!o.json_out.empty() && (!comm || comm->rank() == 0)) openrm::write_file_atomic(o.json_out, out.dump(2) + "\n");
   });
 }

@@ -34,6 +34,9 @@ packages=(
   libpcre2-dev libutf8proc-dev
   # openrm-serve's HTTP server.
   libcpp-httplib-dev
+  # c10d's Gloo process group (data-parallel training on the CPU): the
+  # headers LibTorch's ProcessGroupGloo.hpp includes.
+  libgloo-dev
   # The reference the tokenizer tests compare token ids against.
   python3-sentencepiece
 )

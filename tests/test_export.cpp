@@ -2,7 +2,10 @@
 // openrm (a tokenizer trained on the demo data, the llama2 chat format) is
 // exported and read back by openrm (bit-equal scores, dtypes, shards) and by
 // transformers in the reference environment (same ids, rewards within 1e-4
-// in float32); inputs the export must refuse give one-line errors.
+// in float32); inputs the export must refuse give one-line errors. A LoRA
+// adapter folder exports merged onto its base: openrm and transformers score
+// the export as the adapted model, and its weights are PEFT's
+// merge_and_unload.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -11,6 +14,7 @@
 #include <openrm/io/file.h>
 #include <openrm/io/safetensors.h>
 #include <openrm/logging.h>
+#include <openrm/models/lora.h>
 #include <openrm/models/model_folder.h>
 #include <openrm/tokenizer/chat_format.h>
 #include <openrm/tokenizer/train_tokenizer.h>
@@ -25,6 +29,7 @@
 #include <memory>
 #include <set>
 #include <sys/wait.h>
+#include <torch/torch.h>
 
 #include "test_paths.h"
 #include "test_util.h"
@@ -560,6 +565,134 @@ TEST(ExportReference, TransformersGivesOpenrmsIdsAndRewards) {
   compare(ref.at("conversations"), chat_ids, "conversation");
   std::cout << "max |transformers - openrm| = " << max_diff << " over " << texts.size() + conversations.size()
             << " sequences\n";
+}
+
+// ---- a LoRA adapter folder exports merged ---------------------------------------
+
+std::vector<double> model_scores(RewardModel& model, const std::vector<std::vector<std::int64_t>>& sequences) {
+  torch::NoGradGuard no_grad;
+  std::vector<double> out;
+  for (const auto& s : sequences) out.push_back(model.forward(PackedBatch::from_sequences({s}))[0][0].item<double>());
+  return out;
+}
+
+double largest_diff(const std::vector<double>& a, const std::vector<double>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
+  return worst;
+}
+
+TEST(ExportLora, AnAdapterFolderExportsMergedAsPeftMergesIt) {
+  if (!test::tool_built("openrm-export")) GTEST_SKIP() << "openrm-export was not built";
+  test::TempDir tmp;
+  const std::string base = tmp.file("base"), adapter = tmp.file("adapter"), out = tmp.file("hf");
+  auto adapted = test::make_tiny_lora_adapter(base, adapter, /*with_tokenizer=*/true);
+  const auto sequences = test::tiny_sequences();
+  const auto ours = model_scores(*adapted, sequences);
+
+  auto run = test::run_tool("openrm-export", "--model '" + adapter + "' --output '" + out + "'", tmp);
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_NE(run.output.find("openrm-export: wrote " + out + " from " + adapter), std::string::npos) << run.output;
+  const WeightStore store = WeightStore::open_folder(out);
+  for (const auto& name : store.names()) EXPECT_EQ(name.find("lora_"), std::string::npos) << name;
+  EXPECT_FALSE(path_exists(out + "/adapter_config.json"));
+  EXPECT_TRUE(path_exists(out + "/tokenizer.model")) << "the base's tokenizer";
+  EXPECT_NE(read_text_file(out + "/README.md").find("merged onto its base model `" + base + "`"), std::string::npos);
+  auto exported = load_reward_model_folder(out);
+  ASSERT_TRUE(exported.tokenizer);
+  const auto openrm_scores = model_scores(*exported.model, sequences);
+  const double openrm_diff = largest_diff(openrm_scores, ours);
+  EXPECT_LE(openrm_diff, 1e-5);
+
+  // A base that is not where adapter_config.json says: --base-model-dir.
+  fs::copy(adapter, tmp.file("moved"), fs::copy_options::recursive);
+  Json config = read_json_file(tmp.file("moved/adapter_config.json"));
+  config["base_model_name_or_path"] = "some-org/some-base";
+  write_file_atomic(tmp.file("moved/adapter_config.json"), config.dump());
+  const std::string line = test::error_line(
+      test::run_tool("openrm-export", "--model '" + tmp.file("moved") + "' --output '" + tmp.file("o") + "'", tmp),
+      "openrm-export");
+  EXPECT_NE(line.find("field 'base_model_name_or_path': 'some-org/some-base' is not a folder here"), std::string::npos)
+      << line;
+  EXPECT_NE(line.find("--base-model-dir"), std::string::npos) << line;
+  EXPECT_FALSE(path_exists(tmp.file("o")));
+  run = test::run_tool("openrm-export",
+                       "--model '" + tmp.file("moved") + "' --base-model-dir '" + base + "' --output '" +
+                           tmp.file("o") + "'",
+                       tmp);
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_EQ(sha256_file(tmp.file("o/model.safetensors")), sha256_file(out + "/model.safetensors"));
+  // The card's base_model is a Hub id, never a local path.
+  EXPECT_EQ(read_text_file(out + "/README.md").find("base_model:"), std::string::npos);
+  EXPECT_NE(read_text_file(tmp.file("o/README.md")).find("\nbase_model: some-org/some-base\n"), std::string::npos);
+  // --base-model-dir is for adapter folders only; the output may not be the base.
+  EXPECT_NE(test::error_line(test::run_tool("openrm-export",
+                                            "--model '" + base + "' --base-model-dir '" + base + "' --output '" +
+                                                tmp.file("o2") + "'",
+                                            tmp),
+                             "openrm-export")
+                .find("is for a LoRA adapter folder"),
+            std::string::npos);
+  EXPECT_NE(test::error_line(test::run_tool("openrm-export", "--model '" + adapter + "' --output '" + base + "' --force",
+                                            tmp),
+                             "openrm-export")
+                .find("the output folder is the input folder " + base),
+            std::string::npos);
+
+  // transformers loads the export alone; PEFT merges the adapter into the
+  // same weights.
+  const std::string python = test::reference_python();
+  if (python.empty()) {
+    std::printf("[ export   ] openrm on the export: max |diff| %.3g; transformers and PEFT skipped: %s\n", openrm_diff,
+                test::kNoReferenceMessage);
+    GTEST_SKIP() << test::kNoReferenceMessage;
+  }
+  const std::string script = tmp.file("peft_merge.py");
+  test::write_bytes(script,
+                    "import json, sys\n"
+                    "try:\n"
+                    "    import torch\n"
+                    "    from peft import PeftModel\n"
+                    "    from safetensors.torch import load_file\n"
+                    "    from transformers import AutoModelForSequenceClassification\n"
+                    "except ImportError:\n"
+                    "    sys.exit(77)\n"
+                    "export_dir, base_dir, adapter_dir = sys.argv[1:4]\n"
+                    "sequences = json.loads(open(sys.argv[4]).read())\n"
+                    "def scores(model):\n"
+                    "    with torch.no_grad():\n"
+                    "        return [model(input_ids=torch.tensor([s])).logits[0, 0].item() for s in sequences]\n"
+                    "exported = AutoModelForSequenceClassification.from_pretrained(export_dir, dtype=torch.float32).eval()\n"
+                    "base = AutoModelForSequenceClassification.from_pretrained(base_dir, dtype=torch.float32)\n"
+                    "merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload().eval()\n"
+                    "theirs = merged.state_dict()\n"
+                    "written = load_file(export_dir + '/model.safetensors')\n"
+                    "diff = max(float((theirs[k].float() - written[k].float()).abs().max()) for k in written if k in theirs)\n"
+                    "print(json.dumps({'scores': scores(exported), 'peft_scores': scores(merged), 'weight_diff': diff,\n"
+                    "                  'only_peft': sorted(set(theirs) - set(written)),\n"
+                    "                  'only_export': sorted(set(written) - set(theirs))}))\n");
+  test::write_bytes(tmp.file("sequences.json"), Json(sequences).dump());
+  const std::string cmd = "'" + python + "' '" + script + "' '" + out + "' '" + base + "' '" + adapter + "' '" +
+                          tmp.file("sequences.json") + "' > '" + tmp.file("peft.json") + "' 2> '" +
+                          tmp.file("peft.log") + "'";
+  const int status = std::system(cmd.c_str());
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  if (code == 77) GTEST_SKIP() << test::kNoReferenceMessage;
+  ASSERT_EQ(code, 0) << read_text_file(tmp.file("peft.log"));
+  const Json ref = read_json_file(tmp.file("peft.json"));
+  EXPECT_EQ(ref.at("only_peft"), Json::array()) << "tensors of PEFT's merged model the export lacks";
+  EXPECT_EQ(ref.at("only_export"), Json::array()) << "tensors of the export PEFT's merged model lacks";
+  const double transformers_diff = largest_diff(ref.at("scores").get<std::vector<double>>(), ours);
+  const double peft_diff = largest_diff(ref.at("peft_scores").get<std::vector<double>>(), ours);
+  const double weight_diff = ref.at("weight_diff").get<double>();
+  std::printf("[ export   ] LoRA adapter exported merged, against the adapted model's %zu scores: openrm max |diff| "
+              "%.3g, transformers %.3g, PEFT merge_and_unload %.3g; weights against PEFT's merged state dict: max "
+              "|diff| %.3g\n",
+              ours.size(), openrm_diff, transformers_diff, peft_diff, weight_diff);
+  EXPECT_LE(transformers_diff, 1e-5);
+  EXPECT_LE(peft_diff, 1e-5);
+  EXPECT_LE(weight_diff, 1e-6);
 }
 
 }  // namespace

@@ -19,7 +19,13 @@
 #include <openrm/models/model_folder.h>
 #include <openrm/tokenizer/train_tokenizer.h>
 #include <openrm/train/optim.h>
+#include <openrm/train/distributed.h>
 #include <openrm/train/trainer.h>
+#include <openrm/io/safetensors.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <map>
+#include "train/distributed.h"
 
 #include <algorithm>
 #include <chrono>
@@ -158,6 +164,7 @@ std::vector<Json> step_lines(const std::string& dir, bool with_eval = false) {
   for (Json j : read_jsonl(join_path(dir, "metrics.jsonl"))) {
     if (j.contains("eval") && !with_eval) continue;
     j.erase("tokens_per_s");
+    j.erase("peak_memory_bytes");
     out.push_back(j);
   }
   return out;
@@ -1291,6 +1298,466 @@ TEST_F(TrainerCli, DegenerateRunsExitWithOneErrorLine) {
   EXPECT_TRUE(test::contains(line, "the same reward")) << line;
   line = error_line(run_tool(small_flags_with(tmp.file("o5"), {"--lr", "0"}), log));
   EXPECT_TRUE(test::contains(line, "'lr'")) << line;
+}
+
+// ---- data parallel (c10d Gloo on loopback) and LoRA -------------------------
+
+// A free TCP port on the loopback interface (bound, read, released).
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    throw std::runtime_error("no free port");
+  }
+  const int port = ntohs(addr.sin_port);
+  ::close(fd);
+  return port;
+}
+
+// Starts `world` openrm-train processes as torchrun would (RANK, WORLD_SIZE,
+// LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT); logs in
+// <log_prefix><rank>.log.
+std::vector<pid_t> spawn_ranks(int world, const std::vector<std::string>& flags, const std::string& log_prefix) {
+  const std::string port = std::to_string(free_port());
+  std::vector<pid_t> pids;
+  for (int rank = 0; rank < world; ++rank) {
+    ::setenv("WORLD_SIZE", std::to_string(world).c_str(), 1);
+    ::setenv("RANK", std::to_string(rank).c_str(), 1);
+    ::setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
+    ::setenv("LOCAL_WORLD_SIZE", std::to_string(world).c_str(), 1);
+    ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+    ::setenv("MASTER_PORT", port.c_str(), 1);
+    pids.push_back(spawn_tool(flags, log_prefix + std::to_string(rank) + ".log"));
+  }
+  for (const char* name : {"WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"}) {
+    ::unsetenv(name);
+  }
+  return pids;
+}
+
+// Runs the ranks to their end; each one's exit code.
+std::vector<int> run_ranks(int world, const std::vector<std::string>& flags, const std::string& log_prefix) {
+  std::vector<int> codes;
+  for (pid_t pid : spawn_ranks(world, flags, log_prefix)) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    codes.push_back(decode_status(status));
+  }
+  return codes;
+}
+
+// The largest difference between two folders' weights (model.safetensors
+// or adapter_model.safetensors), tensor by tensor; fails on other names.
+double max_weight_difference(const std::string& a, const std::string& b, const char* file = "model.safetensors") {
+  auto fa = SafetensorsFile::open(join_path(a, file));
+  auto fb = SafetensorsFile::open(join_path(b, file));
+  const auto names = [](const SafetensorsFile& f) {
+    std::vector<std::string> out;
+    for (const auto& e : f.entries()) out.push_back(e.name);
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  EXPECT_EQ(names(*fa), names(*fb));
+  double worst = 0;
+  for (const auto& name : names(*fa)) {
+    const at::Tensor x = fa->tensor(name).to(at::kDouble);
+    const at::Tensor y = fb->tensor(name).to(at::kDouble);
+    worst = std::max(worst, (x - y).abs().max().item<double>());
+  }
+  return worst;
+}
+
+// `f` with `extra` added; a flag with a value that `f` has already is replaced.
+std::vector<std::string> with_flags(std::vector<std::string> f, const std::vector<std::string>& extra) {
+  for (std::size_t i = 0; i < extra.size(); ++i) {
+    const bool has_value = i + 1 < extra.size() && extra[i + 1].rfind("--", 0) != 0;
+    const auto at = std::find(f.begin(), f.end(), extra[i]);
+    if (has_value && at != f.end() && at + 1 != f.end()) {
+      *(at + 1) = extra[++i];
+    } else {
+      f.push_back(extra[i]);
+      if (has_value) f.push_back(extra[++i]);
+    }
+  }
+  return f;
+}
+
+// Each step's loss and the final evaluation of two runs agree.
+void expect_same_trajectory(const std::string& a, const std::string& b, double tolerance) {
+  const auto la = step_lines(a, true), lb = step_lines(b, true);
+  ASSERT_EQ(la.size(), lb.size());
+  for (std::size_t i = 0; i < la.size(); ++i) {
+    SCOPED_TRACE(la[i].dump());
+    ASSERT_EQ(la[i].at("step"), lb[i].at("step"));
+    if (la[i].contains("eval")) {
+      const Json &x = la[i]["eval"], &y = lb[i]["eval"];
+      EXPECT_EQ(x.at("pairs"), y.at("pairs"));
+      // The tiny model's margins are ~1e-3: a pair within the tolerance of a
+      // tie may fall either way, one pair at most here.
+      EXPECT_LE(std::abs(x.at("accuracy").get<double>() - y.at("accuracy").get<double>()),
+                1.0 / x.at("pairs").get<double>() + 1e-9);
+      EXPECT_NEAR(x.at("loss").get<double>(), y.at("loss").get<double>(), tolerance);
+      EXPECT_NEAR(x.at("reward_mean").get<double>(), y.at("reward_mean").get<double>(), tolerance);
+    } else {
+      EXPECT_EQ(la[i].at("pairs"), lb[i].at("pairs"));
+      EXPECT_NEAR(la[i].at("loss").get<double>(), lb[i].at("loss").get<double>(), tolerance);
+      EXPECT_NEAR(la[i].at("grad_norm").get<double>(), lb[i].at("grad_norm").get<double>(), tolerance);
+      EXPECT_NEAR(la[i].at("lr").get<double>(), lb[i].at("lr").get<double>(), 1e-15);
+    }
+  }
+}
+
+TEST(DistributedEnv, TorchrunVariablesAreReadAndCheckedByName) {
+  auto env = [](std::map<std::string, std::string> vars) {
+    return [vars = std::move(vars)](const char* name) -> const char* {
+      auto it = vars.find(name);
+      return it == vars.end() ? nullptr : it->second.c_str();
+    };
+  };
+  // No WORLD_SIZE, or 1: one process, whatever else is set.
+  EXPECT_FALSE(read_distributed_env(env({{"RANK", "3"}})).distributed());
+  EXPECT_FALSE(read_distributed_env(env({{"WORLD_SIZE", "1"}, {"RANK", "x"}})).distributed());
+  const DistributedEnv e = read_distributed_env(env({{"WORLD_SIZE", "4"}, {"RANK", "3"}, {"LOCAL_RANK", "1"},
+                                                     {"LOCAL_WORLD_SIZE", "2"}, {"MASTER_ADDR", "node0"},
+                                                     {"MASTER_PORT", "29500"}}));
+  EXPECT_EQ(e.rank, 3);
+  EXPECT_EQ(e.world_size, 4);
+  EXPECT_EQ(e.local_rank, 1);
+  EXPECT_EQ(e.local_world_size, 2);
+  EXPECT_EQ(e.master_addr, "node0");
+  EXPECT_EQ(e.master_port, 29500);
+  EXPECT_EQ(e.store_port, 29500);
+  // Under torchrun's agent store, openrm's own store is on the next port.
+  EXPECT_EQ(read_distributed_env(env({{"WORLD_SIZE", "2"}, {"RANK", "0"}, {"MASTER_ADDR", "h"}, {"MASTER_PORT", "29500"},
+                                      {"TORCHELASTIC_USE_AGENT_STORE", "True"}}))
+                .store_port,
+            29501);
+  // One machine: LOCAL_RANK defaults to RANK.
+  EXPECT_EQ(read_distributed_env(env({{"WORLD_SIZE", "2"}, {"RANK", "1"}, {"MASTER_ADDR", "h"}, {"MASTER_PORT", "1"}}))
+                .local_rank,
+            1);
+  const std::map<std::string, std::string> good = {{"WORLD_SIZE", "2"}, {"RANK", "1"}, {"MASTER_ADDR", "h"},
+                                                   {"MASTER_PORT", "29500"}};
+  auto error = [&](std::map<std::string, std::string> change, const std::vector<std::string>& drop) {
+    auto vars = good;
+    for (auto& [k, v] : change) vars[k] = v;
+    for (auto& k : drop) vars.erase(k);
+    return test::error_of([&] { read_distributed_env(env(vars)); });
+  };
+  EXPECT_TRUE(test::contains(error({}, {"RANK"}), "RANK is not set"));
+  EXPECT_TRUE(test::contains(error({}, {"MASTER_ADDR"}), "MASTER_ADDR is not set"));
+  EXPECT_TRUE(test::contains(error({}, {"MASTER_PORT"}), "MASTER_PORT is not set"));
+  EXPECT_TRUE(test::contains(error({{"RANK", "2"}}, {}), "RANK=2 is not below WORLD_SIZE=2"));
+  EXPECT_TRUE(test::contains(error({{"RANK", "one"}}, {}), "RANK='one'"));
+  EXPECT_TRUE(test::contains(error({{"MASTER_PORT", "70000"}}, {}), "MASTER_PORT='70000'"));
+  EXPECT_TRUE(test::contains(error({{"WORLD_SIZE", "-2"}}, {}), "WORLD_SIZE='-2'"));
+  EXPECT_TRUE(test::contains(error({{"LOCAL_WORLD_SIZE", "1"}}, {}), "LOCAL_RANK is not set"));
+  EXPECT_TRUE(test::contains(error({{"LOCAL_WORLD_SIZE", "1"}, {"LOCAL_RANK", "1"}}, {}),
+                             "LOCAL_RANK=1 is not below LOCAL_WORLD_SIZE=1"));
+}
+
+TEST(DistributedShare, PairsAreDealtWholeAndBalancedByTokens) {
+  const std::vector<std::int64_t> indices = {10, 11, 12, 13, 14, 15, 16};
+  const std::vector<std::int64_t> tokens = {100, 90, 80, 50, 40, 30, 5};
+  std::vector<std::int64_t> all;
+  std::vector<std::int64_t> load;
+  for (int r = 0; r < 3; ++r) {
+    const auto share = detail::rank_share(indices, tokens, r, 3);
+    EXPECT_TRUE(std::is_sorted(share.begin(), share.end())) << "the batch's order";
+    std::int64_t t = 0;
+    for (auto i : share) t += tokens[static_cast<std::size_t>(i - 10)];
+    load.push_back(t);
+    all.insert(all.end(), share.begin(), share.end());
+  }
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(all, indices) << "every pair on exactly one rank";
+  // Longest first to the least loaded: {100,30,5}, {90,40}, {80,50}.
+  EXPECT_EQ(load, (std::vector<std::int64_t>{135, 130, 130}));
+  EXPECT_EQ(detail::rank_share(indices, tokens, 0, 1), indices);
+  // More ranks than pairs: some get none.
+  EXPECT_TRUE(detail::rank_share({7}, {3}, 1, 2).empty());
+}
+
+// The equality: a 2-rank job on loopback Gloo with the options of a
+// 1-process run (same global batch by construction) follows its trajectory
+// within float tolerance, with and without gradient accumulation and
+// gradient checkpointing (whose recomputed layers deliver gradients in
+// their own backward passes), and evaluates the same.
+TEST_F(TrainerCli, TwoGlooRanksFollowTheOneProcessTrajectory) {
+  const std::vector<std::vector<std::string>> variants = {
+      {"--grad-accum", "2", "--epochs", "2"},
+      {"--gradient-checkpointing", "--bucket-mb", "1"},
+      // One pair per micro-batch: rank 1 has no share and only joins the sums.
+      {"--max-tokens", "130", "--grad-accum", "3", "--max-steps", "5"},
+  };
+  for (std::size_t v = 0; v < variants.size(); ++v) {
+    SCOPED_TRACE(v);
+    const std::string one = tmp.file("one" + std::to_string(v)), two = tmp.file("two" + std::to_string(v));
+    const auto extra = with_flags({"--eval-data", assets().eval, "--eval-every", "4"}, variants[v]);
+    const ToolRun single = run_tool(with_flags(small_flags(one), extra), tmp.file("one.log"));
+    ASSERT_EQ(single.status, 0) << single.output;
+    const auto codes = run_ranks(2, with_flags(small_flags(two), extra), tmp.file("two-rank"));
+    const std::string log0 = test::read_bytes(tmp.file("two-rank0.log"));
+    const std::string log1 = test::read_bytes(tmp.file("two-rank1.log"));
+    ASSERT_EQ(codes, (std::vector<int>{0, 0})) << log0 << "\n---- rank 1:\n" << log1;
+    EXPECT_TRUE(test::contains(log0, "rank 0 of 2: gloo process group formed")) << log0;
+    EXPECT_TRUE(test::contains(log0, "wrote " + two)) << log0;
+    // Rank 1 trains in silence and writes nothing of its own.
+    EXPECT_FALSE(test::contains(log1, "wrote")) << log1;
+    EXPECT_FALSE(test::contains(log1, "effective configuration")) << log1;
+    const double worst = max_weight_difference(one, two);
+    std::printf("[ data parallel ] variant %zu: 2 ranks vs 1 process, largest weight difference %.3g\n", v, worst);
+    EXPECT_LT(worst, 1e-4);
+    expect_same_trajectory(one, two, 1e-4);
+    // The folder is the one-process run's, checkpoints included.
+    EXPECT_EQ(checkpoint_steps(one), checkpoint_steps(two));
+    Json config_one = Json::parse(read_text_file(join_path(one, "training_config.json")));
+    Json config_two = Json::parse(read_text_file(join_path(two, "training_config.json")));
+    config_one.erase("output_dir");
+    config_two.erase("output_dir");
+    EXPECT_EQ(config_one, config_two);
+  }
+}
+
+// A checkpoint is the global state: a run resumes from it with another
+// number of ranks and ends where the uninterrupted run ends.
+TEST_F(TrainerCli, ResumeWithAnotherNumberOfRanks) {
+  const auto extra = std::vector<std::string>{"--epochs", "2", "--save-every", "5"};
+  const std::string reference = tmp.file("reference");
+  ASSERT_EQ(run_tool(with_flags(small_flags(reference), extra), tmp.file("ref.log")).status, 0);
+  const auto steps = checkpoint_steps(reference);
+  ASSERT_GE(steps.size(), 2u);
+  for (int first : {2, 1}) {
+    SCOPED_TRACE("first run with " + std::to_string(first) + " rank(s)");
+    const std::string out = tmp.file("resumed" + std::to_string(first));
+    const auto flags = with_flags(small_flags(out), extra);
+    const auto codes = first == 1 ? std::vector<int>{run_tool(flags, tmp.file("a.log")).status}
+                                  : run_ranks(2, flags, tmp.file("a"));
+    ASSERT_EQ(codes, std::vector<int>(static_cast<std::size_t>(first), 0));
+    // As if stopped after the second-newest checkpoint.
+    fs::remove_all(checkpoint_dir(out, steps.back()));
+    const std::int64_t from = checkpoint_steps(out).back();
+    const int second = 3 - first;
+    std::string log;
+    if (second == 1) {
+      const ToolRun r = run_tool(flags, tmp.file("b.log"));
+      ASSERT_EQ(r.status, 0) << r.output;
+      log = r.output;
+    } else {
+      ASSERT_EQ(run_ranks(2, flags, tmp.file("b")), (std::vector<int>{0, 0})) << test::read_bytes(tmp.file("b0.log"));
+      log = test::read_bytes(tmp.file("b0.log"));
+    }
+    EXPECT_TRUE(test::contains(log, "resumed from " + checkpoint_dir(out, from))) << log;
+    const double worst = max_weight_difference(reference, out);
+    std::printf("[ data parallel ] %d rank(s) then %d: largest weight difference to one process %.3g\n", first,
+                second, worst);
+    EXPECT_LT(worst, 1e-4);
+  }
+}
+
+// A rank killed, or stopped, mid-run: the other stops within the timeout
+// with a message naming it, and the newest checkpoint stays whole.
+TEST_F(TrainerCli, ADeadOrHungRankStopsTheOtherNamingIt) {
+  for (const int signal : {SIGKILL, SIGSTOP}) {
+    SCOPED_TRACE(signal == SIGKILL ? "killed" : "stopped");
+    const std::string out = tmp.file(signal == SIGKILL ? "killed" : "stopped");
+    const double timeout = signal == SIGKILL ? 60 : 6;
+    const auto flags = with_flags(small_flags(out), {"--epochs", "50", "--save-every", "1", "--dist-timeout",
+                                                     std::to_string(static_cast<int>(timeout))});
+    const auto pids = spawn_ranks(2, flags, tmp.file("fault"));
+    const auto newest = [&] {
+      const auto steps = checkpoint_steps(out);
+      return steps.empty() ? std::int64_t{0} : steps.back();
+    };
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (newest() < 2 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_GE(newest(), 2) << test::read_bytes(tmp.file("fault0.log"));
+    ::kill(pids[1], signal);
+    const auto t0 = std::chrono::steady_clock::now();
+    const int end = test::kill_when(pids[0], [] { return false; }, /*timeout_s=*/timeout + 30);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ::kill(pids[1], SIGKILL);
+    ::waitpid(pids[1], nullptr, 0);
+    const std::string log = test::read_bytes(tmp.file("fault0.log"));
+    std::printf("[ data parallel ] rank 1 %s: rank 0 stopped after %.1f s\n", signal == SIGKILL ? "killed" : "stopped",
+                seconds);
+    EXPECT_EQ(end, 1) << log;
+    EXPECT_LT(seconds, timeout + 15) << log;
+    const std::string line = error_line({end, log});
+    EXPECT_TRUE(test::contains(line, "data-parallel training stopped")) << line;
+    EXPECT_TRUE(test::contains(line, "rank 1 is gone")) << line;
+    expect_complete_checkpoints(out, 1000000);
+    EXPECT_NO_THROW(load_reward_model(checkpoint_dir(out, newest())));
+  }
+}
+
+// Wrong torchrun variables: one error line naming the variable, before any work.
+TEST_F(TrainerCli, BadDistributedEnvironmentIsOneErrorLine) {
+  const std::string out = tmp.file("out");
+  ::setenv("WORLD_SIZE", "2", 1);
+  ToolRun r = run_tool(small_flags(out), tmp.file("a.log"));
+  EXPECT_TRUE(test::contains(error_line(r), "RANK is not set")) << r.output;
+  ::setenv("RANK", "0", 1);
+  ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+  ::setenv("MASTER_PORT", "http", 1);
+  r = run_tool(small_flags(out), tmp.file("b.log"));
+  EXPECT_TRUE(test::contains(error_line(r), "MASTER_PORT='http'")) << r.output;
+  // Nobody else joins: the rendezvous gives up after --dist-timeout.
+  ::setenv("MASTER_PORT", std::to_string(free_port()).c_str(), 1);
+  r = run_tool(with_flags(small_flags(out), {"--dist-timeout", "2"}), tmp.file("c.log"));
+  EXPECT_TRUE(test::contains(error_line(r), "not all 2 ranks joined the gloo process group within 2 s")) << r.output;
+  for (const char* name : {"WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT"}) ::unsetenv(name);
+  EXPECT_FALSE(path_exists(join_path(out, "metrics.jsonl")));
+}
+
+// torchrun itself (the reference environment's) launches the ranks.
+TEST_F(TrainerCli, TorchrunLaunchesTheRanks) {
+  const std::string python = test::reference_python();
+  if (python.empty()) GTEST_SKIP() << test::kNoReferenceMessage;
+  const std::string torchrun = fs::path(python).parent_path().string() + "/torchrun";
+  if (!path_exists(torchrun)) GTEST_SKIP() << torchrun << " is absent";
+  const std::string one = tmp.file("one"), two = tmp.file("two");
+  ASSERT_EQ(run_tool(small_flags(one), tmp.file("one.log")).status, 0);
+  std::string command = torchrun + " --nproc-per-node 2 --master-port " + std::to_string(free_port()) +
+                        " --no-python " + tool_path();
+  for (const auto& f : small_flags(two)) command += " '" + f + "'";
+  const std::string log = tmp.file("torchrun.log");
+  const int status = std::system((command + " > '" + log + "' 2>&1").c_str());
+  ASSERT_EQ(status, 0) << test::read_bytes(log);
+  EXPECT_TRUE(test::contains(test::read_bytes(log), "rank 0 of 2: gloo process group formed")) << test::read_bytes(log);
+  EXPECT_LT(max_weight_difference(one, two), 1e-4);
+}
+
+// openrm-train --lora-rank: adapters and the head trained over a frozen
+// base, written as a PEFT adapter folder that PEFT loads with openrm's
+// scores; resume, gradient checkpointing and two ranks with it.
+TEST_F(TrainerCli, LoraTrainsAdaptersAndTheHeadIntoAPeftFolder) {
+  // The base: a small reward model trained here, a full HF folder.
+  const std::string base = tmp.file("base");
+  ASSERT_EQ(run_tool(small_flags(base), tmp.file("base.log")).status, 0);
+  const std::string base_sha = model_sha(base);
+  const auto lora_flags = [&](const std::string& out, const std::vector<std::string>& extra) {
+    std::vector<std::string> f = small_flags_with(out, {"--epochs", "2", "--save-every", "5", "--eval-data",
+                                                        assets().eval, "--lora-rank", "4", "--lora-alpha", "8"});
+    const auto at = std::find(f.begin(), f.end(), "--init-config");
+    at[0] = "--init-model";
+    at[1] = base;
+    f.erase(std::find(f.begin(), f.end(), "--tokenizer"), std::find(f.begin(), f.end(), "--tokenizer") + 2);
+    return with_flags(f, extra);
+  };
+  const std::string out = tmp.file("lora");
+  const ToolRun r = run_tool(lora_flags(out, {}), tmp.file("lora.log"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(test::contains(r.output, "LoRA: rank 4")) << r.output;
+  EXPECT_TRUE(test::contains(r.output, "memory: about")) << r.output;
+  EXPECT_EQ(model_sha(base), base_sha) << "the base is left alone";
+  EXPECT_FALSE(path_exists(join_path(out, "model.safetensors")));
+  const Json config = Json::parse(read_text_file(join_path(out, "adapter_config.json")));
+  EXPECT_EQ(config.at("r"), 4);
+  EXPECT_EQ(config.at("lora_alpha").get<double>(), 8.0);
+  EXPECT_EQ(config.at("task_type"), "SEQ_CLS");
+  EXPECT_EQ(config.at("base_model_name_or_path"), fs::absolute(base).lexically_normal().string());
+  // The head is trained: it differs from the base's.
+  auto adapter = SafetensorsFile::open(join_path(out, "adapter_model.safetensors"));
+  auto base_weights = SafetensorsFile::open(join_path(base, "model.safetensors"));
+  at::Tensor head;
+  for (const auto& e : adapter->entries()) {
+    if (e.name.find("score") != std::string::npos && e.name.find("lora") == std::string::npos) head = adapter->tensor(e.name);
+  }
+  ASSERT_TRUE(head.defined());
+  EXPECT_GT((head - base_weights->tensor("score.weight")).abs().max().item<double>(), 1e-3);
+  // Peak memory is in every step's metrics.
+  const auto lines = read_jsonl(join_path(out, "metrics.jsonl"));
+  ASSERT_FALSE(lines.empty());
+  EXPECT_GT(lines.front().value("peak_memory_bytes", std::int64_t{0}), 1 << 20);
+
+  // The folder loads (base + adapter, merged) and evaluates as the trainer did.
+  EvalOptions e;
+  e.threads = 1;
+  const EvalResult evaluated = evaluate_file(out, assets().eval, e);
+  const Json final_eval = step_lines(out, true).back().at("eval");
+  EXPECT_NEAR(evaluated.metrics.loss, final_eval.at("loss").get<double>(), 1e-5);
+
+  // PEFT on transformers' base gives openrm's rewards for the same tokens.
+  const std::string python = test::reference_python();
+  if (!python.empty()) {
+    Json sequences = Json::array();
+    std::vector<double> ours;
+    auto merged = load_reward_model(out);
+    merged->eval();
+    ReadOptions read;
+    read.max_records = 6;
+    TokenizeOptions t;
+    t.max_length = 64;
+    const auto pairs = tokenize_pairs(read_preferences(assets().eval, read).pairs, *assets().tok, t).pairs;
+    for (const auto& p : pairs) {
+      sequences.push_back(p.chosen);
+      torch::NoGradGuard no_grad;
+      ours.push_back(merged->score({std::vector<std::int64_t>(p.chosen.begin(), p.chosen.end())})[0]);
+    }
+    const std::string script = tmp.file("peft_scores.py"), seq = tmp.file("seq.json"), got = tmp.file("peft.json");
+    test::write_bytes(seq, sequences.dump());
+    test::write_bytes(script,
+                      "import json, sys, torch\n"
+                      "from peft import PeftModel\n"
+                      "from transformers import AutoModelForSequenceClassification\n"
+                      "base = AutoModelForSequenceClassification.from_pretrained(sys.argv[1], dtype=torch.float32)\n"
+                      "model = PeftModel.from_pretrained(base, sys.argv[2]).eval()\n"
+                      "with torch.no_grad():\n"
+                      "    print(json.dumps([model(input_ids=torch.tensor([s])).logits[0, 0].item() "
+                      "for s in json.load(open(sys.argv[3]))]))\n");
+    const int status = std::system(("'" + python + "' '" + script + "' '" + base + "' '" + out + "' '" + seq +
+                                    "' > '" + got + "' 2> '" + tmp.file("peft.log") + "'").c_str());
+    ASSERT_EQ(status, 0) << test::read_bytes(tmp.file("peft.log"));
+    const auto peft = Json::parse(test::read_bytes(got)).get<std::vector<double>>();
+    ASSERT_EQ(peft.size(), ours.size());
+    double worst = 0;
+    for (std::size_t i = 0; i < ours.size(); ++i) worst = std::max(worst, std::abs(peft[i] - ours[i]));
+    std::printf("[ lora train ] PEFT 0.21 on the trained adapter vs openrm: max |diff| %.3g\n", worst);
+    EXPECT_LT(worst, 1e-4);
+  } else {
+    std::printf("[ lora train ] PEFT comparison skipped: %s\n", test::kNoReferenceMessage);
+  }
+
+  // Resume: from the second-newest checkpoint to the same adapter.
+  const auto steps = checkpoint_steps(out);
+  ASSERT_GE(steps.size(), 2u);
+  const std::string resumed = tmp.file("lora-resumed");
+  fs::copy(out, resumed, fs::copy_options::recursive);
+  fs::remove_all(checkpoint_dir(resumed, steps.back()));
+  const ToolRun again = run_tool(lora_flags(resumed, {}), tmp.file("resumed.log"));
+  ASSERT_EQ(again.status, 0) << again.output;
+  EXPECT_TRUE(test::contains(again.output, "resumed from")) << again.output;
+  EXPECT_LE(max_weight_difference(out, resumed, "adapter_model.safetensors"), 1e-6);
+
+  // Gradient checkpointing with LoRA recomputes the same thing.
+  const std::string checkpointed = tmp.file("lora-ckpt");
+  ASSERT_EQ(run_tool(lora_flags(checkpointed, {"--gradient-checkpointing"}), tmp.file("ckpt.log")).status, 0);
+  EXPECT_LE(max_weight_difference(out, checkpointed, "adapter_model.safetensors"), 1e-5);
+
+  // Two ranks with LoRA follow the one-process run.
+  const std::string two = tmp.file("lora-two");
+  ASSERT_EQ(run_ranks(2, lora_flags(two, {}), tmp.file("lora-rank")), (std::vector<int>{0, 0}))
+      << test::read_bytes(tmp.file("lora-rank0.log"));
+  const double worst = max_weight_difference(out, two, "adapter_model.safetensors");
+  std::printf("[ lora train ] 2 ranks vs 1 process: largest adapter difference %.3g\n", worst);
+  EXPECT_LT(worst, 1e-4);
+
+  // The frozen base in bf16: training runs and lands near the fp32 run.
+  const std::string bf16 = tmp.file("lora-bf16");
+  const ToolRun b = run_tool(lora_flags(bf16, {"--lora-base-bf16"}), tmp.file("bf16.log"));
+  ASSERT_EQ(b.status, 0) << b.output;
+  const double bf16_loss = step_lines(bf16, true).back().at("eval").at("loss").get<double>();
+  std::printf("[ lora train ] final eval loss: fp32 base %.4f, bf16 base %.4f\n", final_eval.at("loss").get<double>(),
+              bf16_loss);
+  EXPECT_NEAR(bf16_loss, final_eval.at("loss").get<double>(), 0.05);
 }
 
 }  // namespace

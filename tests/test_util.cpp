@@ -15,6 +15,10 @@
 #include <stdexcept>
 #include <thread>
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include "openrm/models/lora.h"
 #include "openrm/models/reward_model.h"
 #include "openrm/tokenizer/train_tokenizer.h"
 #include "test_paths.h"
@@ -89,6 +93,39 @@ void make_tiny_model_folder(const std::string& dir, bool with_tokenizer) {
   model->init_weights(/*seed=*/5, /*std=*/0.2);
   save_reward_model(*model, dir);
   if (with_tokenizer) train_tiny_tokenizer(dir);
+}
+
+std::shared_ptr<RewardModel> make_tiny_lora_adapter(const std::string& base_dir, const std::string& adapter_dir,
+                                                    bool with_tokenizer) {
+  make_tiny_model_folder(base_dir, with_tokenizer);
+  auto model = load_reward_model(base_dir);
+  LoraOptions options;
+  options.rank = 4;
+  options.alpha = 8;
+  options.targets = {"q_proj", "v_proj", "down_proj"};
+  apply_lora(*model, options, /*seed=*/5);
+  {
+    torch::NoGradGuard no_grad;
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
+    for (auto& item : model->named_parameters()) {
+      if (item.key().find(".lora_B.") != std::string::npos || item.key() == "score.weight") {
+        item.value().add_(at::empty(item.value().sizes(), at::kFloat).normal_(0.0, 0.3, gen));
+      }
+    }
+  }
+  model->eval();
+  save_lora_adapter(*model, options, adapter_dir, base_dir);
+  return model;
+}
+
+std::vector<std::vector<std::int64_t>> tiny_sequences() {
+  std::vector<std::vector<std::int64_t>> out;
+  for (int n = 1; n <= 23; n += 2) {
+    std::vector<std::int64_t> s;
+    for (int i = 0; i < n; ++i) s.push_back(1 + (n * 7 + i * 13) % 63);
+    out.push_back(s);
+  }
+  return out;
 }
 
 ToolRun run_tool(const std::string& tool, const std::string& args, const TempDir& tmp) {

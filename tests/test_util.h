@@ -3,10 +3,15 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "openrm/io/config.h"
+
+namespace openrm {
+class RewardModel;
+}
 
 namespace openrm::test {
 
@@ -40,6 +45,18 @@ void train_tiny_tokenizer(const std::string& dir);
 // A random tiny_config Llama reward model (weights N(0, 0.2), seed 5) saved
 // in dir, with train_tiny_tokenizer's tokenizer unless with_tokenizer is false.
 void make_tiny_model_folder(const std::string& dir, bool with_tokenizer);
+
+// make_tiny_model_folder(base_dir, with_tokenizer), then rank-4 alpha-8 LoRA
+// adapters on its q_proj, v_proj and down_proj layers with B and the head
+// moved from their start as if trained (N(0, 0.3) added, seed 11), saved by
+// save_lora_adapter in adapter_dir (base_model_name_or_path = base_dir, no
+// tokenizer files). Returns the adapted model, in eval mode.
+std::shared_ptr<RewardModel> make_tiny_lora_adapter(const std::string& base_dir, const std::string& adapter_dir,
+                                                    bool with_tokenizer);
+
+// Sequences of token ids below 64 (tiny_config's vocabulary) of lengths 1
+// to 23, for scoring tiny models.
+std::vector<std::vector<std::int64_t>> tiny_sequences();
 
 // A command-line tool's run: exit status (-1 when it did not exit normally,
 // e.g. killed by a signal) and its stdout and stderr together.

@@ -1,10 +1,11 @@
 // openrm-export: a Hugging Face folder (config.json with a pad_token_id,
 // safetensors, tokenizer files with the chat template, openrm.json, a model
-// card) from an openrm model folder, trainer checkpoint or training output.
+// card) from an openrm model folder, trainer checkpoint, training output or
+// PEFT LoRA adapter folder (merged onto its base).
 //
 //   openrm-export --model DIR --output DIR [--dtype keep|fp32|bf16|fp16]
 //                 [--max-shard-size 5GB] [--force] [--overwrite-output-dir] [--tokenizer PATH]
-//                 [--pad-token-id N] [--license ID] [--base-model ID]
+//                 [--base-model-dir DIR] [--pad-token-id N] [--license ID] [--base-model ID]
 //                 [--log-level LEVEL]
 //
 // The folder is written beside the output and renamed into place; an
@@ -37,6 +38,7 @@ struct ExportCommand {
   std::int64_t pad_token_id = -1;
   std::string license;
   std::string base_model;
+  std::string base_model_dir;
   std::string log_level = "info";
 };
 
@@ -56,11 +58,12 @@ void run_export(const ExportCommand& cmd) {
   rules.markers = {"openrm.json"};
   rules.kind = "an openrm model folder";
   rules.overwrite = cmd.overwrite_output_dir;
-  openrm::check_output_folder(cmd.output, {cmd.model, cmd.tokenizer}, rules);
+  openrm::check_output_folder(cmd.output, {cmd.model, cmd.tokenizer, cmd.base_model_dir}, rules);
   options.tokenizer = cmd.tokenizer;
   if (cmd.pad_token_id >= 0) options.pad_token_id = cmd.pad_token_id;
   options.license = cmd.license;
   options.base_model = cmd.base_model;
+  options.base_model_dir = cmd.base_model_dir;
   const openrm::ExportResult r = openrm::export_model(options);
   std::cout << kTool << ": wrote " << r.output_dir << " from " << r.source << ": " << r.tensors << " tensors ("
             << r.dtype << ", " << r.weight_bytes << " bytes), pad_token_id " << r.pad_token_id << ", chat format "
@@ -72,8 +75,10 @@ void run_export(const ExportCommand& cmd) {
 
 int main(int argc, char** argv) {
   ExportCommand cmd;
-  CLI::App app{"Export an openrm model, checkpoint or training output as a Hugging Face folder."};
-  app.add_option("--model", cmd.model, "model folder, trainer checkpoint or training output folder")->required();
+  CLI::App app{"Export an openrm model, checkpoint, training output or LoRA adapter as a Hugging Face folder."};
+  app.add_option("--model", cmd.model,
+                 "model folder, trainer checkpoint, training output folder or LoRA adapter folder")
+      ->required();
   app.add_option("--output", cmd.output, "folder to write (must not exist or be empty, unless --force)")
       ->required();
   app.add_option("--dtype", cmd.dtype, "dtype of the exported weights")
@@ -88,6 +93,9 @@ int main(int argc, char** argv) {
   app.add_option("--tokenizer", cmd.tokenizer,
                  "tokenizer folder, tokenizer.json or .model file, when the model has none (default: the model's, or its "
                  "training run's)");
+  app.add_option("--base-model-dir", cmd.base_model_dir,
+                 "for a LoRA adapter folder: its base model folder (default: adapter_config.json's "
+                 "base_model_name_or_path)");
   app.add_option("--pad-token-id", cmd.pad_token_id,
                  "pad_token_id when config.json has none (default: the tokenizer's pad, else eos)")
       ->check(openrm::tools::integer_at_least(0));
@@ -95,7 +103,7 @@ int main(int argc, char** argv) {
   app.add_option("--base-model", cmd.base_model, "the model card's base_model (a Hub model id)");
   app.add_option("--log-level", cmd.log_level, "debug, info, warn, error or off")->capture_default_str();
 
-  openrm::tools::group_options(app, {{"Input", {"--model", "--tokenizer"}},
+  openrm::tools::group_options(app, {{"Input", {"--model", "--tokenizer", "--base-model-dir"}},
                                      {"Model", {"--dtype", "--pad-token-id", "--license", "--base-model"}},
                                      {"Output", {"--output", "--max-shard-size", "--force", "--overwrite-output-dir"}},
                                      {"Other", {"--log-level"}}});

@@ -20,6 +20,7 @@
 #include "openrm/io/file.h"
 #include "openrm/logging.h"
 #include "openrm/runtime.h"
+#include "openrm/train/distributed.h"
 #include "openrm/train/trainer.h"
 #include "tool_main.h"
 
@@ -77,6 +78,20 @@ void add_options(CLI::App& app, openrm::TrainOptions& o, std::string& config_pat
   app.add_option("--use-margin", o.use_margin, "use the data's per-pair margin (true/false)")->capture_default_str();
   app.add_flag("--gradient-checkpointing", o.gradient_checkpointing,
                "recompute layer activations in backward (less memory, ~1 extra forward)");
+  app.add_option("--lora-rank", o.lora_rank, "train LoRA adapters of this rank, the base frozen (0: every weight)")
+      ->capture_default_str();
+  app.add_option("--lora-alpha", o.lora_alpha, "LoRA scaling alpha (the adapters are scaled by alpha / rank)")
+      ->capture_default_str();
+  app.add_option("--lora-dropout", o.lora_dropout, "dropout on the LoRA adapters' input")->capture_default_str();
+  app.add_option("--lora-targets", o.lora_targets, "layers to adapt, by name (comma-separated)")
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_flag("--lora-base-bf16", o.lora_base_bf16, "keep the frozen base weights in bf16 (LoRA only)");
+  app.add_option("--dist-timeout", o.dist_timeout,
+                 "data parallel: seconds a rank waits for the others before it stops")
+      ->capture_default_str();
+  app.add_option("--bucket-mb", o.bucket_mb, "data parallel: gradient all-reduce bucket size in MiB")
+      ->capture_default_str();
   app.add_option("--eval-every", o.eval_every, "evaluate every N steps (0: at the end)")->capture_default_str();
   app.add_option("--save-every", o.save_every, "checkpoint every N steps (0: at the end)")->capture_default_str();
   app.add_option("--keep-checkpoints", o.keep_checkpoints, "checkpoints kept")->capture_default_str();
@@ -146,8 +161,10 @@ int main(int argc, char** argv) {
             {"Training", {"--seed", "--shuffle", "--lr", "--weight-decay", "--beta1", "--beta2", "--eps",
                           "--schedule", "--warmup-steps", "--min-lr-ratio", "--epochs", "--max-steps",
                           "--grad-accum", "--max-grad-norm", "--center-rewards-coefficient", "--use-margin",
-                          "--eval-every", "--max-bad-steps"}},
-            {"Performance", {"--max-tokens", "--gradient-checkpointing", "--threads", "--device", "--dtype"}},
+                          "--eval-every", "--max-bad-steps", "--lora-rank", "--lora-alpha", "--lora-dropout",
+                          "--lora-targets", "--lora-base-bf16"}},
+            {"Performance", {"--max-tokens", "--gradient-checkpointing", "--threads", "--device", "--dtype",
+                             "--dist-timeout", "--bucket-mb"}},
             {"Other", {"--log-level"}}});
   return openrm::tools::run_tool(kTool, app, argc, argv, [&] {
     openrm::set_log_level(openrm::parse_log_level(log_level));
@@ -156,9 +173,14 @@ int main(int argc, char** argv) {
     openrm::tools::warn_if_too_many_threads(kTool, options.threads);
     openrm::check_device(options.device);
     check_output_dir(options, config_from_argv, overwrite_output_dir);
-    std::cout << kTool << ": effective configuration:\n"
-              << openrm::train_options_json(options).dump(2) << std::endl;
+    // Under torchrun every rank runs this; rank 0 speaks for the job.
+    const bool rank0 = openrm::read_distributed_env().rank == 0;
+    if (rank0) {
+      std::cout << kTool << ": effective configuration:\n"
+                << openrm::train_options_json(options).dump(2) << std::endl;
+    }
     const openrm::TrainResult r = openrm::train_reward_model(options);
+    if (!rank0) return;
     std::cout << kTool << ": wrote " << r.output_dir << " after " << r.steps << " steps ("
               << r.skipped_steps << " skipped), " << r.train_pairs << " training pairs";
     if (r.has_eval) {

@@ -10,6 +10,7 @@
 #include "logging.h"
 #include "openrm/error.h"
 #include "openrm/io/file.h"
+#include "openrm/models/lora.h"
 #include "openrm/models/model_folder.h"
 #include "openrm/score/scorer.h"
 #include "openrm/tokenizer/tokenizer.h"
@@ -63,6 +64,20 @@ void EvalOptions::validate() const {
   validate_reward_choice(reward_label, reward_weights, "eval options");
 }
 
+PreferenceMetrics pair_metrics(const std::vector<TokenizedPair>& pairs, const std::vector<float>& chosen,
+                               const std::vector<float>& rejected, int calibration_bins) {
+  std::vector<ScoredPair> scored(pairs.size());
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    ScoredPair& s = scored[i];
+    s.chosen = chosen[i];
+    s.rejected = rejected[i];
+    s.margin = pairs[i].has_margin ? pairs[i].margin : 0.0;
+    s.chosen_length = static_cast<std::int64_t>(pairs[i].chosen.size());
+    s.rejected_length = static_cast<std::int64_t>(pairs[i].rejected.size());
+  }
+  return compute_preference_metrics(scored, calibration_bins);
+}
+
 EvalResult evaluate(RewardModel& model, const std::vector<TokenizedPair>& pairs, const EvalOptions& options) {
   options.validate();
   const auto start = Clock::now();
@@ -98,16 +113,7 @@ EvalResult evaluate(RewardModel& model, const std::vector<TokenizedPair>& pairs,
     result.batches = scorer.stats().batches;
   }
 
-  std::vector<ScoredPair> scored(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    ScoredPair& s = scored[i];
-    s.chosen = chosen[i];
-    s.rejected = rejected[i];
-    s.margin = pairs[i].has_margin ? pairs[i].margin : 0.0;
-    s.chosen_length = static_cast<std::int64_t>(pairs[i].chosen.size());
-    s.rejected_length = static_cast<std::int64_t>(pairs[i].rejected.size());
-  }
-  result.metrics = compute_preference_metrics(scored, options.calibration_bins);
+  result.metrics = pair_metrics(pairs, chosen, rejected, options.calibration_bins);
   if (options.keep_rewards) {
     result.rewards.resize(n);
     for (std::size_t i = 0; i < n; ++i) {
@@ -116,8 +122,8 @@ EvalResult evaluate(RewardModel& model, const std::vector<TokenizedPair>& pairs,
       out.line = pairs[i].line;
       out.chosen = chosen[i];
       out.rejected = rejected[i];
-      out.chosen_length = scored[i].chosen_length;
-      out.rejected_length = scored[i].rejected_length;
+      out.chosen_length = static_cast<std::int64_t>(pairs[i].chosen.size());
+      out.rejected_length = static_cast<std::int64_t>(pairs[i].rejected.size());
     }
   }
   result.seconds = seconds_since(start);
@@ -130,9 +136,10 @@ EvalResult evaluate_file(const std::string& model_dir, const std::string& data_p
   const auto start = Clock::now();
   if (!path_exists(model_dir)) throw Error(model_dir + ": no such model folder");
   if (!is_directory(model_dir)) throw Error(model_dir + ": not a folder (expected a model folder)");
-  if (options.tokenizer.empty() && !has_tokenizer(model_dir)) {
-    throw Error(model_dir + ": the model folder has no tokenizer (no tokenizer.json or tokenizer.model); "
-                "give one with --tokenizer PATH (EvalOptions::tokenizer)");
+  if (options.tokenizer.empty() && model_tokenizer_folder(model_dir, options.load).empty()) {
+    throw Error(model_dir + ": the model folder has no tokenizer (no tokenizer.json or tokenizer.model" +
+                std::string(is_lora_adapter_folder(model_dir) ? ", nor has its base model folder" : "") +
+                "); give one with --tokenizer PATH (EvalOptions::tokenizer)");
   }
   // The cheap inputs first: a bad tokenizer or record is found before a
   // large model is loaded.

@@ -18,7 +18,13 @@ LinearImpl::LinearImpl(std::int64_t in, std::int64_t out, bool has_bias, const a
 }
 
 at::Tensor LinearImpl::forward(const at::Tensor& x) {
-  auto out = at::linear(x, weight, bias);
+  // A LoRA base kept in bf16 under fp32 activations: the frozen product in
+  // bf16, the rest (adapters, residual stream) in the input's dtype.
+  auto out = weight.scalar_type() == x.scalar_type() || x.is_cuda()
+                 ? at::linear(x, weight, bias)
+                 : at::linear(x.to(weight.scalar_type()), weight,
+                              bias.defined() ? bias.to(weight.scalar_type()) : bias)
+                       .to(x.scalar_type());
   if (!lora_A) return out;
   const auto in = lora_dropout > 0 ? at::dropout(x, lora_dropout, is_training()) : x;
   return out + lora_B->forward(lora_A->forward(in)) * lora_scaling;

@@ -51,6 +51,12 @@ inline at::Tensor checkpointed_layer(const at::Tensor& x, std::function<at::Tens
   auto call = c10::make_intrusive<CheckpointedCall>();
   call->layer = std::move(layer);
   call->autocast = compat::current_autocast();
+  // An input that needs no gradient (the embeddings of a frozen LoRA base)
+  // would leave the output out of the graph, and the adapters inside the
+  // layer without gradients (transformers' enable_input_require_grads).
+  if (torch::GradMode::is_enabled() && !x.requires_grad()) {
+    return CheckpointedFunction::apply(x.detach().requires_grad_(true), std::move(call));
+  }
   return CheckpointedFunction::apply(x, std::move(call));
 }
 

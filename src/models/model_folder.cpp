@@ -4,6 +4,7 @@
 #include "logging.h"
 #include "openrm/error.h"
 #include "openrm/io/file.h"
+#include "openrm/models/lora.h"
 
 namespace openrm {
 namespace {
@@ -65,12 +66,24 @@ std::int64_t effective_max_length(const ModelConfig& config, const ModelMetadata
   return positions;
 }
 
+std::string model_tokenizer_folder(const std::string& dir, const LoadOptions& options) {
+  if (has_tokenizer(dir)) return dir;
+  if (is_lora_adapter_folder(dir)) {
+    const std::string base = lora_base_folder(dir, options.base_model);
+    if (has_tokenizer(base)) return base;
+  }
+  return "";
+}
+
 RewardModelFolder load_reward_model_folder(const std::string& dir, const LoadOptions& options) {
   RewardModelFolder folder;
-  folder.metadata = read_model_metadata(dir);
+  const bool adapter = is_lora_adapter_folder(dir);
+  const std::string base = adapter ? lora_base_folder(dir, options.base_model) : std::string();
+  folder.metadata = read_model_metadata(adapter && !path_exists(join_path(dir, kOpenrmJson)) ? base : dir);
   folder.model = load_reward_model(dir, options);
-  if (has_tokenizer(dir)) {
-    folder.tokenizer = load_tokenizer(dir);
+  const std::string tokenizer_dir = model_tokenizer_folder(dir, options);
+  if (!tokenizer_dir.empty()) {
+    folder.tokenizer = load_tokenizer(tokenizer_dir);
     check_tokenizer_fits_model(*folder.tokenizer, folder.model->config(), dir);
   }
   if (folder.metadata.chat_format) {

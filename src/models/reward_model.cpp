@@ -2,6 +2,8 @@
 
 #include "models/blocks.h"
 #include "models/hf_dtype.h"
+#include "models/lora_folder.h"
+#include "openrm/models/lora.h"
 #include "openrm/models/model_folder.h"
 
 #include <ATen/ATen.h>
@@ -283,6 +285,7 @@ void load_weights(RewardModel& model, const WeightStore& store, const std::strin
 
 std::shared_ptr<RewardModel> load_reward_model(const std::string& dir, const LoadOptions& options) {
   if (!is_directory(dir)) throw Error("model folder " + dir + " does not exist");
+  if (is_lora_adapter_folder(dir)) return detail::load_lora_reward_model(dir, options);
   const auto config_path = join_path(dir, "config.json");
   ModelConfig config = load_model_config(config_path);
   LoadOptions effective = options;

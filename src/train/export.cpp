@@ -21,6 +21,7 @@
 #include "openrm/io/config.h"
 #include "openrm/io/file.h"
 #include "openrm/io/safetensors.h"
+#include "openrm/models/lora.h"
 #include "openrm/models/model_folder.h"
 #include "openrm/tokenizer/chat_format.h"
 #include "openrm/tokenizer/train_tokenizer.h"
@@ -43,6 +44,11 @@ struct Source {
   bool checkpoint = false;
   std::int64_t step = -1;   // the checkpoint's step
   Json train_options;       // the run's options (trainer_state.json / training_config.json), or null
+  // A PEFT LoRA adapter folder (weights_dir): its base model folder (config.json + weights).
+  std::string base_dir;
+  bool adapter() const { return !base_dir.empty(); }
+  // The folder with config.json.
+  const std::string& config_dir() const { return adapter() ? base_dir : weights_dir; }
 };
 
 template <typename J>
@@ -94,12 +100,20 @@ std::int64_t step_of_checkpoint(const std::string& dir) {
   return j["step"].get<std::int64_t>();
 }
 
-Source find_source(const std::string& dir) {
+Source find_source(const std::string& dir, const std::string& base_model_dir) {
   std::error_code ec;
   if (!fs::exists(dir, ec)) throw Error(dir + ": no such folder");
   if (!fs::is_directory(dir, ec)) throw Error(dir + ": not a folder");
   Source s;
-  if (path_exists(join_path(dir, "config.json"))) {
+  if (is_lora_adapter_folder(dir)) {
+    s.weights_dir = dir;
+    s.kind = "LoRA adapter folder";
+    s.base_dir = lora_base_folder(dir, base_model_dir);
+    if (path_exists(join_path(dir, "training_config.json"))) s.run_dir = dir;
+  } else if (!base_model_dir.empty()) {
+    throw Error("a base model folder (" + base_model_dir + ") is for a LoRA adapter folder (adapter_config.json), and " +
+                dir + " is none");
+  } else if (path_exists(join_path(dir, "config.json"))) {
     s.weights_dir = dir;
     if (path_exists(join_path(dir, "trainer_state.json"))) {
       s.checkpoint = true;
@@ -141,6 +155,7 @@ std::shared_ptr<const Tokenizer> find_tokenizer(const ExportOptions& o, const So
   if (!o.tokenizer.empty()) return load_tokenizer(o.tokenizer);
   if (has_tokenizer(s.weights_dir)) return load_tokenizer(s.weights_dir);
   if (!s.run_dir.empty() && has_tokenizer(s.run_dir)) return load_tokenizer(s.run_dir);
+  if (s.adapter() && has_tokenizer(s.base_dir)) return load_tokenizer(s.base_dir);
   for (const char* key : {"tokenizer", "init_model", "init_causal_lm"}) {
     const std::string path = option_string(s.train_options, key);
     if (path.empty()) continue;
@@ -151,6 +166,7 @@ std::shared_ptr<const Tokenizer> find_tokenizer(const ExportOptions& o, const So
   }
   throw Error(s.weights_dir + ": no tokenizer (tokenizer.json or tokenizer.model) in the folder" +
               (s.checkpoint ? " or its training run" : std::string()) +
+              (s.adapter() ? " or its base model folder " + s.base_dir : std::string()) +
               "; give one (a folder, a tokenizer.json or a .model file) with --tokenizer");
 }
 
@@ -166,7 +182,7 @@ ChatFormat find_chat_format(const Source& s, const ModelMetadata& meta, const To
     why = "the training run's chat_format";
     return with_context("the training run's option 'chat_format'", [&] { return chat_format_from_name(option); });
   }
-  for (const std::string& folder : {s.run_dir, option_string(s.train_options, "init_model"),
+  for (const std::string& folder : {s.run_dir, s.base_dir, option_string(s.train_options, "init_model"),
                                     option_string(s.train_options, "init_causal_lm")}) {
     if (folder.empty() || folder == s.weights_dir || !is_directory(folder)) continue;
     if (auto stored = read_model_metadata(folder).chat_format) {
@@ -217,6 +233,15 @@ std::string card_body(const std::string& card) {
   return start == std::string::npos ? std::string() : card.substr(start + 1);
 }
 
+// "org/name" or "name" that is no path here: what the Hub's base_model holds.
+bool looks_like_hub_id(const std::string& value) {
+  if (value.empty() || value.front() == '/' || value.front() == '.' || path_exists(value)) return false;
+  if (std::count(value.begin(), value.end(), '/') > 1) return false;
+  return std::all_of(value.begin(), value.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == '/';
+  });
+}
+
 // A YAML scalar: plain when it is safe, else double-quoted.
 std::string yaml_scalar(const std::string& value) {
   bool plain = !value.empty();
@@ -259,6 +284,7 @@ std::string make_export_card(const CardInputs& in) {
       << ", " << in.parameters << " parameters), exported by `openrm-export` on " << today_utc() << " from the "
       << in.source->kind << " `" << in.source->weights_dir << "`";
   if (in.source->checkpoint && in.source->step >= 0) out << " (step " << in.source->step << ")";
+  if (in.source->adapter()) out << ", merged onto its base model `" << in.source->base_dir << "`";
   out << ".\n\n"
       << "| | |\n|---|---|\n"
       << "| weights | " << r.dtype << ", " << r.tensors << " tensors, " << r.weight_bytes << " bytes |\n"
@@ -498,7 +524,7 @@ std::uint64_t parse_byte_size(const std::string& text) {
 ExportResult export_model(const ExportOptions& options) {
   if (options.model_dir.empty()) throw Error("no model folder given");
   if (options.output_dir.empty()) throw Error("no output folder given");
-  const Source source = find_source(options.model_dir);
+  const Source source = find_source(options.model_dir, options.base_model_dir);
 
   // The output must not be, or hold, anything the export reads.
   std::string output = options.output_dir;
@@ -506,7 +532,7 @@ ExportResult export_model(const ExportOptions& options) {
   std::error_code ec;
   if (fs::is_symlink(output, ec) && fs::is_directory(output, ec)) output = canonical_or_self(output);
   const std::string out_canon = canonical_or_self(output);
-  for (const std::string& in : {options.model_dir, source.weights_dir}) {
+  for (const std::string& in : {options.model_dir, source.weights_dir, source.config_dir()}) {
     const std::string in_canon = canonical_or_self(in);
     if (in_canon == out_canon) throw Error(output + ": the output folder is the input folder " + in);
     if (is_within(in_canon, out_canon)) throw Error(output + ": the output folder holds the input " + in);
@@ -523,8 +549,11 @@ ExportResult export_model(const ExportOptions& options) {
   if (is_within(canonical_or_self(tokenizer->source()), out_canon)) {
     throw Error(output + ": the output folder holds the tokenizer " + tokenizer->source());
   }
-  ModelMetadata meta = read_model_metadata(source.weights_dir);
-  const WeightStore store = WeightStore::open_folder(source.weights_dir);
+  // An adapter folder's openrm.json, else its base's.
+  ModelMetadata meta = read_model_metadata(
+      source.adapter() && !path_exists(join_path(source.weights_dir, "openrm.json")) ? source.base_dir
+                                                                                     : source.weights_dir);
+  const WeightStore store = WeightStore::open_folder(source.config_dir());
   std::map<at::ScalarType, std::int64_t> numel_by_dtype;
   for (const auto& name : store.names()) {
     const at::Tensor t = store.tensor(name);
@@ -538,17 +567,22 @@ ExportResult export_model(const ExportOptions& options) {
   ModelConfig config;
   Pooling pooling = Pooling::kRightmostNonPad;
   std::int64_t parameters = 0;
+  // An adapter folder's weights are its base's with the adapter merged, in
+  // the base's dtype (merge_lora adds in float32 and rounds once).
+  std::shared_ptr<RewardModel> merged;
   {
     LoadOptions load;
     load.dtype = stored;
+    load.base_model = source.base_dir;
     auto model = load_reward_model(source.weights_dir, load);
     config = model->config();
     pooling = model->pooling();
     for (const auto& p : model->parameters()) parameters += p.numel();
+    if (source.adapter()) merged = model;
   }
   if (tokenizer->vocab_size() > config.vocab_size) {
     throw Error(tokenizer->source() + ": the tokenizer has " + std::to_string(tokenizer->vocab_size()) +
-                " tokens but " + join_path(source.weights_dir, "config.json") + " field 'vocab_size' is " +
+                " tokens but " + join_path(source.config_dir(), "config.json") + " field 'vocab_size' is " +
                 std::to_string(config.vocab_size));
   }
   std::string format_why;
@@ -559,7 +593,7 @@ ExportResult export_model(const ExportOptions& options) {
   // pad_token_id: config.json's, else the option's, else the tokenizer's pad, else eos.
   ExportResult result;
   const SpecialTokens& special = tokenizer->special_tokens();
-  const std::string config_path = join_path(source.weights_dir, "config.json");
+  const std::string config_path = join_path(source.config_dir(), "config.json");
   if (config.pad_token_id) {
     if (options.pad_token_id && *options.pad_token_id != *config.pad_token_id) {
       throw Error(config_path + ": field 'pad_token_id' is " + std::to_string(*config.pad_token_id) +
@@ -611,11 +645,15 @@ ExportResult export_model(const ExportOptions& options) {
     const auto target = target_dtype(options.dtype);
     const at::ScalarType written = target.value_or(stored);
     NamedTensors tensors;
-    for (const auto& name : store.names()) {
-      at::Tensor t = store.tensor(name);
+    const auto add = [&](const std::string& name, at::Tensor t) {
       if (target && at::isFloatingType(t.scalar_type()) && t.scalar_type() != *target) t = t.to(*target);
       result.weight_bytes += static_cast<std::uint64_t>(t.numel()) * t.element_size();
       tensors.emplace_back(name, std::move(t));
+    };
+    if (merged) {
+      for (const auto& item : merged->named_parameters()) add(item.key(), item.value().detach());
+    } else {
+      for (const auto& name : store.names()) add(name, store.tensor(name));
     }
     result.tensors = static_cast<std::int64_t>(tensors.size());
     save_safetensors_folder(tmp, tensors,
@@ -653,6 +691,8 @@ ExportResult export_model(const ExportOptions& options) {
     }
     // A checkpoint's run card lends only its metadata header (license, base_model).
     std::string header_card = source_card;
+    // So does the template card PEFT's save_pretrained writes beside an adapter.
+    if (source.adapter() && card_header_value(source_card, "library_name") == "peft") source_card.clear();
     if (source.checkpoint && !source.run_dir.empty() && path_exists(join_path(source.run_dir, "README.md"))) {
       header_card = read_text_file(join_path(source.run_dir, "README.md"));
     }
@@ -666,6 +706,15 @@ ExportResult export_model(const ExportOptions& options) {
     card.parameters = parameters;
     card.license = !options.license.empty() ? options.license : card_header_value(header_card, "license");
     card.base_model = !options.base_model.empty() ? options.base_model : card_header_value(header_card, "base_model");
+    if (source.adapter() && options.base_model.empty()) {
+      // PEFT's card names the base as it was given, often a local path,
+      // which the Hub's base_model cannot be; a Hub id in
+      // base_model_name_or_path (the base given with --base-model-dir) is.
+      if (!looks_like_hub_id(card.base_model)) card.base_model.clear();
+      const Json adapter_config = read_json<Json>(join_path(source.weights_dir, "adapter_config.json"));
+      const std::string named = option_string(adapter_config, "base_model_name_or_path");
+      if (card.base_model.empty() && looks_like_hub_id(named)) card.base_model = named;
+    }
     write_file_atomic(join_path(tmp, "README.md"), make_export_card(card));
 
     // The folder reads back: weights index, tokenizer.

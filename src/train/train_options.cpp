@@ -46,6 +46,13 @@ void visit_fields(TrainOptions& o, Visitor&& v) {
   v("center_rewards_coefficient", o.center_rewards_coefficient);
   v("use_margin", o.use_margin);
   v("gradient_checkpointing", o.gradient_checkpointing);
+  v("lora_rank", o.lora_rank);
+  v("lora_alpha", o.lora_alpha);
+  v("lora_dropout", o.lora_dropout);
+  v("lora_targets", o.lora_targets);
+  v("lora_base_bf16", o.lora_base_bf16);
+  v("dist_timeout", o.dist_timeout);
+  v("bucket_mb", o.bucket_mb);
   v("output_dir", o.output_dir);
   v("eval_every", o.eval_every);
   v("save_every", o.save_every);
@@ -128,6 +135,15 @@ void TrainOptions::validate() const {
   check(max_bad_steps >= 1, "max_bad_steps", "must be >= 1");
   check(log_every >= 1, "log_every", "must be >= 1");
   check(init_std > 0, "init_std", "must be > 0");
+  check(lora_rank >= 0, "lora_rank", "must be >= 0 (0: no LoRA, every weight trained)");
+  if (lora_rank > 0) {
+    check(std::isfinite(lora_alpha) && lora_alpha > 0, "lora_alpha", "must be a finite number > 0");
+    check(lora_dropout >= 0 && lora_dropout < 1, "lora_dropout", "must be in [0, 1)");
+    check(!lora_targets.empty(), "lora_targets", "name at least one layer kind (e.g. q_proj)");
+  }
+  check(!lora_base_bf16 || lora_rank > 0, "lora_base_bf16", "applies to LoRA training only (set lora_rank)");
+  check(std::isfinite(dist_timeout) && dist_timeout >= 1, "dist_timeout", "must be >= 1 second");
+  check(bucket_mb >= 1, "bucket_mb", "must be >= 1 (MiB)");
   check(dtype == "fp32" || dtype == "bf16", "dtype", "must be fp32 or bf16, got '" + dtype + "'");
   check(dtype == "fp32" || device.rfind("cuda", 0) == 0, "dtype",
         "bf16 training runs under CUDA autocast; on CPU use fp32");

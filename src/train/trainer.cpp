@@ -14,6 +14,7 @@
 #include <fstream>
 #include <limits>
 #include <sstream>
+#include <thread>
 
 #include "compat/torch_compat.h"
 #include "io/json_util.h"
@@ -29,7 +30,12 @@
 #include "openrm/tokenizer/train_tokenizer.h"
 #include "openrm/train/losses.h"
 #include "openrm/train/optim.h"
+#include "openrm/models/lora.h"
+#include "openrm/train/distributed.h"
+#include "models/blocks.h"
 #include "train/checkpoint.h"
+#include "train/distributed.h"
+#include "train/memory_report.h"
 #include "train/model_card.h"
 
 namespace openrm {
@@ -44,7 +50,7 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 bool affects_trajectory(const std::string& key) {
   static const char* kFree[] = {"output_dir", "resume", "log_every", "threads", "save_every",
                                 "keep_checkpoints", "eval_every", "eval_data", "max_bad_steps",
-                                "gradient_checkpointing"};
+                                "gradient_checkpointing", "dist_timeout", "bucket_mb"};
   for (const char* k : kFree) {
     if (key == k) return false;
   }
@@ -123,6 +129,32 @@ std::shared_ptr<RewardModel> build_model(const TrainOptions& o, const Tokenizer&
   return model;
 }
 
+LoraOptions lora_options(const TrainOptions& o) {
+  LoraOptions l;
+  l.rank = o.lora_rank;
+  l.alpha = o.lora_alpha;
+  l.dropout = o.lora_dropout;
+  l.targets = o.lora_targets;
+  return l;
+}
+
+// --lora-base-bf16: the adapted layers' frozen weights (most of a model's)
+// stored in bf16; the adapters, norms, embeddings and head stay fp32.
+void keep_adapted_base_in_bf16(RewardModel& model) {
+  torch::NoGradGuard no_grad;
+  for (const auto& m : model.modules(/*include_self=*/false)) {
+    auto* linear = dynamic_cast<LinearImpl*>(m.get());
+    if (linear != nullptr && linear->has_lora()) linear->weight.set_data(linear->weight.to(at::kBFloat16));
+  }
+}
+
+// The base an adapter folder names: the absolute path of the init folder.
+std::string lora_base_path(const TrainOptions& o) {
+  std::error_code ec;
+  const auto abs = std::filesystem::absolute(init_folder(o), ec);
+  return ec ? init_folder(o) : abs.lexically_normal().string();
+}
+
 struct Dataset {
   std::vector<TokenizedPair> pairs;
   TruncationStats truncation;
@@ -158,7 +190,8 @@ Dataset load_dataset(const std::vector<std::string>& paths, const TrainOptions& 
 // A progress line: live on a terminal, a log line every `every` steps otherwise.
 class Progress {
  public:
-  Progress(std::int64_t total, std::int64_t every) : total_(total), every_(every), tty_(::isatty(2) == 1) {}
+  Progress(std::int64_t total, std::int64_t every, bool shown = true)
+      : total_(total), every_(every), tty_(shown && ::isatty(2) == 1), shown_(shown) {}
   void update(std::int64_t step, double loss, double accuracy, double pairs_per_s, double eta_s) {
     char line[256];
     std::snprintf(line, sizeof(line), "step %lld/%lld  loss %.4f  acc %.3f  %.1f pairs/s  ETA %s",
@@ -168,7 +201,7 @@ class Progress {
       std::fprintf(stderr, "\r%s\x1b[K", line);
       std::fflush(stderr);
       if (step == total_) std::fprintf(stderr, "\n");
-    } else if (step % every_ == 0 || step == total_) {
+    } else if (shown_ && (step % every_ == 0 || step == total_)) {
       log().info("{}", line);
     }
   }
@@ -186,7 +219,7 @@ class Progress {
 
  private:
   std::int64_t total_, every_;
-  bool tty_;
+  bool tty_, shown_;
 };
 
 // metrics.jsonl: one line per step (and per evaluation). On resume, lines
@@ -287,11 +320,46 @@ void write_model_folder_files(const Setup& setup, const PreferenceMetrics* eval,
   copy_tokenizer_files(setup, dir);
 }
 
+TrainResult train_with(const TrainOptions& options, const Json& options_json, detail::Communicator* comm,
+                       Clock::time_point t_start);
+
 }  // namespace
 
-TrainResult train_reward_model(const TrainOptions& options) {
-  options.validate();
+TrainResult train_reward_model(const TrainOptions& given) {
+  given.validate();
   const auto t_start = Clock::now();
+  const DistributedEnv env = read_distributed_env();
+  TrainOptions options = given;
+  std::unique_ptr<detail::Communicator> comm;
+  if (env.distributed()) {
+    // torchrun's conventions: each rank on its own GPU, the machine's cores
+    // shared by its ranks.
+    if (options.device == "cuda") options.device = "cuda:" + std::to_string(env.local_rank);
+    if (options.threads == 0 && env.local_world_size > 1) {
+      options.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / env.local_world_size);
+    }
+    if (env.rank != 0 && log().level() <= spdlog::level::info) log().set_level(spdlog::level::warn);
+    comm = std::make_unique<detail::Communicator>(
+        env, c10::Device(options.device),
+        std::chrono::milliseconds(static_cast<std::int64_t>(options.dist_timeout * 1000.0)));
+  }
+  try {
+    // The options as given: under torchrun the device and threads filled in
+    // differ by rank, and a run may resume with another number of ranks.
+    return train_with(options, train_options_json(given), comm.get(), t_start);
+  } catch (const std::exception& e) {
+    if (comm) comm->report_failure(e.what());
+    throw;
+  }
+}
+
+namespace {
+
+TrainResult train_with(const TrainOptions& options, const Json& options_json, detail::Communicator* comm,
+                       Clock::time_point t_start) {
+  const bool lead = comm == nullptr || comm->rank() == 0;
+  const int rank = comm ? comm->rank() : 0;
+  const int world = comm ? comm->world_size() : 1;
   set_num_threads(options.threads);
   const std::string ckpt_root = join_path(options.output_dir, "checkpoints");
   {
@@ -301,8 +369,11 @@ TrainResult train_reward_model(const TrainOptions& options) {
       throw Error(options.output_dir + ": cannot create the output folder" + (ec ? ": " + ec.message() : ""));
     }
   }
-  const Json options_json = train_options_json(options);
   log().info("training options: {}", options_json.dump());
+  if (options.lora_rank > 0 && options.init_model.empty() && options.init_causal_lm.empty()) {
+    throw Error("training option 'lora_rank': LoRA adapts a trained base model; give --init-model or "
+                "--init-causal-lm (a model from --init-config has random weights to adapt)");
+  }
 
   Setup setup;
   setup.tokenizer = find_tokenizer(options, setup.tokenizer_source);
@@ -324,13 +395,13 @@ TrainResult train_reward_model(const TrainOptions& options) {
   warn_if_chat_format_does_not_fit(setup.chat_format, *setup.tokenizer);
 
   Dataset train = with_context("training data", [&] {
-    return load_dataset(options.data, options, *setup.tokenizer, setup.tokenize, /*hash=*/true);
+    return load_dataset(options.data, options, *setup.tokenizer, setup.tokenize, /*hash=*/lead);
   });
   if (train.pairs.empty()) throw Error("no training pairs left after truncation (" + train.truncation.summary() + ")");
   Dataset eval;
   if (!options.eval_data.empty()) {
     eval = with_context("evaluation data", [&] {
-      return load_dataset({options.eval_data}, options, *setup.tokenizer, setup.tokenize, /*hash=*/true);
+      return load_dataset({options.eval_data}, options, *setup.tokenizer, setup.tokenize, /*hash=*/lead);
     });
     // Found now, not when the last step is done.
     if (eval.pairs.empty()) {
@@ -399,13 +470,15 @@ TrainResult train_reward_model(const TrainOptions& options) {
   schedule.min_lr_ratio = options.min_lr_ratio;
   validate(schedule);
 
-  // Resume, or start fresh.
-  detail::remove_stale_checkpoint_temps(ckpt_root);
+  // Resume, or start fresh. Rank 0 tidies and chooses; the other ranks
+  // read the same checkpoint (a shared filesystem, docs/distributed.md).
+  if (lead) detail::remove_stale_checkpoint_temps(ckpt_root);
   const auto checkpoints = detail::list_checkpoints(ckpt_root);
   TrainerState state;
-  std::string resumed_dir;
-  if (options.resume && !checkpoints.empty()) {
-    resumed_dir = checkpoints.back().second;
+  std::string resumed_dir =
+      options.resume && !checkpoints.empty() ? checkpoints.back().second : std::string();
+  if (comm) resumed_dir = comm->share_from_rank0("resume_from", resumed_dir);
+  if (!resumed_dir.empty()) {
     const std::string state_path = join_path(resumed_dir, "trainer_state.json");
     const std::string text = read_text_file(state_path);
     const Json j = detail::parse_json_checked<Json>(text.data(), text.data() + text.size(), state_path,
@@ -424,7 +497,7 @@ TrainResult train_reward_model(const TrainOptions& options) {
                     " (use a new --output folder, or --no-resume to start over)");
       }
     }
-  } else if (!checkpoints.empty()) {
+  } else if (!checkpoints.empty() && lead) {
     // Left in place, the old run's checkpoints would outrank the new run's
     // (pruning keeps the highest steps) and a later resume would pick them.
     log().warn("--no-resume: starting over; removing the {} checkpoint(s) in {}", checkpoints.size(), ckpt_root);
@@ -433,13 +506,37 @@ TrainResult train_reward_model(const TrainOptions& options) {
 
   LoadOptions load;
   load.device = c10::Device(options.device);
-  setup.model = resumed_dir.empty() ? build_model(options, *setup.tokenizer) : load_reward_model(resumed_dir, load);
+  const bool lora = options.lora_rank > 0;
+  // LoRA: the base from the init folder, the adapters (and head) from the
+  // checkpoint on resume.
+  setup.model = resumed_dir.empty() || lora ? build_model(options, *setup.tokenizer)
+                                            : load_reward_model(resumed_dir, load);
   RewardModel& model = *setup.model;
+  if (lora) {
+    if (resumed_dir.empty()) {
+      const auto adapted = apply_lora(model, lora_options(options), options.seed);
+      log().info("LoRA: rank {}, alpha {}, dropout {} on {} layers; the base frozen, the head trained",
+                 options.lora_rank, options.lora_alpha, options.lora_dropout, adapted.size());
+    } else {
+      load_lora_adapter(model, resumed_dir);
+    }
+    if (options.lora_base_bf16) keep_adapted_base_in_bf16(model);
+  }
   set_pair_token_types(model, *setup.tokenizer, setup.chat_format);
   model.set_gradient_checkpointing(options.gradient_checkpointing);
   model.train();
   ParamGroups groups = split_decay_groups(model, options.weight_decay);
   log().info("parameters: {}", groups.summary());
+  // Every rank starts from rank 0's weights (as DDP does): a fresh head
+  // drawn from the seed is the same anyway, this makes sure.
+  std::vector<at::Tensor> trainable;  // in the model's order (the reducer's buckets)
+  for (const auto& p : model.parameters()) {
+    if (p.requires_grad()) trainable.push_back(p);
+  }
+  if (comm) comm->broadcast_from_rank0(trainable, "sharing rank 0's starting weights");
+  const MemoryReport memory = estimate_training_memory(model, options.max_tokens, options.gradient_checkpointing,
+                                                         setup.tokenize.max_length);
+  log().info("memory: {}", memory.summary());
   AdamWOptions adam;
   adam.lr = options.lr;
   adam.betas = {options.beta1, options.beta2};
@@ -460,18 +557,26 @@ TrainResult train_reward_model(const TrainOptions& options) {
   loss_options.center_rewards_coefficient = options.center_rewards_coefficient;
   loss_options.use_margin = options.use_margin;
   const bool cuda = model.device().is_cuda();
+  std::unique_ptr<detail::GradientReducer> reducer;
+  if (comm) reducer = std::make_unique<detail::GradientReducer>(*comm, trainable, options.bucket_mb << 20);
+  // LoRA: the model folder is a PEFT adapter folder over the init folder.
+  const auto save_model = [&](const std::string& dir) {
+    if (lora) save_lora_adapter(model, lora_options(options), dir, lora_base_path(options));
+    else save_reward_model(model, dir);
+  };
   // A checkpoint is a complete model folder, as the output folder is:
   // openrm-eval and openrm-score on it cut and render as the trainer does.
   // `eval`: the evaluation at its step, if one ran (reward mean and std).
   const auto save_checkpoint = [&](std::int64_t step, const PreferenceMetrics* eval) {
+    if (!lead) return;
     detail::write_checkpoint(ckpt_root, step, options.keep_checkpoints, [&](const std::string& dir) {
-      save_reward_model(model, dir);
+      save_model(dir);
       write_model_folder_files(setup, eval, dir);
       save_optimizer_state(*optimizer, join_path(dir, "optimizer.pt"));
       save_rng(join_path(dir, "rng_state.safetensors"));
       const Json j = {{"step", step}, {"skipped_steps", state.skipped_steps},
                       {"bad_in_a_row", state.bad_in_a_row}, {"total_steps", total_steps},
-                      {"options", options_json}};
+                      {"world_size", world}, {"options", options_json}};
       write_file_atomic(join_path(dir, "trainer_state.json"), j.dump(2) + "\n");
     });
     log().info("checkpoint {} written", detail::checkpoint_path(ckpt_root, step));
@@ -481,16 +586,49 @@ TrainResult train_reward_model(const TrainOptions& options) {
   // bits, so openrm-eval on the folder gives exactly these numbers.
   EvalOptions eval_options;
   eval_options.keep_rewards = false;
+  // Data parallel: each rank scores every world-th pair; the rewards are
+  // summed into one table, from which every rank computes the metrics.
   const auto run_eval = [&]() {
     model.eval();
-    EvalResult r = evaluate(model, eval.pairs, eval_options);
+    PreferenceMetrics metrics;
+    if (!comm) {
+      metrics = evaluate(model, eval.pairs, eval_options).metrics;
+    } else {
+      std::vector<TokenizedPair> mine;
+      for (std::size_t i = static_cast<std::size_t>(rank); i < eval.pairs.size(); i += static_cast<std::size_t>(world)) {
+        mine.push_back(eval.pairs[i]);
+      }
+      EvalOptions o = eval_options;
+      o.keep_rewards = true;
+      const EvalResult r = evaluate(model, mine, o);
+      at::Tensor all = at::zeros({2 * static_cast<std::int64_t>(eval.pairs.size())}, at::kDouble);
+      auto a = all.accessor<double, 1>();
+      for (std::size_t j = 0; j < r.rewards.size(); ++j) {
+        const std::size_t i = static_cast<std::size_t>(rank) + j * static_cast<std::size_t>(world);
+        a[static_cast<std::int64_t>(2 * i)] = r.rewards[j].chosen;
+        a[static_cast<std::int64_t>(2 * i + 1)] = r.rewards[j].rejected;
+      }
+      comm->all_reduce_sum(all, "the evaluation at step " + std::to_string(state.step));
+      std::vector<float> chosen(eval.pairs.size()), rejected(eval.pairs.size());
+      for (std::size_t i = 0; i < eval.pairs.size(); ++i) {
+        chosen[i] = static_cast<float>(a[static_cast<std::int64_t>(2 * i)]);
+        rejected[i] = static_cast<float>(a[static_cast<std::int64_t>(2 * i + 1)]);
+      }
+      metrics = pair_metrics(eval.pairs, chosen, rejected, eval_options.calibration_bins);
+    }
     model.train();
-    return r.metrics;
+    return metrics;
   };
 
-  MetricsLog metrics(join_path(options.output_dir, "metrics.jsonl"), resumed_dir.empty() ? 0 : state.step,
-                     total_steps);
-  Progress progress(total_steps, options.log_every);
+  std::optional<MetricsLog> metrics_log;
+  if (lead) {
+    metrics_log.emplace(join_path(options.output_dir, "metrics.jsonl"), resumed_dir.empty() ? 0 : state.step,
+                        total_steps);
+  }
+  const auto write_metrics = [&](const Json& j) {
+    if (metrics_log) metrics_log->write(j);
+  };
+  Progress progress(total_steps, options.log_every, lead);
   const std::int64_t first_step = state.step;
   log().info("training: {} pairs, {} micro-batches in the first epoch, {} steps (grad_accum {}), from step {}",
              train.pairs.size(), epoch_start[1] - epoch_start[0], total_steps, options.grad_accum, first_step);
@@ -505,12 +643,28 @@ TrainResult train_reward_model(const TrainOptions& options) {
     const std::int64_t m_end = std::min(total_micro, m_begin + options.grad_accum);
     std::int64_t step_pairs = 0;
     for (std::int64_t m = m_begin; m < m_end; ++m) step_pairs += static_cast<std::int64_t>(micro_batch(m).size());
+    if (comm) comm->mark("step " + std::to_string(step + 1));
 
     bool finite = true;
     double loss = 0.0, accuracy = 0.0;
     std::int64_t step_tokens = 0;
     for (std::int64_t m = m_begin; m < m_end && finite; ++m) {
-      const auto& indices = micro_batch(m);
+      // Data parallel: this rank's share of the micro-batch (whole pairs,
+      // balanced by tokens); the loss keeps the whole step's weights, so
+      // the summed gradients are one process's.
+      std::vector<std::int64_t> share;
+      if (comm) {
+        const auto& all = micro_batch(m);
+        std::vector<std::int64_t> tokens;
+        for (auto i : all) {
+          const auto& pair = train.pairs[static_cast<std::size_t>(i)];
+          tokens.push_back(static_cast<std::int64_t>(pair.chosen.size() + pair.rejected.size()));
+        }
+        share = detail::rank_share(all, tokens, rank, world);
+        if (share.empty()) continue;
+        if (m == m_end - 1) reducer->arm();
+      }
+      const auto& indices = comm ? share : micro_batch(m);
       PackedBatch packed = pack_pairs(train.pairs, indices).to(model.device());
       std::vector<float> margins;
       for (auto i : indices) margins.push_back(static_cast<float>(train.pairs[static_cast<std::size_t>(i)].margin));
@@ -532,6 +686,15 @@ TrainResult train_reward_model(const TrainOptions& options) {
       accuracy += pl.accuracy.item<double>() * weight;
       step_tokens += packed.num_tokens();
     }
+    if (comm) {
+      at::Tensor stats = torch::tensor({loss, accuracy, static_cast<double>(step_tokens), finite ? 0.0 : 1.0},
+                                       at::kDouble);
+      reducer->finish(stats, "the gradient all-reduce of step " + std::to_string(step + 1));
+      loss = stats[0].item<double>();
+      accuracy = stats[1].item<double>();
+      step_tokens = static_cast<std::int64_t>(stats[2].item<double>());
+      finite = stats[3].item<double>() == 0.0;
+    }
     double grad_norm = std::numeric_limits<double>::quiet_NaN();
     if (finite) finite = grads_finite(params);
     if (finite) {
@@ -550,11 +713,11 @@ TrainResult train_reward_model(const TrainOptions& options) {
     tokens_seen += step_tokens;
     const double step_seconds = seconds_since(t_step);
     const double elapsed = seconds_since(t_loop);
-    metrics.write({{"step", state.step}, {"epoch", epochs_done(m_end)},
+    write_metrics({{"step", state.step}, {"epoch", epochs_done(m_end)},
                    {"loss", finite ? Json(loss) : Json()}, {"accuracy", finite ? Json(accuracy) : Json()},
                    {"lr", lr}, {"grad_norm", std::isfinite(grad_norm) ? Json(grad_norm) : Json()},
                    {"pairs", step_pairs}, {"tokens_per_s", static_cast<double>(step_tokens) / step_seconds},
-                   {"skipped", !finite}});
+                   {"skipped", !finite}, {"peak_memory_bytes", peak_memory_bytes(model.device())}});
     if (state.bad_in_a_row >= options.max_bad_steps) {  // after the metrics line: it records the step too
       const auto kept = detail::list_checkpoints(ckpt_root);
       throw Error("stopping at step " + std::to_string(state.step) + ": " + std::to_string(state.bad_in_a_row) +
@@ -570,7 +733,7 @@ TrainResult train_reward_model(const TrainOptions& options) {
         state.step < total_steps) {
       eval_now = run_eval();
       const PreferenceMetrics& m = *eval_now;
-      metrics.write({{"step", state.step}, {"eval", metrics_json(m)}});
+      write_metrics({{"step", state.step}, {"eval", metrics_json(m)}});
       progress.interrupt_line();
       log().info("eval at step {}: accuracy {:.4f}, loss {:.4f}, mean margin {:.4f}", state.step, m.accuracy,
                  m.loss, m.mean_margin);
@@ -609,7 +772,7 @@ TrainResult train_reward_model(const TrainOptions& options) {
   if (!eval.pairs.empty()) {
     result.has_eval = true;
     result.eval = run_eval();
-    metrics.write({{"step", state.step}, {"eval", metrics_json(result.eval)}});
+    write_metrics({{"step", state.step}, {"eval", metrics_json(result.eval)}});
     const PreferenceMetrics& m = result.eval;
     if (m.non_finite > 0 || !(m.reward_std > 0)) {
       throw Error("the final evaluation on " + options.eval_data + " gives " +
@@ -624,9 +787,14 @@ TrainResult train_reward_model(const TrainOptions& options) {
     save_checkpoint(total_steps, result.has_eval ? &result.eval : nullptr);
   }
 
-  // The output folder: the model, its tokenizer, openrm.json, the card.
+  // The output folder: the model, its tokenizer, openrm.json, the card;
+  // rank 0 writes it while the others wait (their exit says the job is done).
+  if (!lead) {
+    comm->barrier("waiting for rank 0 to write " + options.output_dir);
+    return result;
+  }
   model.eval();
-  save_reward_model(model, options.output_dir);
+  save_model(options.output_dir);
   write_model_folder_files(setup, result.has_eval ? &result.eval : nullptr, options.output_dir);
   write_file_atomic(join_path(options.output_dir, "training_config.json"), options_json.dump(2) + "\n");
   ModelCardInputs card;
@@ -640,7 +808,9 @@ TrainResult train_reward_model(const TrainOptions& options) {
   card.wall_seconds = seconds_since(t_start);
   write_file_atomic(join_path(options.output_dir, "README.md"), make_model_card(card));
   log().info("wrote {} ({} steps, {:.1f} pairs/s)", options.output_dir, result.steps, result.pairs_per_second);
+  if (comm) comm->barrier("the end of the run");
   return result;
 }
 
+}  // namespace
 }  // namespace openrm

@@ -72,6 +72,11 @@ struct PairReward {
   std::int64_t rejected_length = 0;  // tokens of the rejected sequence
 };
 
+// The metrics of `pairs` given each pair's rewards (margins and lengths from
+// the pairs), as evaluate computes them.
+PreferenceMetrics pair_metrics(const std::vector<TokenizedPair>& pairs, const std::vector<float>& chosen,
+                               const std::vector<float>& rejected, int calibration_bins);
+
 struct EvalResult {
   PreferenceMetrics metrics;
   // What the length-bias metrics measure: "sequence", the whole tokenized

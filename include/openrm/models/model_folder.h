@@ -64,7 +64,16 @@ struct RewardModelFolder {
 };
 
 // load_reward_model + load_tokenizer (when the folder has one) + metadata.
+// A PEFT adapter folder (openrm/models/lora.h) loads merged onto its base;
+// the tokenizer and openrm.json are the adapter folder's, else the base
+// folder's.
 RewardModelFolder load_reward_model_folder(const std::string& dir, const LoadOptions& options = {});
+
+// The folder whose tokenizer goes with the model folder `dir`: `dir` when
+// has_tokenizer(dir); for a PEFT adapter folder without tokenizer files, its
+// base folder (LoadOptions::base_model, else base_model_name_or_path) when
+// that has one; else "".
+std::string model_tokenizer_folder(const std::string& dir, const LoadOptions& options = {});
 
 // Throws openrm::Error, naming both, when `tokenizer` can produce ids the
 // model has no embedding for (its vocabulary, added tokens included, is

@@ -101,6 +101,10 @@ struct LoadOptions {
   // unset for a new model, the family's default head (for the Llama-like
   // families a bias-free `score` of config.num_labels outputs).
   std::optional<HeadSpec> head;
+  // For a PEFT adapter folder (openrm/models/lora.h): the base model's
+  // folder; "": adapter_config.json's base_model_name_or_path. Not used for
+  // other folders.
+  std::string base_model;
 };
 
 // Builds a model with uninitialised weights from a config (the registry picks
@@ -112,6 +116,9 @@ std::shared_ptr<RewardModel> create_reward_model(const ModelConfig& config,
 // optional openrm.json). Loading is strict: every expected tensor must be
 // present with the right shape and a floating dtype, and any tensor the model
 // does not use is an error unless it is a known ignorable buffer.
+// A PEFT LoRA adapter folder (adapter_config.json, no config.json) loads as
+// its base model (LoadOptions::base_model, else base_model_name_or_path)
+// with the adapter applied and merged (load_lora_adapter + merge_lora).
 std::shared_ptr<RewardModel> load_reward_model(const std::string& dir,
                                                const LoadOptions& options = {});
 

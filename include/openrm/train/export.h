@@ -1,5 +1,6 @@
 // Export: a complete Hugging Face folder, written from an openrm model folder,
-// a trainer checkpoint or a training output folder, that transformers loads
+// a trainer checkpoint, a training output folder or a LoRA adapter folder
+// (merged onto its base), that transformers loads
 // with AutoModelForSequenceClassification and AutoTokenizer from the folder
 // alone. docs/export.md describes the folder and what has been tested.
 #pragma once
@@ -31,9 +32,11 @@ std::uint64_t parse_byte_size(const std::string& text);
 
 struct ExportOptions {
   // An openrm model folder (config.json, weights, tokenizer, openrm.json), a
-  // trainer checkpoint (<output>/checkpoints/checkpoint-N) or a training
+  // trainer checkpoint (<output>/checkpoints/checkpoint-N), a training
   // output folder (its final model, or its newest checkpoint when the run did
-  // not finish).
+  // not finish) or a PEFT LoRA adapter folder (adapter_config.json +
+  // adapter_model.safetensors: exported merged onto its base, as PEFT's
+  // merge_and_unload + save_pretrained gives it).
   std::string model_dir;
   // The folder to write; it must not exist, or be empty (see overwrite).
   std::string output_dir;
@@ -56,6 +59,9 @@ struct ExportOptions {
   // The model card's `base_model:` (a Hub model id); "": the input's model
   // card's, else none.
   std::string base_model;
+  // For a PEFT LoRA adapter folder: the base model's folder; "":
+  // adapter_config.json's base_model_name_or_path. An error for other inputs.
+  std::string base_model_dir;
 };
 
 struct ExportResult {

@@ -56,6 +56,18 @@ struct TrainOptions {
   bool use_margin = true;           // subtract the data's per-pair margin in the loss
   bool gradient_checkpointing = false;  // recompute layer activations in backward (saves memory)
 
+  // ---- LoRA (docs/training.md): rank 0 trains every weight
+  std::int64_t lora_rank = 0;       // adapters of this rank on the target layers; the base frozen
+  double lora_alpha = 16.0;         // scaling alpha / rank
+  double lora_dropout = 0.0;        // dropout on the adapters' input
+  std::vector<std::string> lora_targets = {"q_proj", "k_proj", "v_proj", "o_proj",
+                                           "gate_proj", "up_proj", "down_proj"};
+  bool lora_base_bf16 = false;      // keep the frozen base weights in bf16 (half their memory)
+
+  // ---- data parallel (docs/distributed.md): RANK, WORLD_SIZE, ... from torchrun
+  double dist_timeout = 1800.0;     // seconds a rank waits for the others before it stops
+  std::int64_t bucket_mb = 25;      // gradient all-reduce bucket size in MiB
+
   // ---- evaluation, checkpoints, output
   std::string output_dir;           // the trained folder (created)
   std::int64_t eval_every = 0;      // evaluate on eval_data every N steps (0: only at the end)
