@@ -108,16 +108,7 @@ TEST(Lora, PeftLoadsTheAdapterWithOpenrmsScores) {
   LoraOptions options = rank_four();
   options.targets = {"q_proj", "v_proj", "down_proj"};
   apply_lora(*model, options, /*seed=*/5);
-  {
-    // As if trained: B and the head away from their start.
-    torch::NoGradGuard no_grad;
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
-    for (auto& item : model->named_parameters()) {
-      if (item.key().find(".lora_B.") != std::string::npos || item.key() == "score.weight") {
-        item.value().add_(at::empty(item.value().sizes(), at::kFloat).normal_(0.0, 0.3, gen));
-      }
-    }
-  }
+  test::perturb_adapters_and_head(*model);  // as if trained
   model->eval();
   const auto ours = scores_alone(*model, sequences);
   test::TempDir tmp;

@@ -95,6 +95,16 @@ void make_tiny_model_folder(const std::string& dir, bool with_tokenizer) {
   if (with_tokenizer) train_tiny_tokenizer(dir);
 }
 
+void perturb_adapters_and_head(RewardModel& model) {
+  torch::NoGradGuard no_grad;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
+  for (auto& item : model.named_parameters()) {
+    if (item.key().find(".lora_B.") != std::string::npos || item.key() == "score.weight") {
+      item.value().add_(at::empty(item.value().sizes(), at::kFloat).normal_(0.0, 0.3, gen));
+    }
+  }
+}
+
 std::shared_ptr<RewardModel> make_tiny_lora_adapter(const std::string& base_dir, const std::string& adapter_dir,
                                                     bool with_tokenizer) {
   make_tiny_model_folder(base_dir, with_tokenizer);
@@ -104,15 +114,7 @@ std::shared_ptr<RewardModel> make_tiny_lora_adapter(const std::string& base_dir,
   options.alpha = 8;
   options.targets = {"q_proj", "v_proj", "down_proj"};
   apply_lora(*model, options, /*seed=*/5);
-  {
-    torch::NoGradGuard no_grad;
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
-    for (auto& item : model->named_parameters()) {
-      if (item.key().find(".lora_B.") != std::string::npos || item.key() == "score.weight") {
-        item.value().add_(at::empty(item.value().sizes(), at::kFloat).normal_(0.0, 0.3, gen));
-      }
-    }
-  }
+  perturb_adapters_and_head(*model);
   model->eval();
   save_lora_adapter(*model, options, adapter_dir, base_dir);
   return model;

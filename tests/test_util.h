@@ -46,6 +46,10 @@ void train_tiny_tokenizer(const std::string& dir);
 // in dir, with train_tiny_tokenizer's tokenizer unless with_tokenizer is false.
 void make_tiny_model_folder(const std::string& dir, bool with_tokenizer);
 
+// As if trained: every LoRA B and the head "score.weight" moved by N(0, 0.3)
+// draws from a fixed seed.
+void perturb_adapters_and_head(RewardModel& model);
+
 // make_tiny_model_folder(base_dir, with_tokenizer), then rank-4 alpha-8 LoRA
 // adapters on its q_proj, v_proj and down_proj layers with B and the head
 // moved from their start as if trained (N(0, 0.3) added, seed 11), saved by
