@@ -1406,7 +1406,9 @@ void expect_same_trajectory(const std::string& a, const std::string& b, double t
     } else {
       EXPECT_EQ(la[i].at("pairs"), lb[i].at("pairs"));
       EXPECT_NEAR(la[i].at("loss").get<double>(), lb[i].at("loss").get<double>(), tolerance);
-      EXPECT_NEAR(la[i].at("grad_norm").get<double>(), lb[i].at("grad_norm").get<double>(), tolerance);
+      // Relative: LibTorch 2.11's kernels drift the later norms by ~2e-4 of ~1.5.
+      EXPECT_NEAR(la[i].at("grad_norm").get<double>(), lb[i].at("grad_norm").get<double>(),
+                  10 * tolerance * std::max(1.0, std::abs(la[i].at("grad_norm").get<double>())));
       EXPECT_NEAR(la[i].at("lr").get<double>(), lb[i].at("lr").get<double>(), 1e-15);
     }
   }
