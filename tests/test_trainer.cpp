@@ -1614,7 +1614,10 @@ TEST_F(TrainerCli, BadDistributedEnvironmentIsOneErrorLine) {
   // Nobody else joins: the rendezvous gives up after --dist-timeout.
   ::setenv("MASTER_PORT", std::to_string(free_port()).c_str(), 1);
   r = run_tool(with_flags(small_flags(out), {"--dist-timeout", "2"}), tmp.file("c.log"));
-  EXPECT_TRUE(test::contains(error_line(r), "not all 2 ranks joined the gloo process group within 2 s")) << r.output;
+  // LibTorch 1.13's store server does not wait for the clients, so Gloo's
+  // rendezvous times out; 2.x's server times out itself. Both say so.
+  EXPECT_TRUE(test::contains(error_line(r), "not all 2 ranks joined")) << r.output;
+  EXPECT_TRUE(test::contains(error_line(r), "within 2 s")) << r.output;
   for (const char* name : {"WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT"}) ::unsetenv(name);
   EXPECT_FALSE(path_exists(join_path(out, "metrics.jsonl")));
 }

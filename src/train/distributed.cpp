@@ -423,7 +423,6 @@ struct GradientReducer::Impl {
     at::Tensor flat;
     std::vector<std::size_t> members;
     std::size_t ready = 0;
-    bool launched = false;
   };
   std::vector<Bucket> buckets;
   std::vector<std::size_t> bucket_of, offset;
@@ -440,10 +439,7 @@ struct GradientReducer::Impl {
     next_launch = 0;
     std::fill(delivered.begin(), delivered.end(), 0);
     std::fill(filled.begin(), filled.end(), 0);
-    for (auto& b : buckets) {
-      b.ready = 0;
-      b.launched = false;
-    }
+    for (auto& b : buckets) b.ready = 0;
   }
   at::Tensor slice(std::size_t i) {
     const Bucket& b = buckets[bucket_of[i]];
@@ -459,7 +455,6 @@ struct GradientReducer::Impl {
   void launch_ready() {
     while (next_launch < buckets.size() && buckets[next_launch].ready == buckets[next_launch].members.size()) {
       comm->start_all_reduce_sum(buckets[next_launch].flat);
-      buckets[next_launch].launched = true;
       ++next_launch;
     }
   }
