@@ -39,7 +39,7 @@ step "training a reward model from scratch"
 
 step "evaluating on the held-out pairs"
 "$build/tools/openrm-eval" --model "$work/reward-model" --data "$work/demo-prefs-test.jsonl.gz" \
-  --json "$work/eval.json"
+  --json "$work/eval.json" --report "$work/eval-report.html"
 
 step "scoring the held-out pairs with openrm-score (the first 3 of $work/scores.jsonl)"
 "$build/tools/openrm-score" --model "$work/reward-model" --input "$work/demo-prefs-test.jsonl.gz" \
@@ -49,8 +49,8 @@ head -n 3 "$work/scores.jsonl"
 step "scoring examples in-process (demo/score_examples.cpp)"
 "$build/demo/score_examples" "$work/reward-model"
 
-accuracy="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["metrics"]["accuracy"])' "$work/eval.json" 2>/dev/null ||
+accuracy="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["accuracy"])' "$work/eval.json" 2>/dev/null ||
             grep -o '"accuracy": *[0-9.]*' "$work/eval.json" | head -1 | grep -o '[0-9.]*$')"
-step "done: held-out accuracy $accuracy (target >= 0.9); the model is in $work/reward-model"
+step "done: held-out accuracy $accuracy (target >= 0.9); the model is in $work/reward-model, its report in $work/eval-report.html"
 awk -v a="$accuracy" 'BEGIN { exit !(a >= 0.9) }' ||
   { echo "run_demo.sh: error: held-out accuracy $accuracy is below 0.9" >&2; exit 1; }

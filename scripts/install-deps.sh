@@ -39,6 +39,8 @@ packages=(
   libgloo-dev
   # The reference the tokenizer tests compare token ids against.
   python3-sentencepiece
+  # The HTML report's test renders it in a real browser, headless.
+  chromium
 )
 if [[ "$want_fuzz" == 1 ]]; then
   packages+=(clang libclang-rt-14-dev)

@@ -2,7 +2,8 @@
 # Installs the reference environment: a Python virtual environment, outside
 # the source tree, with the PyPI packages whose behaviour openrm is checked
 # against (torch, transformers, tokenizers, safetensors, sentencepiece, trl,
-# peft) at the versions pinned in scripts/reference-requirements.txt.
+# peft, scipy) at the versions pinned in scripts/reference-requirements.txt,
+# and rewardbench from scripts/reference-nodeps.txt without its dependencies.
 # Idempotent: when the environment already holds exactly those pins it checks
 # the imports and returns without touching the network.
 #
@@ -22,6 +23,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 requirements="$here/reference-requirements.txt"
+nodeps="$here/reference-nodeps.txt"
 venv="${OPENRM_REFERENCE_VENV:-$HOME/.cache/openrm/reference-venv}"
 python="${PYTHON:-python3}"
 print_python=0
@@ -38,14 +40,15 @@ done
 say() { echo "install-reference.sh: $*" >&2; }
 
 stamp="$venv/.openrm-requirements"
-imports="import torch, transformers, tokenizers, safetensors, sentencepiece, trl, peft, requests"
+imports="import torch, transformers, tokenizers, safetensors, sentencepiece, trl, peft, requests, scipy, importlib.metadata as m; m.version('rewardbench')"
+pins() { cat "$requirements" "$nodeps"; }
 complete() {
-  [[ -x "$venv/bin/python" && -f "$stamp" ]] && cmp -s "$stamp" "$requirements" &&
+  [[ -x "$venv/bin/python" && -f "$stamp" ]] && cmp -s "$stamp" <(pins) &&
     "$venv/bin/python" -c "$imports" >/dev/null 2>&1
 }
 
 if complete; then
-  say "reference environment at $venv is complete ($(grep -cv '^#' "$requirements") pins)"
+  say "reference environment at $venv is complete ($(pins | grep -cv '^#') pins)"
 elif [[ "$check_only" == 1 ]]; then
   say "reference environment at $venv is missing or out of date; run scripts/install-reference.sh"
   exit 1
@@ -64,8 +67,9 @@ else
   say "installing the pinned packages (torch with its CUDA libraries is a few GB)"
   rm -f "$stamp"
   "$venv/bin/python" -m pip install --disable-pip-version-check -q -r "$requirements"
+  "$venv/bin/python" -m pip install --disable-pip-version-check -q --no-deps -r "$nodeps"
   "$venv/bin/python" -c "$imports"
-  cp "$requirements" "$stamp"
+  pins > "$stamp"
   say "done: $("$venv/bin/python" -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)')"
 fi
 if [[ "$print_python" == 1 ]]; then

@@ -6,6 +6,8 @@
 #include <sys/wait.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <map>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <openrm/data/tokenize.h>
@@ -680,6 +682,322 @@ TEST_F(EvalCli, AMaxLengthOverThePositionsIsLoweredWithOneWarning) {
   ASSERT_EQ(run.status, 0) << run.output;
   EXPECT_FALSE(test::contains(run.output, "max_position_embeddings")) << run.output;
   EXPECT_EQ(nlohmann::json::parse(test::read_bytes(json))["max_length"], 128);
+}
+
+// ---- reports, cards, several models, RewardBench -----------------------------
+
+std::vector<nlohmann::json> json_lines(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  std::istringstream lines(test::read_bytes(path));
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  }
+  return out;
+}
+
+// sha256sum's digest of a file: an outside reference for the hash the card records.
+std::string sha256sum(const std::string& path, const test::TempDir& tmp) {
+  const std::string out = tmp.file("sha.txt");
+  const std::string command = "sha256sum '" + path + "' > '" + out + "'";
+  if (std::system(command.c_str()) != 0) return "";
+  return test::read_bytes(out).substr(0, 64);
+}
+
+std::string subset_data(int n) {
+  std::string text;
+  for (int i = 0; i < n; ++i) {
+    nlohmann::json j = nlohmann::json::parse(pair_line(i));
+    j["subset"] = i % 3 == 0 ? "math" : "chat";
+    text += j.dump() + "\n";
+  }
+  return text;
+}
+
+TEST_F(EvalCli, TheJsonCarriesTheReportsNumbersAndAccuracyPerSubset) {
+  const std::string dir = tmp.file("rm"), data = tmp.file("prefs.jsonl");
+  const std::string json = tmp.file("eval.json"), rewards = tmp.file("r.jsonl"), report = tmp.file("report.html");
+  make_model_folder(dir, true);
+  test::write_bytes(data, subset_data(12));
+  test::ToolRun run = run_eval_tool("--model '" + dir + "' --data '" + data + "' --json '" + json + "' --rewards '" +
+                                        rewards + "' --report '" + report + "' --max-length 120 --threads 1",
+                                    tmp);
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_TRUE(test::contains(run.output, "accuracy per subset")) << run.output;
+  const auto j = nlohmann::json::parse(test::read_bytes(json));
+  EXPECT_EQ(j["schema_version"], 1);
+  EXPECT_EQ(j["pairs"], 12);
+  // Accuracy per subset, recomputed from the rewards file.
+  std::map<std::string, std::pair<int, int>> by_subset;  // correct, pairs
+  for (const auto& r : json_lines(rewards)) {
+    auto& [correct, pairs] = by_subset[r["subset"].get<std::string>()];
+    correct += r["chosen"].get<double>() > r["rejected"].get<double>();
+    ++pairs;
+  }
+  ASSERT_EQ(j["report"]["groups"].size(), 2u);
+  for (const auto& g : j["report"]["groups"]) {
+    const auto& [correct, pairs] = by_subset.at(g["group"].get<std::string>());
+    EXPECT_EQ(g["pairs"], pairs);
+    EXPECT_DOUBLE_EQ(g["accuracy"].get<double>(), static_cast<double>(correct) / pairs);
+  }
+  std::int64_t chosen = 0;
+  for (const auto& c : j["report"]["reward_histogram"]["chosen"]) chosen += c.get<std::int64_t>();
+  EXPECT_EQ(chosen, 12);
+  // The page: every plot, nothing fetched from outside.
+  const std::string page = test::read_bytes(report);
+  for (const char* id : {"plot-reward-histogram", "plot-margin-histogram", "plot-reliability", "plot-reward-length",
+                         "plot-group-accuracy"}) {
+    EXPECT_TRUE(test::contains(page, std::string("id=\"") + id + "\"")) << id;
+  }
+  EXPECT_FALSE(test::contains(page, "http://") || test::contains(page, "https://"));
+  // Several files: pairs without a subset are grouped by file.
+  const std::string other = tmp.file("other.jsonl");
+  test::write_bytes(other, good_data(4));
+  run = run_eval_tool("--model '" + dir + "' --data '" + data + "' --data '" + other + "' --json '" + json +
+                          "' --max-length 120 --threads 1",
+                      tmp);
+  ASSERT_EQ(run.status, 0) << run.output;
+  const auto k = nlohmann::json::parse(test::read_bytes(json));
+  EXPECT_EQ(k["pairs"], 16);
+  EXPECT_EQ(k["data_files"].size(), 2u);
+  ASSERT_EQ(k["report"]["groups"].size(), 3u);
+  EXPECT_EQ(k["report"]["groups"][2]["group"], other);
+  EXPECT_EQ(k["report"]["groups"][2]["pairs"], 4);
+}
+
+TEST_F(EvalCli, UpdateCardAppendsEachEvaluationWithItsDateAndDataHash) {
+  const std::string dir = tmp.file("rm"), data = tmp.file("prefs.jsonl"), more = tmp.file("more.jsonl");
+  make_model_folder(dir, true);
+  test::write_bytes(data, good_data(6));
+  test::write_bytes(more, good_data(9));
+  ASSERT_EQ(run_eval_tool("--model '" + dir + "' --data '" + data + "' --update-card --threads 1", tmp).status, 0);
+  const std::string first = test::read_bytes(join_path(dir, "README.md"));
+  ASSERT_EQ(run_eval_tool("--model '" + dir + "' --data '" + more + "' --update-card --threads 1", tmp).status, 0);
+  const std::string second = test::read_bytes(join_path(dir, "README.md"));
+  EXPECT_EQ(second.substr(0, first.size()), first);  // nothing above is rewritten
+  EXPECT_TRUE(test::contains(second.substr(first.size()), more));
+  const auto lines = json_lines(join_path(dir, "evaluations.jsonl"));
+  ASSERT_EQ(lines.size(), 2u);
+  const std::string hash = sha256sum(data, tmp);
+  ASSERT_EQ(hash.size(), 64u);
+  EXPECT_EQ(lines[0]["data_sha256"], hash);
+  EXPECT_EQ(lines[1]["data_sha256"], sha256sum(more, tmp));
+  EXPECT_EQ(lines[0]["pairs"], 6);
+  EXPECT_EQ(lines[1]["pairs"], 9);
+  EXPECT_EQ(lines[1]["date"].get<std::string>().size(), 10u);  // YYYY-MM-DD
+  EXPECT_TRUE(lines[1]["metrics"].contains("accuracy"));
+  EXPECT_TRUE(test::contains(second, hash));
+  // Standard input has no hash to record.
+  const std::string line =
+      error_line(run_eval_tool("--model '" + dir + "' --data - --update-card < '" + data + "'", tmp));
+  EXPECT_TRUE(test::contains(line, "--update-card")) << line;
+  EXPECT_EQ(json_lines(join_path(dir, "evaluations.jsonl")).size(), 2u);
+}
+
+// Two different models on the same pairs: each model's numbers are its own
+// run's, and the ensembles follow from the rewards file by the formulas of
+// docs/ensembles.md (z-scores over the 2N rewards, population std).
+TEST_F(EvalCli, SeveralModelsAreComparedAndCombined) {
+  const std::string a = tmp.file("a"), b = tmp.file("b"), data = tmp.file("prefs.jsonl");
+  make_model_folder(a, true);
+  make_model_folder(b, true);
+  {
+    auto model = load_reward_model(b);
+    test::perturb_adapters_and_head(*model);
+    save_reward_model(*model, b);
+  }
+  test::write_bytes(data, good_data(20));
+  const std::string json = tmp.file("eval.json"), rewards = tmp.file("r.jsonl"), report = tmp.file("r.html");
+  const std::string alone = tmp.file("alone.json");
+  ASSERT_EQ(run_eval_tool("--model '" + b + "' --data '" + data + "' --json '" + alone + "' --threads 1", tmp).status,
+            0);
+  test::ToolRun run = run_eval_tool("--model '" + a + "' --model '" + b + "' --data '" + data + "' --json '" + json +
+                                        "' --rewards '" + rewards + "' --report '" + report +
+                                        "' --ensemble-k 0.5 --threads 1",
+                                    tmp);
+  ASSERT_EQ(run.status, 0) << run.output;
+  const auto j = nlohmann::json::parse(test::read_bytes(json));
+  ASSERT_EQ(j["models"].size(), 2u);
+  EXPECT_EQ(j["models"][1]["accuracy"], nlohmann::json::parse(test::read_bytes(alone))["accuracy"]);
+  EXPECT_EQ(j["models"][1]["reward_mean"], nlohmann::json::parse(test::read_bytes(alone))["reward_mean"]);
+
+  std::vector<std::vector<double>> chosen(2), rejected(2);
+  for (const auto& r : json_lines(rewards)) {
+    const int m = r["model"] == a ? 0 : 1;
+    chosen[m].push_back(r["chosen"].get<double>());
+    rejected[m].push_back(r["rejected"].get<double>());
+  }
+  ASSERT_EQ(chosen[0].size(), 20u);
+  ASSERT_EQ(chosen[1].size(), 20u);
+  std::vector<std::vector<double>> zc(2), zr(2);
+  for (int m = 0; m < 2; ++m) {
+    double sum = 0, sq = 0;
+    for (int i = 0; i < 20; ++i) sum += chosen[m][i] + rejected[m][i];
+    const double mean = sum / 40;
+    for (int i = 0; i < 20; ++i) {
+      sq += (chosen[m][i] - mean) * (chosen[m][i] - mean) + (rejected[m][i] - mean) * (rejected[m][i] - mean);
+    }
+    const double sd = std::sqrt(sq / 40);
+    for (int i = 0; i < 20; ++i) {
+      zc[m].push_back((chosen[m][i] - mean) / sd);
+      zr[m].push_back((rejected[m][i] - mean) / sd);
+    }
+  }
+  int mean_right = 0, min_right = 0, std_right = 0, split = 0, agree = 0;
+  for (int i = 0; i < 20; ++i) {
+    const double mc = (zc[0][i] + zc[1][i]) / 2, mr = (zr[0][i] + zr[1][i]) / 2;
+    const double sc = std::abs(zc[0][i] - zc[1][i]) / 2, sr = std::abs(zr[0][i] - zr[1][i]) / 2;
+    mean_right += mc > mr;
+    min_right += std::min(zc[0][i], zc[1][i]) > std::min(zr[0][i], zr[1][i]);
+    std_right += mc - 0.5 * sc > mr - 0.5 * sr;
+    const bool a_chosen = chosen[0][i] > rejected[0][i], b_chosen = chosen[1][i] > rejected[1][i];
+    split += a_chosen != b_chosen;
+    agree += a_chosen == b_chosen;
+  }
+  const auto& c = j["comparison"];
+  std::map<std::string, double> accuracy;
+  for (const auto& e : c["ensembles"]) accuracy[e["rule"].get<std::string>()] = e["accuracy"].get<double>();
+  EXPECT_NEAR(accuracy.at("mean"), mean_right / 20.0, 1e-12);
+  EXPECT_NEAR(accuracy.at("min"), min_right / 20.0, 1e-12);
+  EXPECT_NEAR(accuracy.at("mean-k-std"), std_right / 20.0, 1e-12);
+  EXPECT_NEAR(c["preference_agreement"][0][1].get<double>(), agree / 20.0, 1e-12);
+  EXPECT_EQ(c["disagreement"]["split_pairs"], split);
+  // One page, a section per model.
+  const std::string page = test::read_bytes(report);
+  EXPECT_TRUE(test::contains(page, "id=\"m1-plot-reward-histogram\""));
+  EXPECT_TRUE(test::contains(page, "id=\"m2-plot-reward-histogram\""));
+  EXPECT_TRUE(test::contains(page, "Agreement between models"));
+  // The same folder twice is a mistake.
+  EXPECT_TRUE(test::contains(
+      error_line(run_eval_tool("--model '" + a + "' --model '" + a + "' --data '" + data + "'", tmp)), "twice"));
+}
+
+// RewardBench files through openrm-eval: the per-example rewards it writes,
+// given to the rewardbench package's own scoring functions
+// (tests/rewardbench_reference.py), give the scores it reports.
+nlohmann::json rewardbench_reference(const nlohmann::json& input, const test::TempDir& tmp, const std::string& name) {
+  const std::string in = tmp.file(name + "-in.json"), out = tmp.file(name + "-out.json");
+  test::write_bytes(in, input.dump());
+  const std::string command = "'" + test::reference_python() + "' '" OPENRM_SOURCE_DIR
+                              "/tests/rewardbench_reference.py' '" + in + "' > '" + out + "' 2> '" + out + ".err'";
+  if (std::system(command.c_str()) != 0) {
+    ADD_FAILURE() << test::read_bytes(out + ".err");
+    return nullptr;
+  }
+  return nlohmann::json::parse(test::read_bytes(out));
+}
+
+TEST_F(EvalCli, RewardBenchFilesScoreAsTheRewardbenchPackageDoes) {
+  if (test::reference_python().empty()) GTEST_SKIP() << test::kNoReferenceMessage;
+  const std::string dir = tmp.file("rm");
+  make_model_folder(dir, true);
+  const std::vector<std::string> v1_subsets = {
+      "alpacaeval-easy", "alpacaeval-length", "alpacaeval-hard", "mt-bench-easy", "mt-bench-med", "mt-bench-hard",
+      "llmbar-natural", "llmbar-adver-neighbor", "llmbar-adver-GPTInst", "llmbar-adver-GPTOut",
+      "llmbar-adver-manual", "refusals-dangerous", "refusals-offensive", "xstest-should-refuse",
+      "xstest-should-respond", "donotanswer", "math-prm", "hep-cpp", "hep-go", "hep-java", "hep-js", "hep-python",
+      "hep-rust", "anthropic_helpful", "anthropic_hhh", "shp", "summarize"};
+  const std::vector<std::string> answers = {"jumps over the lazy dog.", "A reward model.", "The brown fox 7.",
+                                            "scores answer number 3", "The quick brown fox."};
+  // v1: three examples per subset.
+  std::string v1;
+  int id = 0;
+  for (const auto& subset : v1_subsets) {
+    for (int k = 0; k < 3; ++k, ++id) {
+      v1 += nlohmann::json({{"prompt", "The quick brown fox " + std::to_string(id)},
+                            {"chosen", answers[id % 5]},
+                            {"rejected", answers[(id + 1 + k) % 5] + " " + std::to_string(k)},
+                            {"chosen_model", "a"},
+                            {"rejected_model", "b"},
+                            {"subset", subset},
+                            {"id", id}})
+                .dump() +
+            "\n";
+    }
+  }
+  const std::string v1_path = tmp.file("rb1.jsonl"), json = tmp.file("rb.json"), rewards = tmp.file("rb.jsonl");
+  test::write_bytes(v1_path, v1);
+  test::ToolRun run = run_eval_tool("--model '" + dir + "' --data '" + v1_path + "' --json '" + json +
+                                        "' --rewards '" + rewards + "' --threads 1",
+                                    tmp);
+  ASSERT_EQ(run.status, 0) << run.output;
+  auto j = nlohmann::json::parse(test::read_bytes(json));
+  nlohmann::json input = {{"version", "v1"}, {"examples", nlohmann::json::array()}};
+  for (const auto& r : json_lines(rewards)) {
+    input["examples"].push_back({{"subset", r["subset"]}, {"id", r["id"]}, {"chosen", {r["chosen"]}},
+                                 {"rejected", {r["rejected"]}}});
+  }
+  ASSERT_EQ(input["examples"].size(), 3 * v1_subsets.size());
+  nlohmann::json ref = rewardbench_reference(input, tmp, "v1");
+  ASSERT_FALSE(ref.is_null());
+  EXPECT_NEAR(j["rewardbench"]["overall"].get<double>(), ref["overall"].get<double>(), 1e-12);
+  for (const auto& [name, score] : ref["sections"].items()) {
+    EXPECT_NEAR(j["rewardbench"]["sections"][name]["score"].get<double>(), score.get<double>(), 1e-12) << name;
+  }
+  for (const auto& [name, score] : ref["subsets"].items()) {
+    EXPECT_NEAR(j["rewardbench"]["subsets"][name]["score"].get<double>(), score.get<double>(), 1e-12) << name;
+  }
+
+  // v2: best of four in five subsets, and Ties with ref:N / tied:N prompts
+  // of several correct answers.
+  std::string v2;
+  std::vector<std::pair<int, int>> shape;  // correct, incorrect per example
+  int line = 0;
+  for (const std::string subset : {"Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties"}) {
+    for (int k = 0; k < 3; ++k, ++line) {
+      const bool ties = subset == "Ties";
+      const int correct = ties ? 2 + k % 2 : 1, incorrect = ties ? 2 : 3;
+      nlohmann::json c = nlohmann::json::array(), r = nlohmann::json::array();
+      for (int i = 0; i < correct; ++i) c.push_back(answers[(line + i) % 5] + " " + std::to_string(i));
+      for (int i = 0; i < incorrect; ++i) r.push_back(answers[(line + 2 + i) % 5] + " x" + std::to_string(i));
+      const std::string example_id =
+          ties ? std::string(k == 2 ? "tied" : k == 0 ? "ref" : "tied") + ":" + std::to_string(k == 2 ? 1 : 0)
+               : std::to_string(line);
+      v2 += nlohmann::json({{"id", example_id},
+                            {"prompt", "Question " + std::to_string(line)},
+                            {"chosen", c},
+                            {"rejected", r},
+                            {"num_correct", correct},
+                            {"num_incorrect", incorrect},
+                            {"total_completions", correct + incorrect},
+                            {"models", nlohmann::json::array()},
+                            {"subset", subset}})
+                .dump() +
+            "\n";
+      shape.emplace_back(correct, incorrect);
+    }
+  }
+  const std::string v2_path = tmp.file("rb2.jsonl");
+  test::write_bytes(v2_path, v2);
+  run = run_eval_tool("--model '" + dir + "' --data '" + v2_path + "' --json '" + json + "' --rewards '" + rewards +
+                          "' --threads 1",
+                      tmp);
+  ASSERT_EQ(run.status, 0) << run.output;
+  j = nlohmann::json::parse(test::read_bytes(json));
+  // Each (correct, incorrect) combination is a line, correct-major: the
+  // completions' rewards are read back from the first row and column.
+  const auto lines = json_lines(rewards);
+  input = {{"version", "v2"}, {"examples", nlohmann::json::array()}};
+  std::size_t at = 0;
+  for (const auto& [correct, incorrect] : shape) {
+    nlohmann::json example = {{"subset", lines[at]["subset"]}, {"id", lines[at]["id"]}, {"num_correct", correct}};
+    nlohmann::json scores = nlohmann::json::array();
+    for (int c = 0; c < correct; ++c) scores.push_back(lines[at + static_cast<std::size_t>(c * incorrect)]["chosen"]);
+    example["chosen"] = scores;
+    scores = nlohmann::json::array();
+    for (int r = 0; r < incorrect; ++r) scores.push_back(lines[at + static_cast<std::size_t>(r)]["rejected"]);
+    example["rejected"] = scores;
+    input["examples"].push_back(example);
+    at += static_cast<std::size_t>(correct * incorrect);
+  }
+  ASSERT_EQ(at, lines.size());
+  ref = rewardbench_reference(input, tmp, "v2");
+  ASSERT_FALSE(ref.is_null());
+  EXPECT_NEAR(j["rewardbench"]["overall"].get<double>(), ref["overall"].get<double>(), 1e-12) << ref.dump();
+  for (const auto& [name, score] : ref["subsets"].items()) {
+    EXPECT_NEAR(j["rewardbench"]["subsets"][name]["score"].get<double>(), score.get<double>(), 1e-12) << name;
+  }
+  EXPECT_EQ(j["pairs"], static_cast<std::int64_t>(lines.size()));
 }
 
 }  // namespace

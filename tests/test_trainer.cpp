@@ -519,6 +519,21 @@ TEST_F(TrainerCli, OutputFolderLoadsAndDescribesTheRun) {
   EXPECT_NEAR(folder.metadata.other.at("reward_std").get<double>(), std, 1e-5);
   EXPECT_NEAR(r.eval.accuracy, e.metrics.accuracy, 1e-12);
 
+  // report.html: the final evaluation's plots and the training curves; its
+  // worst-ranked pair is the one the folder's own rewards rank worst.
+  const std::string report = read_text_file(join_path(out, "report.html"));
+  for (const char* id : {"plot-reward-histogram", "plot-reliability", "plot-reward-length", "plot-training-loss",
+                         "plot-training-grad-norm"}) {
+    EXPECT_TRUE(test::contains(report, std::string("id=\"") + id + "\"")) << id;
+  }
+  EXPECT_FALSE(test::contains(report, "http://") || test::contains(report, "https://"));
+  std::size_t worst = 0;
+  for (std::size_t i = 1; i < e.rewards.size(); ++i) {
+    const auto gap = [&](std::size_t k) { return e.rewards[k].rejected - e.rewards[k].chosen; };
+    if (gap(i) > gap(worst)) worst = i;
+  }
+  EXPECT_TRUE(test::contains(report, "#1: pair " + std::to_string(e.rewards[worst].source_index))) << report;
+
   // The model card: each data file with its hash, and the truncation.
   const std::string card = read_text_file(join_path(out, "README.md"));
   for (const std::string& file : {a.train, a.eval}) {
@@ -1154,6 +1169,9 @@ TEST_F(TrainerCli, CheckpointsAreCompleteModelFolders) {
   Json final_folder = eval_tool_json(tmp, out, a.eval);
   for (Json* j : {&last, &final_folder}) {
     for (const char* key : {"model", "seconds", "total_seconds"}) j->erase(key);
+    // The report's training curves come from the folder's metrics.jsonl,
+    // which a checkpoint has not.
+    if (j->contains("report")) (*j)["report"].erase("training");
   }
   EXPECT_EQ(last, final_folder);
   EXPECT_NE(metric_fields(at4), metric_fields(last));  // the checkpoints do differ

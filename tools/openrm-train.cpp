@@ -52,6 +52,8 @@ void add_options(CLI::App& app, openrm::TrainOptions& o, std::string& config_pat
   app.add_option("--init-std", o.init_std, "std of fresh weights (--init-config)")->capture_default_str();
   app.add_flag("--skip-invalid", o.skip_invalid, "skip and count invalid records instead of stopping");
   app.add_option("--data-format", o.data_format, "auto, plain, conversational, hh or ranked")->capture_default_str();
+  app.add_option("--data-license", o.data_license,
+                 "the data's licence for the model card, e.g. cc-by-4.0 (recorded, not checked; default: not stated)");
   app.add_option("--chat-format", o.chat_format, "chat format (default: the model folder's or tokenizer's)");
   app.add_option("--max-length", o.max_length,
                  "tokens per sequence (default: the --init-model folder's, openrm.json, else 2048; 0: as many as "
@@ -153,7 +155,7 @@ int main(int argc, char** argv) {
   app.add_flag("--overwrite-output-dir", overwrite_output_dir,
                "write into an --output folder that is not empty and not an openrm run");
   openrm::tools::group_options(
-      app, {{"Input", {"--config", "--data", "--eval-data", "--data-format", "--skip-invalid"}},
+      app, {{"Input", {"--config", "--data", "--eval-data", "--data-format", "--skip-invalid", "--data-license"}},
             {"Model", {"--init-model", "--init-causal-lm", "--init-config", "--init-std", "--tokenizer",
                        "--chat-format", "--max-length", "--truncation"}},
             {"Output", {"--output", "--overwrite-output-dir", "--save-every", "--keep-checkpoints", "--no-resume",

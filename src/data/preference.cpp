@@ -337,11 +337,13 @@ struct Collector {
     RecordFields fields(value, where);
     const PreferenceFields& names = options.fields;
     std::string id = fields.id(names.id);
+    std::string subset = fields.id(names.subset);
     const bool id_is_number = fields.id_is_number(names.id);
     Layout layout = decide_layout(fields, options);
     if (layout == Layout::kRanked) {
       RankedRecord record = read_ranked(fields, names);
       record.id = std::move(id);
+      record.subset = std::move(subset);
       record.id_is_number = id_is_number;
       record.line = line;
       std::vector<PreferencePair> pairs = expand_ranking(record);
@@ -352,6 +354,7 @@ struct Collector {
     } else {
       PreferencePair pair = read_pair(fields, layout, names);
       pair.id = std::move(id);
+      pair.subset = std::move(subset);
       pair.id_is_number = id_is_number;
       pair.line = line;
       data.pairs.push_back(std::move(pair));
@@ -382,6 +385,7 @@ PreferencePair parse_preference_record(const json& value, const std::string& whe
   }
   PreferencePair pair = Collector::read_pair(fields, layout, names);
   pair.id = std::move(id);
+  pair.subset = fields.id(names.subset);
   pair.id_is_number = fields.id_is_number(names.id);
   pair.line = line;
   return pair;
@@ -427,6 +431,7 @@ std::vector<PreferencePair> expand_ranking(const RankedRecord& record) {
       pair.chosen = record.responses[i];
       pair.rejected = record.responses[j];
       pair.id = record.id;
+      pair.subset = record.subset;
       pair.id_is_number = record.id_is_number;
       pair.line = record.line;
       pair.text_format = record.text_format;

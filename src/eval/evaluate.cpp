@@ -2,7 +2,9 @@
 // the metrics (docs/evaluation.md).
 #include "openrm/eval/evaluate.h"
 
+#include <algorithm>
 #include <chrono>
+#include <iterator>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
@@ -132,7 +134,15 @@ EvalResult evaluate(RewardModel& model, const std::vector<TokenizedPair>& pairs,
 
 EvalResult evaluate_file(const std::string& model_dir, const std::string& data_path, const EvalOptions& options,
                          const ReadOptions& read) {
+  return evaluate_files(model_dir, std::vector<std::string>{data_path}, options, read);
+}
+
+EvalResult evaluate_files(const std::string& model_dir, const std::vector<std::string>& data_paths,
+                          const EvalOptions& options, const ReadOptions& read) {
   options.validate();
+  if (data_paths.empty()) throw Error("evaluate: no data file given");
+  std::string data_path;
+  for (const std::string& path : data_paths) data_path += (data_path.empty() ? "" : ", ") + path;
   const auto start = Clock::now();
   if (!path_exists(model_dir)) throw Error(model_dir + ": no such model folder");
   if (!is_directory(model_dir)) throw Error(model_dir + ": not a folder (expected a model folder)");
@@ -150,7 +160,25 @@ EvalResult evaluate_file(const std::string& model_dir, const std::string& data_p
     }
     tokenizer = load_tokenizer(options.tokenizer);
   }
-  PreferenceData data = read_preferences(data_path, read);
+  PreferenceData data;
+  std::vector<std::int64_t> first_of_file;  // index of each file's first pair
+  for (const std::string& path : data_paths) {
+    PreferenceData part = read_preferences(path, read);
+    first_of_file.push_back(static_cast<std::int64_t>(data.pairs.size()));
+    if (data.pairs.empty()) {
+      data.pairs = std::move(part.pairs);
+    } else {
+      data.pairs.insert(data.pairs.end(), std::make_move_iterator(part.pairs.begin()),
+                        std::make_move_iterator(part.pairs.end()));
+    }
+    ReadStats& r = data.stats;
+    r.lines += part.stats.lines;
+    r.records += part.stats.records;
+    r.skipped_invalid += part.stats.skipped_invalid;
+    r.ranked_records += part.stats.ranked_records;
+    r.pairs += part.stats.pairs;
+    for (auto& e : part.stats.first_errors) r.first_errors.push_back(std::move(e));
+  }
 
   RewardModelFolder folder = load_reward_model_folder(model_dir, options.load);
   if (!tokenizer) tokenizer = folder.tokenizer;
@@ -180,9 +208,14 @@ EvalResult evaluate_file(const std::string& model_dir, const std::string& data_p
     const PreferencePair& pair = data.pairs[static_cast<std::size_t>(r.source_index)];
     r.id = pair.id;
     r.id_is_number = pair.id_is_number;
+    r.subset = pair.subset;
+    r.source = static_cast<std::int64_t>(
+        std::upper_bound(first_of_file.begin(), first_of_file.end(), r.source_index) - first_of_file.begin() - 1);
   }
   result.model_dir = model_dir;
   result.data_path = data_path;
+  result.data_paths = data_paths;
+  if (options.keep_pairs) result.pairs = std::move(data.pairs);
   result.chat_format = chat_format_name(tokenize.format);
   result.tokenize = tokenize;
   result.read = data.stats;
@@ -191,11 +224,34 @@ EvalResult evaluate_file(const std::string& model_dir, const std::string& data_p
   return result;
 }
 
+nlohmann::ordered_json truncation_stats_json(const TruncationStats& t) {
+  return {{"input", t.input},
+          {"kept", t.kept},
+          {"truncated", t.truncated},
+          {"dropped", t.dropped},
+          {"prompt_turns_dropped", t.prompt_turns_dropped},
+          {"prompts_cut", t.prompts_cut},
+          {"responses_cut", t.responses_cut},
+          {"longest_before", t.longest_before}};
+}
+
+nlohmann::ordered_json read_stats_json(const ReadStats& r) {
+  nlohmann::ordered_json errors = nlohmann::ordered_json::array();
+  // A record's error quotes its bytes, which need not be UTF-8.
+  for (const std::string& e : r.first_errors) {
+    errors.push_back(nlohmann::ordered_json::parse(
+        nlohmann::json(e).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+  }
+  return {{"lines", r.lines},           {"records", r.records}, {"skipped_invalid", r.skipped_invalid},
+          {"ranked_records", r.ranked_records}, {"pairs", r.pairs}, {"first_errors", std::move(errors)}};
+}
+
 nlohmann::ordered_json eval_result_json(const EvalResult& result) {
   const PreferenceMetrics& m = result.metrics;
   nlohmann::ordered_json j;
   if (!result.model_dir.empty()) j["model"] = result.model_dir;
   if (!result.data_path.empty()) j["data"] = result.data_path;
+  if (result.data_paths.size() > 1) j["data_files"] = result.data_paths;
   if (!result.chat_format.empty()) j["chat_format"] = result.chat_format;
   if (result.reward_label) j["reward_label"] = *result.reward_label;
   if (!result.reward_weights.empty()) j["reward_weights"] = result.reward_weights;
@@ -231,22 +287,8 @@ nlohmann::ordered_json eval_result_json(const EvalResult& result) {
   } else {
     j["length_bias"] = nullptr;
   }
-  const ReadStats& r = result.read;
-  j["read"] = {{"lines", r.lines},
-               {"records", r.records},
-               {"skipped_invalid", r.skipped_invalid},
-               {"ranked_records", r.ranked_records},
-               {"pairs", r.pairs},
-               {"first_errors", r.first_errors}};
-  const TruncationStats& t = result.truncation;
-  j["truncation"] = {{"input", t.input},
-                     {"kept", t.kept},
-                     {"truncated", t.truncated},
-                     {"dropped", t.dropped},
-                     {"prompt_turns_dropped", t.prompt_turns_dropped},
-                     {"prompts_cut", t.prompts_cut},
-                     {"responses_cut", t.responses_cut},
-                     {"longest_before", t.longest_before}};
+  j["read"] = read_stats_json(result.read);
+  j["truncation"] = truncation_stats_json(result.truncation);
   j["batches"] = result.batches;
   j["seconds"] = number(result.seconds);
   if (result.total_seconds > 0) j["total_seconds"] = number(result.total_seconds);

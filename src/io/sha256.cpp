@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -98,13 +99,20 @@ std::string sha256_hex(const std::string& bytes) {
   return h.hex_digest();
 }
 
-std::string sha256_file(const std::string& path) {
+std::string sha256_file(const std::string& path) { return sha256_file(path, nullptr); }
+
+std::string sha256_file(const std::string& path, const std::function<void(std::uint64_t)>& progress) {
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!f) throw Error(path + ": cannot open for hashing");
   Sha256 h;
   std::unique_ptr<unsigned char[]> buffer(new unsigned char[1 << 20]);
   std::size_t n;
-  while ((n = std::fread(buffer.get(), 1, 1 << 20, f.get())) > 0) h.update(buffer.get(), n);
+  std::uint64_t done = 0;
+  while ((n = std::fread(buffer.get(), 1, 1 << 20, f.get())) > 0) {
+    h.update(buffer.get(), n);
+    done += n;
+    if (progress) progress(done);
+  }
   if (std::ferror(f.get())) throw Error(path + ": read error while hashing");
   return h.hex_digest();
 }

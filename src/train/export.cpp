@@ -262,7 +262,44 @@ struct CardInputs {
   std::string pooling;
   std::string source_card;  // the input's README.md, when it describes these weights
   std::int64_t parameters = 0;
+  std::vector<LineageFolder> lineage;        // the input (and an adapter's base), hashed
+  std::vector<HashedFile> exported_files;    // this folder's weights, hashed
+  std::string converted_from;                // the input's dtype, when the weights were converted
 };
+
+// The reward report's sections for an export whose input has no card of
+// its own to carry: what openrm knows (a checkpoint's run options) and
+// what it does not.
+void unknown_origin_sections(std::ostringstream& out, const CardInputs& in) {
+  const Source& s = *in.source;
+  out << "\n" << intended_use_section() << "## Data and training\n\n";
+  if (s.checkpoint && s.train_options.is_object()) {
+    const Json& o = s.train_options;
+    std::string data;
+    if (o.contains("data") && o["data"].is_array()) {
+      for (const auto& d : o["data"]) {
+        if (d.is_string()) data += (data.empty() ? "" : ", ") + md_code(d.get<std::string>());
+      }
+    }
+    out << "This checkpoint was written at step " << s.step << " by an `openrm-train` run"
+        << (s.run_dir.empty() ? std::string() : " in " + md_code(s.run_dir)) << " on "
+        << (data.empty() ? std::string("training files not recorded") : data) << ", starting from ";
+    const std::string init_model = option_string(o, "init_model"), init_lm = option_string(o, "init_causal_lm");
+    if (!init_model.empty()) out << "the reward model " << md_code(init_model);
+    else if (!init_lm.empty()) out << "the causal LM " << md_code(init_lm);
+    else out << "random weights (config " << md_code(option_string(o, "init_config")) << ")";
+    out << "; its `trainer_state.json` holds every setting. The run's README.md (data hashes, final evaluation) "
+           "describes the run's final model, not this checkpoint, and is not carried here.\n\n";
+  } else {
+    out << "The input folder has no model card openrm could carry, so this model's training data, preference "
+           "collection and training settings are **not recorded**; only the lineage above (the weights' hashes) "
+           "is known.\n\n";
+  }
+  out << "## Limitations\n\n"
+      << "Without a record of its data, this model's scores can be trusted only as far as evaluations show "
+         "(`openrm-eval --update-card` records them below); its biases, length included, are not measured "
+         "until then.\n";
+}
 
 constexpr const char* kCardFollows = "The model card of the exported folder follows.\n\n";
 
@@ -293,6 +330,20 @@ std::string make_export_card(const CardInputs& in) {
       << (r.chat_template ? " (its template is tokenizer_config.json's `chat_template`)" : " (no chat template)")
       << " |\n"
       << "| openrm pooling | `" << in.pooling << "` |\n\n";
+
+  out << "## Lineage\n\n" << lineage_markdown(in.lineage);
+  if (!in.converted_from.empty()) {
+    out << "The weights were converted from " << in.converted_from << " to " << r.dtype
+        << ": evaluations recorded for the input folder (carried below) measured its weights, not these; "
+           "`openrm-eval --update-card` on this folder measures these.\n\n";
+  }
+  if (in.source->adapter()) {
+    out << "The adapter was merged onto the base (as PEFT's `merge_and_unload` does): this folder scores as "
+           "the adapter over its base did, up to rounding.\n\n";
+  }
+  out << "This folder's own weights (written anew, so their hashes need not equal the input's even where the "
+         "tensors are the same):\n\n"
+      << hashed_files_table(in.exported_files) << "\n";
 
   out << "## Loading with transformers\n\n"
       << "```python\n"
@@ -327,11 +378,18 @@ std::string make_export_card(const CardInputs& in) {
          "statistics).\n";
   // The input's own card; from an earlier export, only the card that one carried.
   std::string body = card_body(in.source_card);
+  std::string evaluations;  // an earlier export's appended evaluations, when it carried no card
   if (body.find("exported by `openrm-export`") != std::string::npos) {
     const std::size_t at = body.find(kCardFollows);
+    evaluations = at == std::string::npos ? card_evaluations_part(body) : std::string();
     body = at == std::string::npos ? std::string() : body.substr(at + std::string(kCardFollows).size());
   }
-  if (!body.empty()) out << "\n---\n\n" << kCardFollows << body;
+  if (!body.empty()) {
+    out << "\n---\n\n" << kCardFollows << body;
+  } else {
+    unknown_origin_sections(out, in);
+    if (!evaluations.empty()) out << "\n" << evaluations;
+  }
   return out.str();
 }
 
@@ -660,6 +718,8 @@ ExportResult export_model(const ExportOptions& options) {
                             options.max_shard_bytes == 0 ? std::numeric_limits<std::uint64_t>::max()
                                                          : options.max_shard_bytes);
     tensors.clear();
+    std::vector<HashedFile> exported_files;  // for the card: what a copy on the Hub must match
+    for (auto& f : hash_model_files(tmp)) exported_files.push_back(std::move(f));
 
     Json cj = config.to_json();
     if (!cj.contains("architectures") || !cj["architectures"].is_array() || cj["architectures"].empty()) {
@@ -684,7 +744,7 @@ ExportResult export_model(const ExportOptions& options) {
     if (!source.checkpoint) {
       const std::string readme = join_path(source.weights_dir, "README.md");
       if (path_exists(readme)) source_card = read_text_file(readme);
-      for (const char* name : {"training_config.json", "metrics.jsonl"}) {
+      for (const char* name : {"training_config.json", "metrics.jsonl", "evaluations.jsonl"}) {
         const std::string from = join_path(source.weights_dir, name);
         if (path_exists(from)) detail::copy_file_atomic(from, join_path(tmp, name));
       }
@@ -704,6 +764,9 @@ ExportResult export_model(const ExportOptions& options) {
     card.pooling = pooling_name(pooling);
     card.source_card = source_card;
     card.parameters = parameters;
+    card.lineage = describe_lineage(source.weights_dir, source.kind, source.base_dir);
+    card.exported_files = std::move(exported_files);
+    if (target && *target != stored) card.converted_from = hf_dtype_name(stored);
     card.license = !options.license.empty() ? options.license : card_header_value(header_card, "license");
     card.base_model = !options.base_model.empty() ? options.base_model : card_header_value(header_card, "base_model");
     if (source.adapter() && options.base_model.empty()) {

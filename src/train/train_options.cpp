@@ -23,6 +23,7 @@ void visit_fields(TrainOptions& o, Visitor&& v) {
   v("chat_format", o.chat_format);
   v("max_length", o.max_length);
   v("truncation", o.truncation);
+  v("data_license", o.data_license);
   v("init_model", o.init_model);
   v("init_causal_lm", o.init_causal_lm);
   v("init_config", o.init_config);
@@ -110,6 +111,16 @@ void TrainOptions::validate() const {
     with_context("training option 'chat_format'", [&] { return chat_format_from_name(chat_format); });
   }
   with_context("training option 'truncation'", [&] { return truncation_policy_from_name(truncation); });
+  // One line of the model card and of training_config.json (UTF-8 JSON).
+  bool printable = data_license.size() <= 200;
+  for (char c : data_license) printable = printable && (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f);
+  check(printable, "data_license", "expected a licence id such as cc-by-4.0: one line of at most 200 printable "
+                                   "characters");
+  try {
+    (void)Json(data_license).dump();
+  } catch (const nlohmann::json::exception&) {
+    check(false, "data_license", "is not valid UTF-8");
+  }
   with_context("training option 'schedule'", [&] { return parse_lr_schedule_kind(schedule); });
   check(!max_length || *max_length >= 0, "max_length", "must be >= 0 (0: as many tokens as the model takes)");
   check(std::isfinite(lr) && lr > 0, "lr", "must be a finite number > 0 (a zero learning rate trains nothing)");

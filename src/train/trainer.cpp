@@ -22,6 +22,7 @@
 #include "openrm/data/batching.h"
 #include "openrm/error.h"
 #include "openrm/eval/evaluate.h"
+#include "openrm/eval/report.h"
 #include "openrm/io/config.h"
 #include "openrm/io/file.h"
 #include "openrm/io/safetensors.h"
@@ -50,7 +51,7 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 bool affects_trajectory(const std::string& key) {
   static const char* kFree[] = {"output_dir", "resume", "log_every", "threads", "save_every",
                                 "keep_checkpoints", "eval_every", "eval_data", "max_bad_steps",
-                                "gradient_checkpointing", "dist_timeout", "bucket_mb"};
+                                "gradient_checkpointing", "dist_timeout", "bucket_mb", "data_license"};
   for (const char* k : kFree) {
     if (key == k) return false;
   }
@@ -171,7 +172,7 @@ Dataset load_dataset(const std::vector<std::string>& paths, const TrainOptions& 
   Dataset data;
   for (const auto& path : paths) {
     PreferenceData d = read_preferences(path, read);
-    DataFileSummary summary{path, hash ? sha256_file(path) : "", d.stats.records,
+    DataFileSummary summary{path, hash ? hash_file_logged(path) : "", d.stats.records,
                             static_cast<std::int64_t>(d.pairs.size()), d.stats.skipped_invalid};
     data.files.push_back(summary);
     data.read.lines += d.stats.lines;
@@ -318,6 +319,56 @@ void write_model_folder_files(const Setup& setup, const PreferenceMetrics* eval,
   }
   write_model_metadata(dir, meta);
   copy_tokenizer_files(setup, dir);
+}
+
+// The output folder's report.html (docs/report.md): the final evaluation's
+// plots and the training curves of metrics.jsonl. The worst-ranked pairs are
+// shown as the model saw them (their tokens decoded, template markup
+// included); only those are decoded. The model folder is complete before
+// this runs, so a failure here is a warning, not a lost run.
+void write_training_report(const TrainOptions& o, const TrainResult& r, const Setup& setup, const Dataset& eval,
+                           const std::vector<float>& chosen, const std::vector<float>& rejected) {
+  const std::string path = join_path(o.output_dir, "report.html");
+  try {
+    ReportInputs in;
+    in.title = "Reward model training";
+    in.model = o.output_dir;
+    in.data = o.eval_data;
+    in.date = today_utc();
+    if (r.has_eval && chosen.size() == eval.pairs.size()) {
+      in.metrics = r.eval;
+      in.truncation = r.eval_truncation;
+      std::vector<std::size_t> order(chosen.size());
+      for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+      const std::size_t shown = std::min<std::size_t>(order.size(), static_cast<std::size_t>(in.worst_pairs));
+      // The report's own order: largest rejected - chosen first, ties by
+      // input order, NaN last.
+      std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(shown), order.end(),
+                        [&](std::size_t a, std::size_t b) {
+                          const double da = rejected[a] - chosen[a], db = rejected[b] - chosen[b];
+                          if (std::isnan(da) || std::isnan(db)) return !std::isnan(da) && std::isnan(db);
+                          return da != db ? da > db : a < b;
+                        });
+      in.pairs.resize(chosen.size());
+      for (std::size_t i = 0; i < chosen.size(); ++i) {
+        ReportPair& p = in.pairs[i];
+        p.chosen = chosen[i];
+        p.rejected = rejected[i];
+        p.chosen_length = static_cast<std::int64_t>(eval.pairs[i].chosen.size());
+        p.rejected_length = static_cast<std::int64_t>(eval.pairs[i].rejected.size());
+        p.line = eval.pairs[i].line;
+      }
+      for (std::size_t k = 0; k < shown; ++k) {
+        ReportPair& p = in.pairs[order[k]];
+        p.chosen_text = setup.tokenizer->decode(eval.pairs[order[k]].chosen);
+        p.rejected_text = setup.tokenizer->decode(eval.pairs[order[k]].rejected);
+      }
+    }
+    in.curves = read_training_curves(join_path(o.output_dir, "metrics.jsonl"), /*missing_ok=*/true);
+    write_html_report(path, in);
+  } catch (const std::exception& e) {
+    log().warn("could not write {}: {}", path, e.what());
+  }
 }
 
 TrainResult train_with(const TrainOptions& options, const Json& options_json, detail::Communicator* comm,
@@ -588,11 +639,22 @@ TrainResult train_with(const TrainOptions& options, const Json& options_json, de
   eval_options.keep_rewards = false;
   // Data parallel: each rank scores every world-th pair; the rewards are
   // summed into one table, from which every rank computes the metrics.
-  const auto run_eval = [&]() {
+  // `rewards`: the final evaluation also gives each pair's rewards (for the
+  // report), in eval.pairs order.
+  const auto run_eval = [&](std::vector<float>* chosen_out = nullptr, std::vector<float>* rejected_out = nullptr) {
     model.eval();
     PreferenceMetrics metrics;
     if (!comm) {
-      metrics = evaluate(model, eval.pairs, eval_options).metrics;
+      EvalOptions o = eval_options;
+      o.keep_rewards = chosen_out != nullptr;
+      const EvalResult r = evaluate(model, eval.pairs, o);
+      metrics = r.metrics;
+      if (chosen_out) {
+        for (const auto& p : r.rewards) {
+          chosen_out->push_back(p.chosen);
+          rejected_out->push_back(p.rejected);
+        }
+      }
     } else {
       std::vector<TokenizedPair> mine;
       for (std::size_t i = static_cast<std::size_t>(rank); i < eval.pairs.size(); i += static_cast<std::size_t>(world)) {
@@ -615,6 +677,10 @@ TrainResult train_with(const TrainOptions& options, const Json& options_json, de
         rejected[i] = static_cast<float>(a[static_cast<std::int64_t>(2 * i + 1)]);
       }
       metrics = pair_metrics(eval.pairs, chosen, rejected, eval_options.calibration_bins);
+      if (chosen_out) {
+        *chosen_out = std::move(chosen);
+        *rejected_out = std::move(rejected);
+      }
     }
     model.train();
     return metrics;
@@ -769,9 +835,10 @@ TrainResult train_with(const TrainOptions& options, const Json& options_json, de
   result.train_read = train.read;
   result.output_dir = options.output_dir;
   result.max_length = setup.tokenize.max_length;
+  std::vector<float> final_chosen, final_rejected;  // the final evaluation's rewards
   if (!eval.pairs.empty()) {
     result.has_eval = true;
-    result.eval = run_eval();
+    result.eval = run_eval(&final_chosen, &final_rejected);
     write_metrics({{"step", state.step}, {"eval", metrics_json(result.eval)}});
     const PreferenceMetrics& m = result.eval;
     if (m.non_finite > 0 || !(m.reward_std > 0)) {
@@ -802,11 +869,18 @@ TrainResult train_with(const TrainOptions& options, const Json& options_json, de
   card.result = result;
   card.train_files = train.files;
   card.eval_files = eval.files;
+  card.train_stats = training_pair_stats(train.pairs);
   card.model = &model;
   card.chat_format = chat_format_name(setup.chat_format);
   card.tokenizer = setup.tokenizer_source;
+  card.world_size = world;
+  add_card_lineage(card);  // hashes the init folder's weights
   card.wall_seconds = seconds_since(t_start);
-  write_file_atomic(join_path(options.output_dir, "README.md"), make_model_card(card));
+  // A resumed run that took no step wrote the weights an earlier card's
+  // appended evaluations measured; they stay. Otherwise they are kept aside.
+  write_training_card(options.output_dir, make_model_card(card),
+                      /*same_model=*/result.resumed_from >= 0 && result.resumed_from == result.steps);
+  write_training_report(options, result, setup, eval, final_chosen, final_rejected);
   log().info("wrote {} ({} steps, {:.1f} pairs/s)", options.output_dir, result.steps, result.pairs_per_second);
   if (comm) comm->barrier("the end of the run");
   return result;

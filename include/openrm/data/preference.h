@@ -35,6 +35,9 @@ struct PreferencePair {
   double margin = 0.0;      // how strongly chosen is preferred (BT loss margin)
   bool has_margin = false;
   std::string id;           // the record's id field, if any
+  // The record's subset field, if any (RewardBench's "subset", a source or a
+  // category): evaluation reports accuracy per subset.
+  std::string subset;
   bool id_is_number = false;
   std::int64_t line = 0;    // 1-based line in the source file
   std::optional<ChatFormat> text_format;  // set for rendered text (see above)
@@ -47,6 +50,7 @@ struct RankedRecord {
   std::vector<Conversation> responses;
   std::vector<double> scores;
   std::string id;
+  std::string subset;  // as PreferencePair::subset
   bool id_is_number = false;
   std::int64_t line = 0;
   std::optional<ChatFormat> text_format;  // kPlain when the prompt and every response are strings
@@ -72,6 +76,7 @@ struct PreferenceFields {
   std::string scores = "scores";
   std::string ranking = "ranking";
   std::string id = "id";
+  std::string subset = "subset";  // optional: a string (or integer) label per record
 };
 
 struct ReadOptions {

@@ -49,6 +49,9 @@ struct EvalOptions {
   int calibration_bins = 10;
   // Keep every pair's rewards in EvalResult::rewards (off: metrics only).
   bool keep_rewards = true;
+  // evaluate_file(s): keep the pairs as read in EvalResult::pairs (their
+  // texts, for a report of the worst-ranked pairs).
+  bool keep_pairs = false;
   // A model with several outputs (num_labels > 1): the reward is the single
   // output reward_label (0-based) or the weighted sum with reward_weights,
   // as ScoreOptions has them; one is required for such a model, neither may
@@ -65,6 +68,8 @@ struct PairReward {
   std::int64_t source_index = 0;  // TokenizedPair::source_index
   std::int64_t line = 0;          // line in the data file (0 when unknown)
   std::string id;                 // the record's id (evaluate_file only)
+  std::string subset;             // the record's subset field (evaluate_file only)
+  std::int64_t source = 0;        // evaluate_files: the index of its data file
   bool id_is_number = false;      // the id was an integer (echoed as a number)
   float chosen = 0.0f;            // reward of the chosen side
   float rejected = 0.0f;          // reward of the rejected side
@@ -94,7 +99,11 @@ struct EvalResult {
 
   // Filled by evaluate_file only.
   std::string model_dir;
-  std::string data_path;
+  std::string data_path;                // the data files, ", "-joined
+  std::vector<std::string> data_paths;  // each data file
+  // keep_pairs: every pair read, in input order (PairReward::source_index
+  // indexes it).
+  std::vector<PreferencePair> pairs;
   std::string chat_format;  // name of the chat format used
   TokenizeOptions tokenize;  // the chat format, max_length and policy used
   ReadStats read;
@@ -121,10 +130,20 @@ EvalResult evaluate(RewardModel& model, const std::vector<TokenizedPair>& pairs,
 // the folder or the file and line.
 EvalResult evaluate_file(const std::string& model_dir, const std::string& data_path,
                          const EvalOptions& options = {}, const ReadOptions& read = {});
+// As evaluate_file, on the pairs of several files together (read in order,
+// one input; the read counts are summed). PairReward::source says which
+// file a pair came from.
+EvalResult evaluate_files(const std::string& model_dir, const std::vector<std::string>& data_paths,
+                          const EvalOptions& options = {}, const ReadOptions& read = {});
 
 // The result as JSON (without the per-pair rewards), keys in a fixed readable
 // order; NaN and infinite values are null.
 nlohmann::ordered_json eval_result_json(const EvalResult& result);
+// The truncation and read counts as JSON objects, as eval_result_json,
+// the report's JSON and rewardbench_json write them (keys in field order;
+// the read errors with invalid UTF-8 replaced).
+nlohmann::ordered_json truncation_stats_json(const TruncationStats& stats);
+nlohmann::ordered_json read_stats_json(const ReadStats& stats);
 // A readable table of the result, for terminals and logs.
 std::string format_eval_result(const EvalResult& result);
 // The per-pair rewards as JSON Lines, one object per pair in input order:

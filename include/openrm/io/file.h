@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -159,6 +160,10 @@ class TemporaryFolder {
 // SHA-256 of a file's bytes / of a string, as 64 lower-case hex digits.
 std::string sha256_file(const std::string& path);
 std::string sha256_hex(const std::string& bytes);
+// sha256_file, calling progress(bytes hashed so far) after each 1 MiB read:
+// a multi-gigabyte weight file takes a while, and a caller may log how far
+// it is (reward reports, src/train/reward_report.cpp).
+std::string sha256_file(const std::string& path, const std::function<void(std::uint64_t)>& progress);
 
 // True when both paths exist and are the same file (device and inode,
 // through symlinks).

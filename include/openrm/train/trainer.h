@@ -27,6 +27,9 @@ struct TrainOptions {
   // lowered, with a warning (effective_max_length, openrm/models/model_folder.h).
   std::optional<std::int64_t> max_length;
   std::string truncation = "truncate";       // or "drop"
+  // The data's licence for the model card, e.g. "cc-by-4.0" (several:
+  // "cc-by-4.0, mit"); "": not stated. Recorded, never checked.
+  std::string data_license;
 
   // ---- where the model starts (exactly one)
   std::string init_model;     // an openrm / Hugging Face reward-model folder
