@@ -408,6 +408,35 @@ TEST_F(RewardReport, AFolderWithoutACardGetsAMinimalReportAndTheHashAndDateAreFi
   EXPECT_EQ(read_text_file(join_path(dir, "README.md")), after);
 }
 
+// openrm-init-model's folder says it is untrained, with the hashes of its
+// config and weights, and takes appended evaluations under its own heading.
+TEST_F(RewardReport, AnInitialisedFolderSaysItIsUntrainedWithItsHashes) {
+  if (!test::tool_built("openrm-init-model")) GTEST_SKIP() << "openrm-init-model was not built";
+  const Fixture& f = fixture();
+  const std::string config = tmp.file("config.json"), dir = tmp.file("init");
+  write_file_atomic(config, test::tiny_config("LlamaForSequenceClassification").to_json().dump(2));
+  test::ToolRun run = test::run_tool("openrm-init-model", "--config '" + config + "' --output '" + dir + "' --seed 3", tmp);
+  ASSERT_EQ(run.status, 0) << run.output;
+  const std::string card = read_text_file(join_path(dir, "README.md"));
+  EXPECT_TRUE(test::contains(card, "**not been trained**")) << card;
+  EXPECT_TRUE(test::contains(card, "seed 3"));
+  for (const std::string& file : {config, join_path(dir, "model.safetensors")}) {
+    const std::string sha = independent_sha256(file);
+    if (sha.empty()) GTEST_SKIP() << "neither sha256sum nor the reference python runs here";
+    EXPECT_TRUE(test::contains(card, sha)) << file;
+  }
+  test::train_tiny_tokenizer(dir);
+  append_evaluation_to_card(dir, evaluation_of(dir, f.eval, "2026-05-06"));
+  const std::string after = read_text_file(join_path(dir, "README.md"));
+  EXPECT_EQ(after.substr(0, card.size()), card);
+  EXPECT_EQ(count(after, "## Evaluations\n"), 1u);
+  EXPECT_TRUE(test::contains(after, "### Evaluation on 2026-05-06"));
+  // An existing card is kept.
+  run = test::run_tool("openrm-init-model", "--config '" + config + "' --output '" + dir + "' --seed 4", tmp);
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_EQ(read_text_file(join_path(dir, "README.md")), after);
+}
+
 TEST_F(RewardReport, AReadmeThatIsALinkFifoOrFolderIsRefusedAndLeftAlone) {
   const Fixture& f = fixture();
   const CardEvaluation e = evaluation_of(fixture().run, f.eval, "2026-07-08");

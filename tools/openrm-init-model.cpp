@@ -11,10 +11,12 @@
 #include <exception>
 #include <iostream>
 #include <map>
+#include <sstream>
 #include <string>
 
 #include "openrm/error.h"
 #include "openrm/io/config.h"
+#include "openrm/io/file.h"
 #include "openrm/models/reward_model.h"
 #include "tool_main.h"
 
@@ -39,6 +41,29 @@ std::int64_t count_parameters(openrm::RewardModel& model) {
   return total;
 }
 
+// The card of an untrained folder: where its weights came from, and that
+// nothing has been learnt or measured yet. openrm-eval --update-card appends
+// under its last heading.
+std::string init_card(const InitModelOptions& opts, openrm::RewardModel& model) {
+  std::ostringstream out;
+  out << "# Reward report: untrained `" << model.config().architecture << "` reward model\n\n"
+      << "Random weights written by `openrm-init-model`: this model has **not been trained** on any "
+         "preference data, so its rewards carry no information yet. It is a starting point for "
+         "`openrm-train --init-model`, or a baseline of what an uninformed model scores.\n\n"
+      << "## Lineage\n\n"
+      << "| | |\n|---|---|\n"
+      << "| config | `" << opts.config_path << "` (sha256 `" << openrm::sha256_file(opts.config_path) << "`) |\n"
+      << "| initialisation | normal, std " << opts.std << ", seed " << opts.seed << " for matrices and embeddings, "
+      << "ones for norm weights (zeros for Gemma's offset norms), zeros for biases |\n"
+      << "| stored as | " << opts.dtype << ", " << count_parameters(model) << " parameters |\n"
+      << "| weights | `model.safetensors` (sha256 `"
+      << openrm::sha256_file(openrm::join_path(opts.output_dir, "model.safetensors")) << "`) |\n\n"
+      << "## Training data\n\nNone.\n\n"
+      << "## Known biases\n\nNot measured: evaluate it with `openrm-eval --update-card`.\n\n"
+      << "## Evaluations\n\n";
+  return out.str();
+}
+
 void init_model(const InitModelOptions& opts) {
   openrm::ModelConfig config = openrm::load_model_config(opts.config_path);
   openrm::LoadOptions load;
@@ -47,6 +72,13 @@ void init_model(const InitModelOptions& opts) {
       opts.config_path, [&] { return openrm::create_reward_model(config, load); });
   model->init_weights(opts.seed, opts.std);
   openrm::save_reward_model(*model, opts.output_dir);
+  // Its reward report (docs/reward-reports.md), unless the folder has a card.
+  const std::string card = openrm::join_path(opts.output_dir, "README.md");
+  if (!openrm::path_exists(card)) {
+    openrm::write_file_atomic(card, init_card(opts, *model));
+  } else {
+    std::cerr << kTool << ": kept the existing " << card << "\n";
+  }
   std::cout << kTool << ": wrote " << opts.output_dir << " ("
             << model->config().architecture << ", " << count_parameters(*model)
             << " parameters, " << opts.dtype << ", seed " << opts.seed << ")\n";
