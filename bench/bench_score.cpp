@@ -36,11 +36,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "bench_common.h"
+#include "models/blocks.h"
 #include "openrm/error.h"
 #include "openrm/io/file.h"
 #include "openrm/logging.h"
@@ -61,6 +63,8 @@ struct BenchOptions : CommonOptions {
   std::int64_t pairs = 200;
   std::int64_t max_tokens = openrm::ScoreOptions{}.max_tokens;
   std::int64_t baseline_batch = 32;
+  std::vector<std::int64_t> sweep_lengths;  // --sweep-lengths: the long-sequence sweep instead
+  std::int64_t sweep_tokens = 16384;
 };
 
 struct Run {
@@ -110,7 +114,7 @@ Run run_baseline(openrm::RewardModel& model, const std::vector<std::vector<openr
     ++run.batches;
     const double rows = static_cast<double>(end - start), L = static_cast<double>(longest);
     run.tokens += rows * L;
-    run.cells += rows * L * L;
+    run.cells += rows * openrm::causal_attention_cells(static_cast<std::int64_t>(longest), 0, model.config().num_attention_heads);
     run.pooled += rows;
     for (std::size_t i = start; i < end; ++i) run.pooled_keys += static_cast<double>(seqs[i].size());
   }
@@ -133,6 +137,69 @@ Run run_openrm(openrm::Scorer& scorer, const std::vector<std::vector<openrm::Tok
   return run;
 }
 
+// Causal matmul FLOPs per token of a sequence of `len` tokens through the
+// whole model: 2 * (linear weights per layer) for the projections and MLP,
+// plus 2 * 2 * heads * head_dim * (len + 1) / 2 for QK^T and PV over the keys
+// a query may see (its own position and those before: (len + 1) / 2 on
+// average), per layer.
+double causal_flops_per_token(const Shape& s, std::int64_t len) {
+  const double linear = 2.0 * static_cast<double>(s.linear_params_per_layer());
+  const double attention = 4.0 * static_cast<double>(s.heads * s.head_dim) * (static_cast<double>(len) + 1.0) / 2.0;
+  return (linear + attention) * static_cast<double>(s.layers);
+}
+
+// --sweep-lengths: tokens/s for sequences of each length (random ids, no
+// shared prefixes, about --sweep-tokens tokens per length, one Scorer call,
+// best of 2 after a warm-up), against how the causal work per token grows.
+Json sweep_lengths(const BenchOptions& o, openrm::RewardModel& model, const Shape& shape, int threads) {
+  openrm::ScoreOptions so;
+  so.threads = threads;
+  so.max_tokens = std::max(o.max_tokens, *std::max_element(o.sweep_lengths.begin(), o.sweep_lengths.end()));
+  so.share_prefixes = false;
+  openrm::Scorer scorer(std::shared_ptr<openrm::RewardModel>(&model, [](openrm::RewardModel*) {}), nullptr,
+                        openrm::ChatFormat::kPlain, so);
+  std::mt19937_64 rng(o.seed);
+  std::uniform_int_distribution<std::int64_t> id(1, o.vocab - 2);  // never the pad id (vocab - 1)
+  std::printf("\nlong sequences: about %lld tokens per length, random ids, Scorer::score_tokens (no prefix "
+              "sharing), best of 2 after a warm-up; budget %lld token rows\n",
+              static_cast<long long>(o.sweep_tokens), static_cast<long long>(so.max_tokens));
+  std::printf("%8s %6s %10s %12s %16s %18s %10s\n", "length", "seqs", "seconds", "tokens/s", "tokens/s fell",
+              "causal FLOP/token", "grew");
+  Json rows = Json::array();
+  double first_rate = 0, first_flops = 0;
+  for (const std::int64_t len : o.sweep_lengths) {
+    const std::int64_t count = std::max<std::int64_t>(1, o.sweep_tokens / len);
+    std::vector<std::vector<openrm::TokenId>> seqs(static_cast<std::size_t>(count));
+    for (auto& q : seqs) {
+      q.resize(static_cast<std::size_t>(len));
+      for (auto& t : q) t = static_cast<openrm::TokenId>(id(rng));
+    }
+    (void)scorer.score_tokens({seqs[0]});
+    double best = 1e30;
+    for (int r = 0; r < 2; ++r) {
+      const auto t0 = Clock::now();
+      (void)scorer.score_tokens(seqs);
+      best = std::min(best, seconds_since(t0));
+    }
+    const double rate = static_cast<double>(count * len) / best;
+    const double flops = causal_flops_per_token(shape, len);
+    if (first_rate == 0) {
+      first_rate = rate;
+      first_flops = flops;
+    }
+    std::printf("%8lld %6lld %10.3f %12.0f %15.2fx %18s %9.2fx\n", static_cast<long long>(len),
+                static_cast<long long>(count), best, rate, first_rate / rate, si(flops, "FLOP").c_str(),
+                flops / first_flops);
+    rows.push_back({{"length", len}, {"sequences", count}, {"seconds", best}, {"tokens_per_s", rate},
+                    {"tokens_per_s_fell", first_rate / rate}, {"causal_flops_per_token", flops},
+                    {"causal_flops_grew", flops / first_flops}});
+  }
+  std::printf("causal FLOP/token = layers x (2 x %lld linear weights per layer + 2 x 2 x %lld (heads x head_dim) x "
+              "(length + 1) / 2 keys per query); target: tokens/s falls no more than it grows\n",
+              static_cast<long long>(shape.linear_params_per_layer()), static_cast<long long>(shape.heads * shape.head_dim));
+  return rows;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -147,7 +214,12 @@ int main(int argc, char** argv) {
   app.add_option("--model", o.model_dir, "score with this model folder (needs pad_token_id) instead of a random model");
   app.add_option("--sequences-out", o.sequences_out, "write the token ids scored, one {\"ids\": [...]} per line");
   app.add_option("--rewards-out", o.rewards_out, "write openrm's rewards, one {\"reward\": r} per line, same order");
-  app.add_option("--dtype", o.dtype, "auto (fp32 on CPU, bf16 on CUDA), fp32, bf16, fp16")->capture_default_str();
+  app.add_option("--dtype", o.dtype, "auto (CUDA: bf16; CPU: bf16 where a probe finds it faster), fp32, bf16, fp16")
+      ->capture_default_str();
+  app.add_option("--sweep-lengths", o.sweep_lengths,
+                 "instead of the hh-rlhf comparison: tokens/s at these sequence lengths (e.g. 128,512,2048,4096)")
+      ->delimiter(',');
+  app.add_option("--sweep-tokens", o.sweep_tokens, "tokens scored per length in --sweep-lengths")->capture_default_str();
   return openrm::tools::run_tool("bench_score", app, argc, argv, [&] {
     if (o.hidden < 1 || o.layers < 1 || o.vocab < 3 || o.pairs < 1 || o.max_tokens < 1 || o.baseline_batch < 1 ||
         o.gemm < 1 || o.gemm_repeat < 1) {
@@ -188,6 +260,20 @@ int main(int argc, char** argv) {
       model = make_model(shape, std::max<std::int64_t>(4096, o.max_length), o.seed, pad, load);
     }
     model->eval();
+    if (!o.sweep_lengths.empty()) {
+      for (const auto len : o.sweep_lengths) {
+        if (len < 1) throw openrm::Error("--sweep-lengths: lengths must be >= 1");
+      }
+      if (o.sweep_tokens < 1) throw openrm::Error("--sweep-tokens must be >= 1");
+      std::printf("model: %s on %s\n", describe_model(shape, parameter_count(*model), dtype_name(load.dtype)).c_str(),
+                  load.device.str().c_str());
+      const Json rows = sweep_lengths(o, *model, shape, threads);
+      if (!o.json_out.empty()) {
+        openrm::write_file_atomic(o.json_out, Json{{"threads", threads}, {"model", model_json(shape, parameter_count(*model))},
+                                                  {"sweep", rows}}.dump(2) + "\n");
+      }
+      return;
+    }
 
     o.synthetic_pairs = o.pairs;
     Pairs data = load_pairs(o);
@@ -281,9 +367,10 @@ int main(int argc, char** argv) {
     useful.cells = real_squares;
     std::printf("matmul FLOPs = per layer, 2 * computed rows * %lld (linear weights per layer) + "
                 "2 * 2 * attention cells * %lld (heads x head_dim), over %lld layers, counting what each path "
-                "computes: the baseline every padded token and batch x longest^2 cells, unshared the real tokens "
-                "and the sum of len^2, openrm each common prefix once and its cells once (full squares or "
-                "rectangles: the causal half is masked, not skipped)%s. The whole model on the real tokens: "
+                "computes: the baseline every padded token, unshared the real tokens, openrm each common prefix "
+                "once; attention cells as the CPU path computes them: a sequence's full square or rectangle when "
+                "its scores fit one block, else its blocks of query rows, each over the keys up to its own last "
+                "row%s. The whole model on the real tokens: "
                 "%.1f GFLOP\n",
                 static_cast<long long>(shape.linear_params_per_layer()),
                 static_cast<long long>(shape.heads * shape.head_dim), static_cast<long long>(shape.layers),

@@ -86,6 +86,8 @@ struct BenchOptions : CommonOptions {
   double lr = 1e-4;
   std::int64_t lora = 0;
   int world_size = 1;
+  bool no_prefix_sharing = false;
+  std::int64_t sharing_rounds = 2;
 };
 
 // ---- FLOPs -------------------------------------------------------------------
@@ -199,8 +201,10 @@ class Stepper {
   }
 
   // One optimizer step on one micro-batch, phase by phase as the trainer does it.
+  // With `shared` (shared_prefix_lengths of `pairs`), the batch runs with
+  // prefix sharing, as openrm-train runs it by default.
   StepTimes step(const std::vector<openrm::TokenizedPair>& pairs, const std::vector<std::int64_t>& batch,
-                 double* loss_out) {
+                 double* loss_out, const std::vector<std::int64_t>* shared = nullptr) {
     StepTimes t;
     auto t0 = Clock::now();
     optimizer_->zero_grad();
@@ -221,14 +225,23 @@ class Stepper {
       *loss_out = stats[0].item<double>();
       return finish_step(t, std::isfinite(*loss_out));
     }
-    openrm::PackedBatch packed = openrm::pack_pairs(pairs, indices);
+    openrm::PackedBatch packed;
+    std::vector<std::int64_t> rows;
+    if (shared) {
+      const openrm::PoolingRule rule{model_->pooling(), model_->config().pad_token_id, model_->config().eos_token_ids};
+      openrm::SharedPairBatch b = openrm::pack_shared_pairs(pairs, indices, *shared, rule);
+      packed = std::move(b.packed);
+      rows = std::move(b.rows);
+    } else {
+      packed = openrm::pack_pairs(pairs, indices);
+    }
     std::vector<float> margins;
     for (auto i : indices) margins.push_back(static_cast<float>(pairs[static_cast<std::size_t>(i)].margin));
     auto margin_tensor = torch::tensor(margins);
     t.phase[kData] = seconds_since(t0);
 
     t0 = Clock::now();
-    at::Tensor rewards = model_->forward(packed);
+    at::Tensor rewards = shared ? model_->forward_rows(packed, rows) : model_->forward(packed);
     const openrm::PairLoss pl =
         openrm::compute_pair_loss(rewards.reshape({-1}).to(at::kFloat), margin_tensor, openrm::PairLossOptions{});
     const double loss = pl.loss.item<double>();
@@ -352,6 +365,83 @@ int compare_world_sizes(int argc, char** argv, const BenchOptions& o) {
 
 }  // namespace
 
+// Prefix sharing against openrm's packed path on the same pairs: those of
+// the warm-up and timed micro-batches, re-batched by each path under the same
+// budget of token rows computed (no padding counted: both attend per
+// sequence), each path on its own fresh model of the same seed. The paths
+// alternate, round by round, so a drift in the machine's speed hits both.
+Json compare_prefix_sharing(const BenchOptions& o, const Shape& shape, const std::vector<openrm::TokenizedPair>& all,
+                            const std::vector<std::vector<std::int64_t>>& batches) {
+  std::vector<openrm::TokenizedPair> pairs;
+  for (std::int64_t s = 0; s < o.warmup + o.steps; ++s) {
+    for (const auto i : batches[static_cast<std::size_t>(s)]) pairs.push_back(all[static_cast<std::size_t>(i)]);
+  }
+  const auto shared = openrm::shared_prefix_lengths(pairs);
+  openrm::BatchingOptions b;
+  b.max_tokens = o.max_tokens;
+  b.count_padding = false;
+  b.seed = o.seed;
+  struct Path {
+    const char* name;
+    const std::vector<std::int64_t>* shared;
+    std::vector<std::vector<std::int64_t>> batches;
+    std::shared_ptr<openrm::RewardModel> model;
+    std::unique_ptr<Stepper> stepper;
+    double seconds = 0;
+    std::int64_t computed = 0;
+  };
+  Path paths[2] = {{"packed", nullptr, openrm::make_pair_batches(pairs, b), {}, {}, 0, 0},
+                   {"prefix-shared", &shared, openrm::make_pair_batches(pairs, b, shared), {}, {}, 0, 0}};
+  std::int64_t real = 0, saved = 0, sharing = 0;
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    real += static_cast<std::int64_t>(pairs[i].chosen.size() + pairs[i].rejected.size());
+    saved += shared[i];
+    sharing += shared[i] > 0;
+  }
+  for (auto& path : paths) {
+    path.model = make_model(shape, std::max<std::int64_t>(4096, o.max_length), o.seed);
+    path.model->set_pooling(openrm::Pooling::kLastToken);
+    if (o.lora > 0) {
+      openrm::LoraOptions lora;
+      lora.rank = o.lora;
+      lora.alpha = 2.0 * static_cast<double>(o.lora);
+      openrm::apply_lora(*path.model, lora, o.seed);
+    }
+    path.stepper = std::make_unique<Stepper>(path.model, o);
+    double loss = 0;
+    path.stepper->step(pairs, path.batches[0], &loss, path.shared);  // warm-up
+  }
+  for (std::int64_t round = 0; round < o.sharing_rounds; ++round) {
+    for (auto& path : paths) {
+      double loss = 0;
+      for (const auto& batch : path.batches) path.seconds += path.stepper->step(pairs, batch, &loss, path.shared).total();
+    }
+  }
+  paths[0].computed = real;
+  paths[1].computed = real - saved;
+  std::printf("\nprefix sharing (--no-prefix-sharing: skipped): the %zu pairs of the first %lld micro-batches, "
+              "%lld of them with a shared prompt (>= 16 tokens); %lld real tokens, %lld (%.1f%%) computed once "
+              "instead of twice; budget %lld token rows computed; %lld round(s), one warm-up step each\n",
+              pairs.size(), static_cast<long long>(o.warmup + o.steps), static_cast<long long>(sharing),
+              static_cast<long long>(real), static_cast<long long>(saved),
+              100.0 * static_cast<double>(saved) / static_cast<double>(real), static_cast<long long>(o.max_tokens),
+              static_cast<long long>(o.sharing_rounds));
+  std::printf("  %-14s %8s %14s %10s %14s\n", "path", "batches", "rows computed", "seconds", "real tokens/s");
+  Json j = {{"pairs", pairs.size()}, {"pairs_sharing", sharing}, {"real_tokens", real}, {"shared_tokens", saved},
+            {"rounds", o.sharing_rounds}};
+  for (auto& path : paths) {
+    const double rate = static_cast<double>(real * o.sharing_rounds) / path.seconds;
+    std::printf("  %-14s %8zu %14lld %10.3f %14.0f\n", path.name, path.batches.size(),
+                static_cast<long long>(path.computed), path.seconds, rate);
+    j[path.name] = {{"batches", path.batches.size()}, {"rows_computed", path.computed}, {"seconds", path.seconds},
+                    {"real_tokens_per_s", rate}};
+  }
+  const double gain = paths[0].seconds / paths[1].seconds;
+  std::printf("  prefix sharing: %.2fx the packed path's tokens/s\n", gain);
+  j["gain"] = gain;
+  return j;
+}
+
 int main(int argc, char** argv) {
   BenchOptions o;
   CLI::App app{"Benchmark reward-model training steps on CPU against the machine's GEMM speed."};
@@ -370,6 +460,11 @@ int main(int argc, char** argv) {
   app.add_option("--world-size", o.world_size,
                  "data parallel: compare 1 process x N*threads with N ranks x threads (c10d Gloo)")
       ->capture_default_str();
+  app.add_flag("--no-prefix-sharing", o.no_prefix_sharing,
+               "skip the comparison of training with and without prefix sharing");
+  app.add_option("--sharing-rounds", o.sharing_rounds,
+                 "rounds of the prefix-sharing comparison (each runs both paths over the same pairs)")
+      ->capture_default_str();
   return openrm::tools::run_tool("bench_train", app, argc, argv, [&] {
     const openrm::DistributedEnv env = openrm::read_distributed_env();
     if (o.world_size > 1 && !env.distributed()) {
@@ -382,8 +477,8 @@ int main(int argc, char** argv) {
       o.profile_steps = 0;
     }
     if (o.hidden < 1 || o.layers < 1 || o.vocab < 2 || o.steps < 1 || o.warmup < 0 || o.profile_steps < 0 ||
-        o.max_tokens < 1 || o.gemm < 1 || o.gemm_repeat < 1) {
-      throw openrm::Error("--hidden, --layers, --steps, --max-tokens, --gemm and --gemm-repeat must be >= 1, "
+        o.max_tokens < 1 || o.gemm < 1 || o.gemm_repeat < 1 || o.sharing_rounds < 1) {
+      throw openrm::Error("--hidden, --layers, --steps, --max-tokens, --gemm, --gemm-repeat and --sharing-rounds must be >= 1, "
                           "--vocab >= 2, --warmup and --profile-steps >= 0");
     }
     const Setting setting = start_bench("bench_train", o.threads);
@@ -590,6 +685,9 @@ int main(int argc, char** argv) {
       out["profile"] = {{"steps", o.profile_steps}, {"seconds", prof_s}, {"matmul_seconds", matmul_s},
                         {"matmul_flops_per_s", pwork.train_flops() / matmul_s}, {"phase_share", pphases},
                         {"top_ops", top}};
+    }
+    if (!comm && !o.no_prefix_sharing) {
+      out["prefix_sharing"] = compare_prefix_sharing(o, shape, data.pairs, batches);
     }
     if (comm) out["world_size"] = comm->world_size();
     if (!o.json_out.empty() && (!comm || comm->rank() == 0)) openrm::write_file_atomic(o.json_out, out.dump(2) + "\n");

@@ -43,6 +43,11 @@ SHAPES = {
     "llama-512x8": dict(kind="llama", vocab_size=32001, hidden_size=512, intermediate_size=1408,
                         num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=4,
                         head_dim=64, rope_theta=10000.0, max_position_embeddings=4096),
+    # A CPU-sized Llama of 100M parameters (100,094,208): hidden 768, 12
+    # layers, 12 heads of 64, 4 kv heads, MLP 2048, the Llama-2 vocabulary.
+    "llama-768x12": dict(kind="llama", vocab_size=32001, hidden_size=768, intermediate_size=2048,
+                         num_hidden_layers=12, num_attention_heads=12, num_key_value_heads=4,
+                         head_dim=64, rope_theta=10000.0, max_position_embeddings=4096),
     # Llama-3.2-1B: hidden 2048, 16 layers, 32 heads, 8 kv heads, MLP 8192.
     "llama-3.2-1b": dict(kind="llama", vocab_size=128256, hidden_size=2048, intermediate_size=8192,
                          num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8,

@@ -1,10 +1,16 @@
 #include "openrm/runtime.h"
 
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <link.h>
 
+#include <algorithm>
+#include <chrono>
 #include <climits>
+#include <cstdio>
+#include <map>
 #include <cstdlib>
 #include <mutex>
 #include <string>
@@ -75,6 +81,56 @@ void check_device(const std::string& name) {
   if (!digits.empty() && std::stoll(digits) >= count) {
     throw Error("device '" + name + "' does not exist: " + std::to_string(count) + " CUDA device(s) visible");
   }
+}
+
+std::string CpuMatmulProbe::summary() const {
+  char line[200];
+  std::snprintf(line, sizeof(line), "bf16 %.1f GFLOP/s, fp32 %.1f GFLOP/s (%lldx%lldx%lld, %d threads)",
+                bf16_flops_per_s / 1e9, fp32_flops_per_s / 1e9, static_cast<long long>(m), static_cast<long long>(k),
+                static_cast<long long>(n), threads);
+  return line;
+}
+
+CpuMatmulProbe probe_cpu_matmul(std::int64_t m, std::int64_t k, std::int64_t n) {
+  if (m < 1 || k < 1 || n < 1) throw Error("probe_cpu_matmul: the shape must be positive");
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  CpuMatmulProbe p;
+  p.m = m;
+  p.k = k;
+  p.n = n;
+  p.threads = at::get_num_threads();
+  const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(k) * static_cast<double>(n);
+  const auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
+  const auto a32 = at::randn({m, k}, gen, at::TensorOptions().dtype(at::kFloat));
+  const auto b32 = at::randn({n, k}, gen, at::TensorOptions().dtype(at::kFloat));
+  // As a linear layer multiplies: x W^T.
+  auto best = [&](const at::Tensor& a, const at::Tensor& b, double fastest_other) {
+    double best_s = 1e30;
+    (void)at::linear(a, b);  // warm-up: packing buffers, thread pool
+    for (int r = 0; r < 3; ++r) {
+      const auto t0 = Clock::now();
+      (void)at::linear(a, b);
+      best_s = std::min(best_s, std::chrono::duration<double>(Clock::now() - t0).count());
+      // Four times slower than the other dtype after one run: no need to refine.
+      if (fastest_other > 0 && flops / best_s * 4 < fastest_other) break;
+    }
+    return flops / best_s;
+  };
+  p.fp32_flops_per_s = best(a32, b32, 0.0);
+  p.bf16_flops_per_s = best(a32.to(at::kBFloat16), b32.to(at::kBFloat16), p.fp32_flops_per_s);
+  p.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return p;
+}
+
+const CpuMatmulProbe& cpu_matmul_probe() {
+  static std::mutex mutex;
+  static std::map<int, CpuMatmulProbe> probes;  // by thread count
+  std::lock_guard<std::mutex> lock(mutex);
+  const int threads = at::get_num_threads();
+  auto it = probes.find(threads);
+  if (it == probes.end()) it = probes.emplace(threads, probe_cpu_matmul()).first;
+  return it->second;
 }
 
 }  // namespace openrm

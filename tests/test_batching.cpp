@@ -175,5 +175,80 @@ TEST(Batching, PackPairsPutsBothSidesOfAPairTogether) {
   EXPECT_EQ(all, (std::set<std::int64_t>{0, 1, 2}));
 }
 
+TEST(PrefixSharing, SharedLengthIsTheCommonPrefixLeavingEachSideAToken) {
+  std::vector<TokenizedPair> pairs(6);
+  std::vector<TokenId> prompt(20);
+  for (std::size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<TokenId>(100 + i);
+  auto with = [&](std::vector<TokenId> tail, std::size_t keep = 20) {
+    std::vector<TokenId> out(prompt.begin(), prompt.begin() + static_cast<std::ptrdiff_t>(keep));
+    out.insert(out.end(), tail.begin(), tail.end());
+    return out;
+  };
+  pairs[0] = {with({1, 2}), with({3}), 0.0};          // diverge after the prompt: 20
+  pairs[1] = {with({}, 15), with({}, 15), 0.0};        // identical, 15 tokens: 14 < 16, none
+  pairs[2] = {with({}, 17), with({}, 17), 0.0};        // identical, 17 tokens: 16 (one token each kept)
+  pairs[3] = {with({}), with({5, 6, 7}), 0.0};         // chosen is a prefix of rejected: 19
+  pairs[4] = {{9, 1, 2}, {8, 1, 2}, 0.0};              // first token differs: 0
+  pairs[5] = {with({4}, 16), with({5}, 16), 0.0};      // exactly min_prefix: 16
+  EXPECT_EQ(shared_prefix_lengths(pairs), (std::vector<std::int64_t>{20, 0, 16, 19, 0, 16}));
+  EXPECT_EQ(shared_prefix_lengths(pairs, 17), (std::vector<std::int64_t>{20, 0, 0, 19, 0, 0}));
+  EXPECT_EQ(shared_prefix_lengths(pairs, 0), (std::vector<std::int64_t>{20, 14, 16, 19, 0, 16}));
+}
+
+TEST(PrefixSharing, TheBudgetCountsSharedTokensOnce) {
+  // Four pairs of a 30-token prompt and 5-token answers: 70 tokens each run
+  // whole, 40 with the prompt once. A budget of 80 real tokens holds two
+  // shared pairs, one whole pair.
+  std::vector<TokenizedPair> pairs(4);
+  for (auto& p : pairs) {
+    p.chosen.assign(35, 3);
+    p.rejected.assign(30, 3);
+    p.rejected.insert(p.rejected.end(), 5, 4);
+  }
+  BatchingOptions o;
+  o.max_tokens = 80;
+  o.count_padding = false;
+  const auto shared = shared_prefix_lengths(pairs);
+  ASSERT_EQ(shared, std::vector<std::int64_t>(4, 30));
+  const auto sharing = make_pair_batches(pairs, o, shared);
+  const auto whole = make_pair_batches(pairs, o);
+  EXPECT_EQ(sharing.size(), 2u);
+  EXPECT_EQ(whole.size(), 4u);
+  for (const auto& b : sharing) {
+    EXPECT_EQ(b.size(), 2u);
+    const SharedPairBatch packed = pack_shared_pairs(pairs, b, shared, PoolingRule{Pooling::kLastToken, {}, {}});
+    EXPECT_EQ(packed.packed.num_tokens(), 80);
+    EXPECT_EQ(packed.tokens, 140);
+  }
+  EXPECT_TRUE(test::contains(test::error_of([&] { make_pair_batches(pairs, o, {30}); }), "1 shared-prefix lengths for 4"));
+}
+
+TEST(PrefixSharing, PackedSegmentsAndPooledRows) {
+  std::vector<TokenizedPair> pairs(2);
+  pairs[0].chosen = {1, 2, 3, 4, 5};
+  pairs[0].rejected = {1, 2, 3, 6};
+  pairs[1].chosen = {7, 8};
+  pairs[1].rejected = {9};
+  const std::vector<std::int64_t> shared = {3, 0};
+  const SharedPairBatch b = pack_shared_pairs(pairs, {1, 0}, shared, PoolingRule{Pooling::kLastToken, {}, {}});
+  // Pair 1 whole (two segments), then pair 0: prompt [1 2 3], [4 5], [6].
+  EXPECT_EQ(b.packed.lengths, (std::vector<std::int64_t>{2, 1, 3, 2, 1}));
+  EXPECT_EQ(b.packed.parents, (std::vector<std::int64_t>{-1, -1, -1, 2, 2}));
+  std::vector<std::int64_t> ids(b.packed.input_ids.data_ptr<std::int64_t>(),
+                                b.packed.input_ids.data_ptr<std::int64_t>() + b.packed.num_tokens());
+  EXPECT_EQ(ids, (std::vector<std::int64_t>{7, 8, 9, 1, 2, 3, 4, 5, 6}));
+  std::vector<std::int64_t> positions(b.packed.position_ids.data_ptr<std::int64_t>(),
+                                      b.packed.position_ids.data_ptr<std::int64_t>() + b.packed.num_tokens());
+  EXPECT_EQ(positions, (std::vector<std::int64_t>{0, 1, 0, 0, 1, 2, 3, 4, 3}));
+  EXPECT_EQ(b.rows, (std::vector<std::int64_t>{1, 2, 7, 8}));  // last token of each side
+  EXPECT_EQ(b.tokens, 12);
+  // First-token pooling reads both sides of pair 0 in the shared prompt.
+  const SharedPairBatch first = pack_shared_pairs(pairs, {0}, shared, PoolingRule{Pooling::kFirstToken, {}, {}});
+  EXPECT_EQ(first.rows, (std::vector<std::int64_t>{0, 0}));
+  EXPECT_TRUE(test::contains(test::error_of([&] { pack_shared_pairs(pairs, {0}, {4, 0}, {}); }),
+                             "does not share its first 4 tokens"));
+  EXPECT_TRUE(test::contains(test::error_of([&] { pack_shared_pairs(pairs, {2}, shared, {}); }), "out of range"));
+}
+
 }  // namespace
 }  // namespace openrm

@@ -3,17 +3,22 @@
 // GQA, and strict loading.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <torch/cuda.h>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <optional>
 #include <random>
+#include <tuple>
 
 #include "byte_tokenizer.h"
 #include "compat/torch_compat.h"
+#include "models/blocks.h"
 #include "models/decoder.h"
+#include "openrm/data/batching.h"
 #include "openrm/error.h"
 #include "openrm/io/safetensors.h"
 #include "openrm/models/model_folder.h"
@@ -108,6 +113,146 @@ TEST(Attention, GroupedQueryHeadsShareKeyValueHeadsInOrder) {
     const double w1 = std::exp(s1) / (std::exp(s0) + std::exp(s1));
     EXPECT_NEAR(out[0][h][1][0].item<double>(), (1 - w1) * kv_v[g][0] + w1 * kv_v[g][1], 1e-5)
         << "head " << h;
+  }
+}
+
+// Attention as its definition reads, in double precision, one sequence at a
+// time: query i of a sequence continuing `parent` rows sits at position
+// parent + i and sees keys j <= parent + i (within the window), scores
+// scaled, soft-capped, then softmax-weighted sums of v. q (T, Hq, D), k and
+// v (T, Hkv, D) packed as `lengths`; parents[b] >= 0 names the sequence b
+// continues. Differentiable (autograd in double).
+at::Tensor reference_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                               const std::vector<std::int64_t>& lengths, const std::vector<std::int64_t>& parents,
+                               const AttentionSpec& spec) {
+  const auto Hq = q.size(1), Hkv = k.size(1), D = q.size(2);
+  std::vector<std::int64_t> starts;
+  std::int64_t row = 0;
+  for (auto len : lengths) {
+    starts.push_back(row);
+    row += len;
+  }
+  std::vector<at::Tensor> outs;
+  for (std::size_t b = 0; b < lengths.size(); ++b) {
+    const std::int64_t p = parents.empty() ? -1 : parents[b];
+    const std::int64_t offset = p >= 0 ? lengths[static_cast<std::size_t>(p)] : 0;
+    auto own = [&](const at::Tensor& t) { return t.narrow(0, starts[b], lengths[b]); };
+    at::Tensor keys = own(k), values = own(v);
+    if (p >= 0) {
+      const auto pi = static_cast<std::size_t>(p);
+      keys = at::cat({k.narrow(0, starts[pi], lengths[pi]), keys}, 0);
+      values = at::cat({v.narrow(0, starts[pi], lengths[pi]), values}, 0);
+    }
+    const auto n = lengths[b], nk = keys.size(0);
+    auto qi = at::arange(offset, offset + n, at::kLong).unsqueeze(1);
+    auto kj = at::arange(nk, at::kLong).unsqueeze(0);
+    auto allowed = kj.le(qi);
+    if (spec.window > 0) allowed = allowed.logical_and((qi - kj).lt(spec.window));
+    std::vector<at::Tensor> heads;
+    for (std::int64_t h = 0; h < Hq; ++h) {
+      const auto g = h / (Hq / Hkv);
+      auto scores = at::matmul(own(q).select(1, h), keys.select(1, g).t()) * spec.scale;  // (n, nk)
+      if (spec.softcap > 0) scores = at::tanh(scores / spec.softcap) * spec.softcap;
+      scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity());
+      heads.push_back(at::matmul(at::softmax(scores, -1), values.select(1, g)));  // (n, D)
+    }
+    outs.push_back(at::stack(heads, 1).reshape({n, Hq * D}));
+  }
+  return at::cat(outs, 0);
+}
+
+TEST(Attention, LongSequencesInQueryBlocksMatchTheDefinitionWithItsGradients) {
+  // Lengths long enough that the CPU path splits the queries into blocks
+  // (4 heads x 1100 keys: blocks of 238 rows), with and without a sliding
+  // window and soft-capping, a sequence continuing a shared 400-token parent
+  // (its blocks reach back into the parent's keys), a one-token continuation
+  // and short sequences that stay whole.
+  const std::vector<std::int32_t> ids(4000, 1);
+  struct Case {
+    const char* name;
+    std::vector<PackedBatch::Segment> segments;
+    AttentionSpec spec;
+  };
+  const AttentionSpec plain{0.35, 0, 0.0}, windowed{0.35, 100, 30.0};
+  const std::vector<Case> cases = {
+      {"one long sequence", {{ids.data(), 1100, -1}}, plain},
+      {"windowed, soft-capped", {{ids.data(), 1100, -1}, {ids.data(), 7, -1}}, windowed},
+      {"shared parent",
+       {{ids.data(), 400, -1}, {ids.data(), 700, 0}, {ids.data(), 9, -1}, {ids.data(), 1, 0}},
+       plain},
+      {"shared parent, windowed", {{ids.data(), 400, -1}, {ids.data(), 700, 0}, {ids.data(), 1, 0}}, windowed},
+  };
+  for (const auto& c : cases) {
+    const PackedBatch batch = PackedBatch::from_segments(c.segments);
+    AttentionLayout layout = AttentionLayout::of(batch);
+    const auto T = batch.num_tokens();
+    at::manual_seed(11);
+    auto q = at::randn({T, 4, 8}, at::kDouble).requires_grad_(true);
+    auto k = at::randn({T, 2, 8}, at::kDouble).requires_grad_(true);
+    auto v = at::randn({T, 2, 8}, at::kDouble).requires_grad_(true);
+    const auto weights = at::randn({T, 32}, at::kDouble);
+    auto expected = reference_attention(q, k, v, batch.lengths, batch.parents, c.spec);
+    (expected * weights).sum().backward();
+    const auto eq = q.grad().clone(), ek = k.grad().clone(), ev = v.grad().clone();
+    q.mutable_grad().reset();
+    k.mutable_grad().reset();
+    v.mutable_grad().reset();
+    // openrm's path runs in fp32 (its softmax is fp32 whatever the input).
+    auto qf = q.detach().to(at::kFloat).requires_grad_(true);
+    auto kf = k.detach().to(at::kFloat).requires_grad_(true);
+    auto vf = v.detach().to(at::kFloat).requires_grad_(true);
+    auto got = causal_self_attention(qf, kf, vf, layout, c.spec);
+    ASSERT_EQ(got.sizes(), expected.sizes()) << c.name;
+    EXPECT_LT((got.to(at::kDouble) - expected.detach()).abs().max().item<double>(), 1e-5) << c.name;
+    (got * weights.to(at::kFloat)).sum().backward();
+    for (const auto& [name, mine, ref] :
+         {std::make_tuple("q", qf.grad(), eq), std::make_tuple("k", kf.grad(), ek), std::make_tuple("v", vf.grad(), ev)}) {
+      const double scale = ref.abs().max().item<double>();
+      EXPECT_LT((mine.to(at::kDouble) - ref).abs().max().item<double>() / scale, 1e-5) << c.name << ": d" << name;
+    }
+  }
+}
+
+// The CUDA flash path (LibTorch >= 2.5, bf16): packed rows with and without
+// shared parents, in training (autograd through the varlen kernel), against
+// the definition in double precision on the CPU. Runs only on a GPU.
+TEST(Attention, VarlenFlashWithSharedKeysAndBackwardMatchesTheDefinition_CUDA) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const std::vector<std::int32_t> ids(2000, 1);
+  const std::vector<std::vector<PackedBatch::Segment>> cases = {
+      {{ids.data(), 300, -1}, {ids.data(), 17, -1}, {ids.data(), 64, -1}},
+      {{ids.data(), 300, -1}, {ids.data(), 120, 0}, {ids.data(), 9, -1}, {ids.data(), 1, 0}},
+  };
+  for (const AttentionSpec spec : {AttentionSpec{0.125, 0, 0.0}, AttentionSpec{0.125, 50, 0.0}}) {
+    for (const auto& segments : cases) {
+      const PackedBatch batch = PackedBatch::from_segments(segments);
+      const PackedBatch on_gpu = batch.to(c10::Device(c10::kCUDA));
+      AttentionLayout layout = AttentionLayout::of(on_gpu);
+      const auto T = batch.num_tokens();
+      at::manual_seed(5);
+      auto q = at::randn({T, 8, 64}, at::kDouble).requires_grad_(true);
+      auto k = at::randn({T, 2, 64}, at::kDouble).requires_grad_(true);
+      auto v = at::randn({T, 2, 64}, at::kDouble).requires_grad_(true);
+      const auto weights = at::randn({T, 8 * 64}, at::kDouble);
+      auto expected = reference_attention(q, k, v, batch.lengths, batch.parents, spec);
+      (expected * weights).sum().backward();
+      const auto gpu = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+      auto qg = q.detach().to(gpu).requires_grad_(true);
+      auto kg = k.detach().to(gpu).requires_grad_(true);
+      auto vg = v.detach().to(gpu).requires_grad_(true);
+      ASSERT_TRUE(compat::varlen_attention_supported(qg)) << "LibTorch " << compat::torch_version();
+      auto got = causal_self_attention(qg, kg, vg, layout, spec);
+      (got.to(at::kFloat) * weights.to(gpu).to(at::kFloat)).sum().backward();
+      const double scale = expected.abs().max().item<double>();
+      EXPECT_LT((got.to(at::kCPU, at::kDouble) - expected.detach()).abs().max().item<double>() / scale, 3e-2)
+          << "window " << spec.window << ", " << segments.size() << " segments";
+      for (const auto& [name, mine, ref] : {std::make_tuple("q", qg.grad(), q.grad()),
+                                            std::make_tuple("k", kg.grad(), k.grad()),
+                                            std::make_tuple("v", vg.grad(), v.grad())}) {
+        const double g = ref.abs().max().item<double>();
+        EXPECT_LT((mine.to(at::kCPU, at::kDouble) - ref).abs().max().item<double>() / g, 5e-2) << "d" << name;
+      }
+    }
   }
 }
 
@@ -352,6 +497,63 @@ TEST_P(EachArchitecture, PooledRowsGiveTheGradientsOfTheFullPath) {
     const double scale = std::max(1e-6, full[i].abs().max().item<double>());
     EXPECT_LT((full[i] - pooled[i]).abs().max().item<double>() / scale, 1e-4) << "parameter " << i;
   }
+}
+
+TEST_P(EachArchitecture, SharedPairsGiveTheRewardsAndGradientsOfWholePairs) {
+  // Training with prefix sharing (pack_shared_pairs + forward_rows) against
+  // the pairs run whole (pack_pairs + forward), with and without gradient
+  // checkpointing: a pair with a 24-token prompt, one whose chosen side's
+  // pooled token (the last before its trailing pad tokens) lies inside the
+  // shared part, and one with no common prompt.
+  auto model = shared_prefix_model(GetParam());
+  std::vector<TokenizedPair> pairs(3);
+  const auto prompt = random_ids(24, 21);
+  auto join = [](std::vector<std::int32_t> a, const std::vector<std::int32_t>& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+  };
+  pairs[0].chosen = join(prompt, random_ids(9, 22));
+  pairs[0].rejected = join(prompt, random_ids(5, 23));
+  pairs[1].chosen = join(prompt, {7, 0, 0});  // 0: the pad id
+  pairs[1].rejected = join(join(prompt, {7, 0}), random_ids(5, 24));
+  pairs[2].chosen = random_ids(8, 25);
+  pairs[2].rejected = random_ids(11, 26);
+  const auto shared = shared_prefix_lengths(pairs);
+  ASSERT_EQ(shared, (std::vector<std::int64_t>{24, 26, 0}));
+  const std::vector<std::int64_t> indices = {1, 0, 2};
+  for (const bool checkpointing : {false, true}) {
+    model->set_gradient_checkpointing(checkpointing);
+    model->train();
+    auto run = [&](bool share) {
+      model->zero_grad();
+      at::Tensor rewards;
+      if (share) {
+        const PoolingRule rule{model->pooling(), model->config().pad_token_id, model->config().eos_token_ids};
+        const SharedPairBatch b = pack_shared_pairs(pairs, indices, shared, rule);
+        EXPECT_EQ(b.packed.num_tokens(), (26 + 1 + 5) + (24 + 9 + 5) + (8 + 11));
+        EXPECT_EQ(b.tokens, 27 + 31 + 33 + 29 + 19);
+        EXPECT_EQ(b.rows[0], 24) << "pair 1's chosen side is read in the shared part";
+        rewards = model->forward_rows(b.packed, b.rows);
+      } else {
+        rewards = model->forward(pack_pairs(pairs, indices));
+      }
+      rewards = rewards.reshape({-1});
+      (rewards * at::arange(1, 1 + rewards.numel(), at::kFloat)).sum().backward();
+      std::vector<at::Tensor> grads;
+      for (const auto& p : model->parameters()) grads.push_back(p.grad().clone());
+      return std::make_pair(rewards.detach(), grads);
+    };
+    const auto [whole, whole_grads] = run(false);
+    const auto [sharing, sharing_grads] = run(true);
+    EXPECT_LT((whole - sharing).abs().max().item<double>(), 1e-5) << "checkpointing " << checkpointing;
+    ASSERT_EQ(whole_grads.size(), sharing_grads.size());
+    for (std::size_t i = 0; i < whole_grads.size(); ++i) {
+      const double scale = std::max(1e-6, whole_grads[i].abs().max().item<double>());
+      EXPECT_LT((whole_grads[i] - sharing_grads[i]).abs().max().item<double>() / scale, 1e-4)
+          << "parameter " << i << ", checkpointing " << checkpointing;
+    }
+  }
+  model->set_gradient_checkpointing(false);
 }
 
 TEST(PackedBatch, SegmentsMustContinueAnEarlierSegmentWithoutParent) {

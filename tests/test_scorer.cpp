@@ -21,6 +21,7 @@
 #include <openrm/eval/evaluate.h>
 #include <openrm/io/file.h>
 #include <openrm/models/model_folder.h>
+#include <openrm/runtime.h>
 #include <openrm/score/scorer.h>
 #include <random>
 #include <sstream>
@@ -213,6 +214,26 @@ TEST(Scorer, APrefixIsComputedOnceAndCountedOnce) {
   options.min_shared_prefix = 0;
   EXPECT_NE(test::error_of([&] { Scorer(model, nullptr, ChatFormat::kPlain, options); }).find("min_shared_prefix"),
             std::string::npos);
+}
+
+TEST(Scorer, AutoDtypeOnCpuFollowsTheMatmulProbe) {
+  // The probe measures both dtypes at its shape on the current threads.
+  const CpuMatmulProbe small = probe_cpu_matmul(32, 64, 48);
+  EXPECT_EQ(small.m, 32);
+  EXPECT_EQ(small.k, 64);
+  EXPECT_EQ(small.n, 48);
+  EXPECT_GT(small.fp32_flops_per_s, 0.0);
+  EXPECT_GT(small.bf16_flops_per_s, 0.0);
+  EXPECT_TRUE(test::contains(small.summary(), "32x64x48"));
+  EXPECT_NE(test::error_of([] { probe_cpu_matmul(0, 4, 4); }).find("positive"), std::string::npos);
+  // auto on CPU takes the faster dtype of the process's probe; explicit
+  // names are taken as given.
+  const CpuMatmulProbe& probe = cpu_matmul_probe();
+  EXPECT_EQ(&probe, &cpu_matmul_probe()) << "measured once per thread count";
+  EXPECT_EQ(score_dtype_from_name("auto", c10::Device(c10::kCPU)), probe.bf16_faster() ? at::kBFloat16 : at::kFloat);
+  EXPECT_EQ(score_dtype_from_name("fp32", c10::Device(c10::kCPU)), at::kFloat);
+  EXPECT_EQ(score_dtype_from_name("bf16", c10::Device(c10::kCPU)), at::kBFloat16);
+  std::printf("[ cpu probe ] %s: auto is %s\n", probe.summary().c_str(), probe.bf16_faster() ? "bf16" : "fp32");
 }
 
 TEST(Scorer, NormalisesWithTheStoredMeanAndStd) {

@@ -131,15 +131,27 @@ TrainOptions small_options(const std::string& output) {
   return o;
 }
 
+// The trainer's micro-batches under its prefix-sharing rule (docs/training.md):
+// when some pair shares a prompt, the budget counts rows computed.
+std::vector<std::vector<std::int64_t>> trainer_batches(const std::vector<TokenizedPair>& pairs,
+                                                       BatchingOptions b) {
+  const auto shared = shared_prefix_lengths(pairs);
+  if (std::any_of(shared.begin(), shared.end(), [](std::int64_t p) { return p > 0; })) {
+    b.count_padding = false;
+    return make_pair_batches(pairs, b, shared);
+  }
+  return make_pair_batches(pairs, b);
+}
+
 // Micro-batches in an epoch of the small options, from the batching itself.
-std::int64_t small_batches_per_epoch() {
+std::int64_t small_batches_per_epoch(std::int64_t max_tokens = 1024) {
   TokenizeOptions t;
   t.max_length = 64;
   const auto tokenized = tokenize_pairs(assets().train_pairs, *assets().tok, t);
   BatchingOptions b;
-  b.max_tokens = 1024;
+  b.max_tokens = max_tokens;
   b.seed = 11;
-  return static_cast<std::int64_t>(make_pair_batches(tokenized.pairs, b).size());
+  return static_cast<std::int64_t>(trainer_batches(tokenized.pairs, b).size());
 }
 
 // The same options as openrm-train flags.
@@ -252,6 +264,46 @@ class TrainerCli : public Trainer {
 };
 
 // ---- 1. bit-reproducible CPU runs ---------------------------------------------
+
+TEST_F(Trainer, PrefixSharingTrainsAsThePairsRunWhole) {
+  // The demo pairs share their prompt (premise checked); in one micro-batch
+  // of all 120 pairs per step, in file order, a run with prefix sharing and
+  // one without see the same pairs: the same losses, gradient norms and
+  // evaluation, to float rounding (Adam turns rounding in near-zero
+  // gradients into lr-sized steps, so step 2 is compared more loosely).
+  TokenizeOptions t;
+  t.max_length = 64;
+  const auto tokenized = tokenize_pairs(assets().train_pairs, *assets().tok, t);
+  const auto shared = shared_prefix_lengths(tokenized.pairs);
+  ASSERT_GT(std::count_if(shared.begin(), shared.end(), [](std::int64_t p) { return p > 0; }), 60);
+  std::vector<std::vector<Json>> lines;
+  std::vector<PreferenceMetrics> evals;
+  for (const bool sharing : {true, false}) {
+    TrainOptions o = small_options(tmp.file(sharing ? "shared" : "whole"));
+    o.eval_data = assets().eval;
+    o.prefix_sharing = sharing;
+    o.shuffle = false;
+    o.max_tokens = 1 << 20;
+    o.max_steps = 2;
+    const TrainResult r = train_reward_model(o);
+    lines.push_back(step_lines(o.output_dir));
+    evals.push_back(r.eval);
+  }
+  ASSERT_EQ(lines[0].size(), 2u);
+  ASSERT_EQ(lines[1].size(), 2u);
+  for (std::size_t k = 0; k < 2; ++k) {
+    EXPECT_EQ(lines[0][k].at("pairs"), 120);
+    EXPECT_EQ(lines[1][k].at("pairs"), 120);
+    const double tol = k == 0 ? 1e-5 : 1e-3;
+    EXPECT_NEAR(lines[0][k].at("loss").get<double>(), lines[1][k].at("loss").get<double>(), tol) << "step " << k + 1;
+    const double g0 = lines[0][k].at("grad_norm").get<double>(), g1 = lines[1][k].at("grad_norm").get<double>();
+    EXPECT_NEAR(g0, g1, (k == 0 ? 1e-4 : 1e-2) * g1) << "step " << k + 1;
+  }
+  // The evaluation's loss and mean margin (its accuracy counts signs of
+  // near-zero margins: see expect_same_trajectory).
+  EXPECT_NEAR(evals[0].loss, evals[1].loss, 1e-3);
+  EXPECT_NEAR(evals[0].mean_margin, evals[1].mean_margin, 1e-3);
+}
 
 TEST_F(Trainer, CpuRunsAreBitReproducibleForASeed) {
   TrainOptions o = small_options(tmp.file("a"));
@@ -483,8 +535,9 @@ TEST_F(TrainerCli, OutputFolderLoadsAndDescribesTheRun) {
   o.chat_format = "hh";
   o.warmup_steps = 3;
   o.min_lr_ratio = 0.1;
+  o.max_tokens = 512;  // more than 10 steps with the prompts shared
   const TrainResult r = train_reward_model(o);
-  const std::int64_t total = small_batches_per_epoch();
+  const std::int64_t total = small_batches_per_epoch(512);
   ASSERT_EQ(r.steps, total);
   ASSERT_GT(total, 10);
 
@@ -875,7 +928,7 @@ TEST_F(Trainer, EveryEpochVisitsEveryPairOnceWithGradientAccumulation) {
   b.max_tokens = 2048;
   auto batches = [&](std::uint64_t seed) {
     b.seed = seed;
-    return make_pair_batches(tokenized.pairs, b);
+    return trainer_batches(tokenized.pairs, b);
   };
   // A seed whose second epoch has more micro-batches than its first.
   std::uint64_t seed = 0;
@@ -1130,6 +1183,7 @@ TEST_F(TrainerCli, CheckpointsAreCompleteModelFolders) {
   o.save_every = 4;
   o.eval_every = 4;
   o.keep_checkpoints = 100;
+  o.max_tokens = 512;  // more than 8 steps with the prompts shared
   const TrainResult r = train_reward_model(o);
   const std::int64_t total = r.steps;
   ASSERT_GT(total, 8);
@@ -1390,6 +1444,26 @@ double max_weight_difference(const std::string& a, const std::string& b, const c
   return worst;
 }
 
+// ||a - b|| / ||a|| over all of two folders' weights (model.safetensors).
+// Adam turns rounding-level gradient differences in near-zero gradients
+// into steps of up to lr, so the largest single difference between runs
+// that sum their gradients in another order depends on the machine's BLAS
+// kernels (seen: 9e-5 on one machine, 5e-4 on another, lr 3e-3); the
+// relative norm is what an error in the gradient sum (a half missing, twice
+// the learning rate) moves by orders of magnitude.
+double relative_weight_difference(const std::string& a, const std::string& b) {
+  auto fa = SafetensorsFile::open(join_path(a, "model.safetensors"));
+  auto fb = SafetensorsFile::open(join_path(b, "model.safetensors"));
+  double diff = 0, norm = 0;
+  for (const auto& e : fa->entries()) {
+    const at::Tensor x = fa->tensor(e.name).to(at::kDouble);
+    const at::Tensor y = fb->tensor(e.name).to(at::kDouble);
+    diff += (x - y).pow(2).sum().item<double>();
+    norm += x.pow(2).sum().item<double>();
+  }
+  return std::sqrt(diff / norm);
+}
+
 // `f` with `extra` added; a flag with a value that `f` has already is replaced.
 std::vector<std::string> with_flags(std::vector<std::string> f, const std::vector<std::string>& extra) {
   for (std::size_t i = 0; i < extra.size(); ++i) {
@@ -1415,12 +1489,17 @@ void expect_same_trajectory(const std::string& a, const std::string& b, double t
     if (la[i].contains("eval")) {
       const Json &x = la[i]["eval"], &y = lb[i]["eval"];
       EXPECT_EQ(x.at("pairs"), y.at("pairs"));
-      // The tiny model's margins are ~1e-3: a pair within the tolerance of a
-      // tie may fall either way, one pair at most here.
+      // The evaluation's loss and mean reward carry the comparison. Its
+      // accuracy is a count of signs: at max_length 64 many held-out pairs
+      // are cut to nearly the same tokens, and their margins, near zero,
+      // change sign with the rounding of a batch of another composition
+      // (seen: up to 5 of 40 pairs on an AVX2 machine with identical weights,
+      // at most 1 on an AVX-512 one), so it is only bounded loosely.
       EXPECT_LE(std::abs(x.at("accuracy").get<double>() - y.at("accuracy").get<double>()),
-                1.0 / x.at("pairs").get<double>() + 1e-9);
+                5.0 / x.at("pairs").get<double>() + 1e-9);
       EXPECT_NEAR(x.at("loss").get<double>(), y.at("loss").get<double>(), tolerance);
-      EXPECT_NEAR(x.at("reward_mean").get<double>(), y.at("reward_mean").get<double>(), tolerance);
+      EXPECT_NEAR(x.at("reward_mean").get<double>(), y.at("reward_mean").get<double>(), 10 * tolerance);
+      EXPECT_NEAR(x.at("mean_margin").get<double>(), y.at("mean_margin").get<double>(), 10 * tolerance);
     } else {
       EXPECT_EQ(la[i].at("pairs"), lb[i].at("pairs"));
       EXPECT_NEAR(la[i].at("loss").get<double>(), lb[i].at("loss").get<double>(), tolerance);
@@ -1512,8 +1591,12 @@ TEST_F(TrainerCli, TwoGlooRanksFollowTheOneProcessTrajectory) {
   const std::vector<std::vector<std::string>> variants = {
       {"--grad-accum", "2", "--epochs", "2"},
       {"--gradient-checkpointing", "--bucket-mb", "1"},
-      // One pair per micro-batch: rank 1 has no share and only joins the sums.
-      {"--max-tokens", "130", "--grad-accum", "3", "--max-steps", "5"},
+      // One pair per micro-batch (the padded budget, no prefix sharing): rank 1
+      // has no share and only joins the sums.
+      {"--max-tokens", "130", "--grad-accum", "3", "--max-steps", "5", "--no-prefix-sharing"},
+      // Two or three pairs per micro-batch with prefix sharing (the budget
+      // counts rows computed), split across the ranks.
+      {"--max-tokens", "300", "--grad-accum", "2", "--max-steps", "4"},
   };
   for (std::size_t v = 0; v < variants.size(); ++v) {
     SCOPED_TRACE(v);
@@ -1530,9 +1613,10 @@ TEST_F(TrainerCli, TwoGlooRanksFollowTheOneProcessTrajectory) {
     // Rank 1 trains in silence and writes nothing of its own.
     EXPECT_FALSE(test::contains(log1, "wrote")) << log1;
     EXPECT_FALSE(test::contains(log1, "effective configuration")) << log1;
-    const double worst = max_weight_difference(one, two);
-    std::printf("[ data parallel ] variant %zu: 2 ranks vs 1 process, largest weight difference %.3g\n", v, worst);
-    EXPECT_LT(worst, 1e-4);
+    const double worst = max_weight_difference(one, two), relative = relative_weight_difference(one, two);
+    std::printf("[ data parallel ] variant %zu: 2 ranks vs 1 process, largest weight difference %.3g, "
+                "relative %.3g\n", v, worst, relative);
+    EXPECT_LT(relative, 1e-3);
     expect_same_trajectory(one, two, 1e-4);
     // The folder is the one-process run's, checkpoints included.
     EXPECT_EQ(checkpoint_steps(one), checkpoint_steps(two));
@@ -1573,10 +1657,10 @@ TEST_F(TrainerCli, ResumeWithAnotherNumberOfRanks) {
       log = test::read_bytes(tmp.file("b0.log"));
     }
     EXPECT_TRUE(test::contains(log, "resumed from " + checkpoint_dir(out, from))) << log;
-    const double worst = max_weight_difference(reference, out);
-    std::printf("[ data parallel ] %d rank(s) then %d: largest weight difference to one process %.3g\n", first,
-                second, worst);
-    EXPECT_LT(worst, 1e-4);
+    const double worst = max_weight_difference(reference, out), relative = relative_weight_difference(reference, out);
+    std::printf("[ data parallel ] %d rank(s) then %d: largest weight difference to one process %.3g, relative %.3g\n",
+                first, second, worst, relative);
+    EXPECT_LT(relative, 1e-3);
   }
 }
 
@@ -1655,7 +1739,7 @@ TEST_F(TrainerCli, TorchrunLaunchesTheRanks) {
   const int status = std::system((command + " > '" + log + "' 2>&1").c_str());
   ASSERT_EQ(status, 0) << test::read_bytes(log);
   EXPECT_TRUE(test::contains(test::read_bytes(log), "rank 0 of 2: gloo process group formed")) << test::read_bytes(log);
-  EXPECT_LT(max_weight_difference(one, two), 1e-4);
+  EXPECT_LT(relative_weight_difference(one, two), 1e-3);
 }
 
 // openrm-train --lora-rank: adapters and the head trained over a frozen

@@ -67,6 +67,7 @@ struct EvalCommand {
   std::optional<std::int64_t> max_length;  // unset: the folder's (openrm.json), else 2048
   std::string truncation;                  // "": the folder's (openrm.json), else truncate
   std::int64_t max_tokens = openrm::EvalOptions{}.max_tokens;
+  bool no_prefix_sharing = false;
   int threads = 0;
   bool skip_invalid = false;
   std::optional<std::int64_t> reward_label;
@@ -114,6 +115,7 @@ openrm::EvalOptions eval_options(const EvalCommand& cmd) {
   if (!cmd.truncation.empty()) options.truncation = openrm::truncation_policy_from_name(cmd.truncation);
   options.threads = cmd.threads;
   options.max_tokens = cmd.max_tokens;
+  options.share_prefixes = !cmd.no_prefix_sharing;
   options.keep_rewards = true;
   options.reward_label = cmd.reward_label;
   options.reward_weights = cmd.reward_weights;
@@ -125,6 +127,7 @@ openrm::ScoreOptions score_options(const openrm::EvalOptions& e) {
   openrm::ScoreOptions s;
   s.threads = e.threads;
   s.max_tokens = e.max_tokens;
+  s.share_prefixes = e.share_prefixes;
   s.max_length = e.max_length;
   s.truncation = e.truncation;
   s.chat_format = e.chat_format;
@@ -594,6 +597,8 @@ int main(int argc, char** argv) {
   app.add_option("--max-tokens", cmd.max_tokens, "token budget of one forward pass, in real tokens")
       ->capture_default_str()
       ->check(at_least(1));
+  app.add_flag("--no-prefix-sharing", cmd.no_prefix_sharing,
+               "score each side of a pair whole (default on CPU: the prompt both sides share is computed once)");
   app.add_option("--threads", cmd.threads, "CPU threads for scoring and tokenizing (0: all)")
       ->capture_default_str()
       ->check(at_least(0));
@@ -611,6 +616,6 @@ int main(int argc, char** argv) {
             {"Model", {"--model", "--tokenizer", "--chat-format", "--reward-label", "--reward-weights",
                        "--max-length", "--truncation"}},
             {"Output", {"--json", "--rewards", "--report", "--update-card", "--worst-pairs", "--ensemble-k"}},
-            {"Performance", {"--max-tokens", "--threads"}}});
+            {"Performance", {"--max-tokens", "--no-prefix-sharing", "--threads"}}});
   return openrm::tools::run_tool(kTool, app, argc, argv, [&] { run_eval(cmd); });
 }

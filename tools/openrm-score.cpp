@@ -225,6 +225,9 @@ int main(int argc, char** argv) {
                  "on CPU, compute the tokens that sequences begin with alike (the two sides of a pair) once; the "
                  "rewards are those of scoring each sequence alone")
       ->capture_default_str();
+  app.add_flag_callback(
+      "--no-prefix-sharing", [&o] { o.share_prefixes = false; },
+      "score each sequence whole (the same as --share-prefixes false)");
   app.add_option("--max-length", o.max_length,
                  "longest sequence in tokens (default: the length the model was trained with, openrm.json, else "
                  "2048; 0: as long as the model takes; never above max_position_embeddings)")
@@ -262,6 +265,6 @@ int main(int argc, char** argv) {
                                                 "--truncation", "--normalize"}},
                                      {"Output", {"--output", "--allow-non-finite", "--merge-timeout"}},
                                      {"Performance", {"--device", "--dtype", "--threads", "--max-tokens",
-                                                      "--share-prefixes"}}});
+                                                      "--share-prefixes", "--no-prefix-sharing"}}});
   return openrm::tools::run_tool(kTool, app, argc, argv, [&] { run_score(cmd); });
 }

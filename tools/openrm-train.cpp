@@ -40,7 +40,7 @@ std::string find_config_path(int argc, char** argv) {
 }
 
 void add_options(CLI::App& app, openrm::TrainOptions& o, std::string& config_path, bool& no_resume,
-                 std::string& log_level) {
+                 bool& no_prefix_sharing, std::string& log_level) {
   app.add_option("--config", config_path, "JSON file of options (flags override it)");
   app.add_option("--data", o.data, "training preference file(s), .jsonl or .jsonl.gz");
   app.add_option("--eval-data", o.eval_data, "held-out preference file");
@@ -80,6 +80,8 @@ void add_options(CLI::App& app, openrm::TrainOptions& o, std::string& config_pat
   app.add_option("--use-margin", o.use_margin, "use the data's per-pair margin (true/false)")->capture_default_str();
   app.add_flag("--gradient-checkpointing", o.gradient_checkpointing,
                "recompute layer activations in backward (less memory, ~1 extra forward)");
+  app.add_flag("--no-prefix-sharing", no_prefix_sharing,
+               "run each side of a pair whole (default: the prompt both sides share runs once)");
   app.add_option("--lora-rank", o.lora_rank, "train LoRA adapters of this rank, the base frozen (0: every weight)")
       ->capture_default_str();
   app.add_option("--lora-alpha", o.lora_alpha, "LoRA scaling alpha (the adapters are scaled by alpha / rank)")
@@ -149,9 +151,10 @@ int main(int argc, char** argv) {
   CLI::App app{"Train a reward model on preference pairs (Bradley-Terry)."};
   std::string config_path;
   bool no_resume = false;
+  bool no_prefix_sharing = false;
   bool overwrite_output_dir = false;
   std::string log_level = "info";
-  add_options(app, options, config_path, no_resume, log_level);
+  add_options(app, options, config_path, no_resume, no_prefix_sharing, log_level);
   app.add_flag("--overwrite-output-dir", overwrite_output_dir,
                "write into an --output folder that is not empty and not an openrm run");
   openrm::tools::group_options(
@@ -165,12 +168,13 @@ int main(int argc, char** argv) {
                           "--grad-accum", "--max-grad-norm", "--center-rewards-coefficient", "--use-margin",
                           "--eval-every", "--max-bad-steps", "--lora-rank", "--lora-alpha", "--lora-dropout",
                           "--lora-targets", "--lora-base-bf16"}},
-            {"Performance", {"--max-tokens", "--gradient-checkpointing", "--threads", "--device", "--dtype",
+            {"Performance", {"--max-tokens", "--no-prefix-sharing", "--gradient-checkpointing", "--threads", "--device", "--dtype",
                              "--dist-timeout", "--bucket-mb"}},
             {"Other", {"--log-level"}}});
   return openrm::tools::run_tool(kTool, app, argc, argv, [&] {
     openrm::set_log_level(openrm::parse_log_level(log_level));
     if (no_resume) options.resume = false;
+    if (no_prefix_sharing) options.prefix_sharing = false;
     options.validate();
     openrm::tools::warn_if_too_many_threads(kTool, options.threads);
     openrm::check_device(options.device);

@@ -1,6 +1,7 @@
 // Process-wide runtime settings: threads, the BLAS in use, devices.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace openrm {
@@ -22,5 +23,25 @@ bool warn_if_reference_blas();
 // present and N one of its devices. Throws openrm::Error with one line
 // (never LibTorch's dispatcher text) otherwise.
 void check_device(const std::string& name);
+
+// How fast this CPU multiplies matrices in fp32 and in bf16, measured now on
+// the current threads: an (m x k) @ (k x n) product at one shape of
+// transformer size, best of a few runs each. bf16 is several times faster
+// than fp32 on processors with AVX512-BF16 or AMX and many times slower
+// without them, so `--dtype auto` on CPU asks this instead of guessing.
+struct CpuMatmulProbe {
+  std::int64_t m = 256, k = 1024, n = 1024;
+  int threads = 0;
+  double fp32_flops_per_s = 0.0;
+  double bf16_flops_per_s = 0.0;
+  double seconds = 0.0;  // what the probe took
+  bool bf16_faster() const { return bf16_flops_per_s > fp32_flops_per_s; }
+  std::string summary() const;  // "bf16 812.3 GFLOP/s, fp32 201.0 GFLOP/s (256x1024x1024, 2 threads)"
+};
+CpuMatmulProbe probe_cpu_matmul(std::int64_t m = 256, std::int64_t k = 1024, std::int64_t n = 1024);
+
+// The probe for the current thread count, run once per process and count
+// (about 0.1 to 0.5 s).
+const CpuMatmulProbe& cpu_matmul_probe();
 
 }  // namespace openrm

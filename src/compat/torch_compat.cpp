@@ -86,10 +86,19 @@ bool varlen_attention_supported(const at::Tensor& q) {
 at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             const at::Tensor& cu_seqlens, std::int64_t max_seqlen, double scale,
                             std::int64_t window) {
+  return varlen_attention(q, k, v, cu_seqlens, cu_seqlens, max_seqlen, max_seqlen, scale, window);
+}
+
+at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const at::Tensor& cu_seqlens_q, const at::Tensor& cu_seqlens_k,
+                            std::int64_t max_seqlen_q, std::int64_t max_seqlen_k, double scale,
+                            std::int64_t window) {
   TORCH_CHECK(varlen_attention_supported(q), "varlen attention is not available for this tensor or LibTorch");
   TORCH_CHECK(q.dim() == 3 && k.dim() == 3 && v.dim() == 3, "varlen attention expects (T, heads, D) tensors");
   TORCH_CHECK(q.size(1) % k.size(1) == 0, "query heads ", q.size(1), " not a multiple of kv heads ", k.size(1));
-  TORCH_CHECK(cu_seqlens.scalar_type() == at::kInt, "cu_seqlens must be int32");
+  TORCH_CHECK(cu_seqlens_q.scalar_type() == at::kInt && cu_seqlens_k.scalar_type() == at::kInt,
+              "cu_seqlens must be int32");
+  TORCH_CHECK(cu_seqlens_q.numel() == cu_seqlens_k.numel(), "query and key segments differ in number");
 #if OPENRM_HAS_VARLEN_FLASH
   const auto dtype = q.scalar_type();
   // Flash's window counts the keys before the query: q - k <= left, so the
@@ -97,15 +106,15 @@ at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::
   const std::optional<std::int64_t> left = window > 0 ? std::optional<std::int64_t>(window - 1) : std::nullopt;
   const std::optional<std::int64_t> right = window > 0 ? std::optional<std::int64_t>(0) : std::nullopt;
   auto result = at::_flash_attention_forward(q.contiguous(), k.to(dtype).contiguous(), v.to(dtype).contiguous(),
-                                             cu_seqlens, cu_seqlens, max_seqlen, max_seqlen,
+                                             cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
                                              /*dropout_p=*/0.0, /*is_causal=*/true,
                                              /*return_debug_mask=*/false, scale, left, right);
   return std::get<0>(result);
 #else
   (void)k;
   (void)v;
-  (void)cu_seqlens;
-  (void)max_seqlen;
+  (void)max_seqlen_q;
+  (void)max_seqlen_k;
   (void)scale;
   (void)window;
   return at::Tensor();

@@ -33,9 +33,19 @@ at::Tensor masked_attention(const at::Tensor& q, const at::Tensor& k, const at::
 //   the padded path's mask does. Returns (T, Hq, D).
 // varlen_attention_supported() says whether a call with q (and inference, no
 // autograd) can take this path; callers fall back to masked_attention.
+// The kernel has a backward (LibTorch's autograd formula for
+// _flash_attention_forward), so training can take this path too.
 bool varlen_attention_supported(const at::Tensor& q);
 at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             const at::Tensor& cu_seqlens, std::int64_t max_seqlen, double scale,
+                            std::int64_t window);
+// The same with key segments of their own: query segment b (cu_seqlens_q)
+// attends to key segment b (cu_seqlens_k), which may be longer; the causal
+// diagonal is aligned to the ends of the two (flash-attention 2's rule), so
+// a query segment continuing a shared prefix sees the prefix's keys first.
+at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const at::Tensor& cu_seqlens_q, const at::Tensor& cu_seqlens_k,
+                            std::int64_t max_seqlen_q, std::int64_t max_seqlen_k, double scale,
                             std::int64_t window);
 
 // Turns CUDA autocast on (to `dtype`, e.g. bf16) for its lifetime: matmuls

@@ -108,13 +108,41 @@ std::vector<std::vector<std::int64_t>> make_batches(
 }
 
 std::vector<std::vector<std::int64_t>> make_pair_batches(const std::vector<TokenizedPair>& pairs,
-                                                         const BatchingOptions& options) {
+                                                         const BatchingOptions& options,
+                                                         const std::vector<std::int64_t>& shared) {
+  if (!shared.empty() && shared.size() != pairs.size()) {
+    throw Error("make_pair_batches: " + std::to_string(shared.size()) + " shared-prefix lengths for " +
+                std::to_string(pairs.size()) + " pairs");
+  }
   std::vector<std::vector<std::int64_t>> lengths;
   lengths.reserve(pairs.size());
-  for (const auto& p : pairs) {
-    lengths.push_back({static_cast<std::int64_t>(p.chosen.size()), static_cast<std::int64_t>(p.rejected.size())});
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    const auto c = static_cast<std::int64_t>(pairs[i].chosen.size());
+    const auto r = static_cast<std::int64_t>(pairs[i].rejected.size());
+    const std::int64_t p = shared.empty() ? 0 : shared[i];
+    if (p > 0) {
+      lengths.push_back({p, c - p, r - p});
+    } else {
+      lengths.push_back({c, r});
+    }
   }
   return make_batches(lengths, options);
+}
+
+std::vector<std::int64_t> shared_prefix_lengths(const std::vector<TokenizedPair>& pairs, std::int64_t min_prefix) {
+  std::vector<std::int64_t> out;
+  out.reserve(pairs.size());
+  for (const auto& pair : pairs) {
+    const auto& c = pair.chosen;
+    const auto& r = pair.rejected;
+    const std::size_t limit = std::min(c.size(), r.size());
+    std::size_t p = 0;
+    while (p < limit && c[p] == r[p]) ++p;
+    // Each side keeps a token of its own (a segment is never empty).
+    const auto len = static_cast<std::int64_t>(std::min(p, limit == 0 ? 0 : limit - 1));
+    out.push_back(len >= std::max<std::int64_t>(min_prefix, 1) ? len : 0);
+  }
+  return out;
 }
 
 PackedBatch pack_pairs(const std::vector<TokenizedPair>& pairs, const std::vector<std::int64_t>& indices) {
@@ -130,6 +158,51 @@ PackedBatch pack_pairs(const std::vector<TokenizedPair>& pairs, const std::vecto
     sequences.push_back(&p.rejected);
   }
   return PackedBatch::from_views(sequences);
+}
+
+SharedPairBatch pack_shared_pairs(const std::vector<TokenizedPair>& pairs, const std::vector<std::int64_t>& indices,
+                                  const std::vector<std::int64_t>& shared, const PoolingRule& pooling) {
+  if (shared.size() != pairs.size()) {
+    throw Error("pack_shared_pairs: " + std::to_string(shared.size()) + " shared-prefix lengths for " +
+                std::to_string(pairs.size()) + " pairs");
+  }
+  SharedPairBatch out;
+  std::vector<PackedBatch::Segment> segments;
+  segments.reserve(indices.size() * 3);
+  out.rows.reserve(indices.size() * 2);
+  std::int64_t row = 0;
+  for (std::int64_t index : indices) {
+    if (index < 0 || index >= static_cast<std::int64_t>(pairs.size())) {
+      throw Error("pack_shared_pairs: pair index " + std::to_string(index) + " is out of range for " +
+                  std::to_string(pairs.size()) + " pairs");
+    }
+    const auto i = static_cast<std::size_t>(index);
+    const TokenizedPair& pair = pairs[i];
+    const std::int64_t p = shared[i];
+    const std::vector<TokenId>* sides[2] = {&pair.chosen, &pair.rejected};
+    if (p < 0 || p >= static_cast<std::int64_t>(std::min(pair.chosen.size(), pair.rejected.size())) ||
+        !std::equal(pair.chosen.begin(), pair.chosen.begin() + p, pair.rejected.begin())) {
+      throw Error("pack_shared_pairs: pair " + std::to_string(index) + " does not share its first " +
+                  std::to_string(p) + " tokens with a token of its own left on each side");
+    }
+    std::int64_t parent = -1, parent_row = row;
+    if (p > 0) {
+      parent = static_cast<std::int64_t>(segments.size());
+      segments.push_back({pair.chosen.data(), p, -1});
+      row += p;
+    }
+    for (const auto* side : sides) {
+      const auto len = static_cast<std::int64_t>(side->size());
+      const std::int64_t pos =
+          pooled_position(side->data(), len, pooling.pooling, pooling.pad_token_id, pooling.eos_ids);
+      segments.push_back({side->data() + p, len - p, parent});
+      out.rows.push_back(pos < p ? parent_row + pos : row + pos - p);
+      row += len - p;
+      out.tokens += len;
+    }
+  }
+  out.packed = PackedBatch::from_segments(segments);
+  return out;
 }
 
 }  // namespace openrm

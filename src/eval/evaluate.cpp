@@ -92,6 +92,7 @@ EvalResult evaluate(RewardModel& model, const std::vector<TokenizedPair>& pairs,
   // even for no pairs: it checks the reward label / weights against the head.
   ScoreOptions score_options;
   score_options.max_tokens = options.max_tokens;
+  score_options.share_prefixes = options.share_prefixes;
   score_options.reward_label = options.reward_label;
   score_options.reward_weights = options.reward_weights;
   Scorer scorer = with_context("evaluate", [&] {

@@ -161,6 +161,27 @@ const at::Tensor& AttentionLayout::cu_seqlens_int32() {
   return cu_seqlens32;
 }
 
+void AttentionLayout::build_key_segments(const c10::Device& device) {
+  if (key_rows.defined()) return;
+  std::vector<std::int64_t> rows;
+  std::vector<std::int32_t> cu{0};
+  for (std::size_t b = 0; b < lengths.size(); ++b) {
+    const std::int64_t p = parent(b);
+    std::int64_t n = 0;
+    if (p >= 0) {
+      const auto pi = static_cast<std::size_t>(p);
+      for (std::int64_t t = 0; t < lengths[pi]; ++t) rows.push_back(starts[pi] + t);
+      n += lengths[pi];
+    }
+    for (std::int64_t t = 0; t < lengths[b]; ++t) rows.push_back(starts[b] + t);
+    n += lengths[b];
+    max_key_len = std::max(max_key_len, n);
+    cu.push_back(static_cast<std::int32_t>(cu.back() + n));
+  }
+  key_rows = at::tensor(rows, at::TensorOptions().dtype(at::kLong)).to(device);
+  key_cu_seqlens32 = at::tensor(cu, at::TensorOptions().dtype(at::kInt)).to(device);
+}
+
 at::Tensor AttentionLayout::causal(std::int64_t len, std::int64_t window, const at::TensorOptions& options,
                                    std::int64_t offset) {
   auto q = at::arange(offset, offset + len, options.dtype(at::kLong)).unsqueeze(1);
@@ -204,16 +225,81 @@ namespace {
 // (len, n, D) -> (1, n, len, D)
 at::Tensor heads_of(const at::Tensor& t) { return t.transpose(0, 1).unsqueeze(0); }
 
+// Score cells (heads x query rows x keys) one block of queries may fill: 2^20
+// fp32 values (4 MiB) stay in the last-level cache while the scores are
+// scaled, masked, normalised and multiplied by v, where a whole long
+// sequence's square (8 heads x 4096^2 x 4 bytes = 512 MiB) goes to memory
+// at every one of those steps (docs/benchmarks.md, long sequences).
+constexpr std::int64_t kAttentionBlockCells = std::int64_t{1} << 20;
+constexpr std::int64_t kMinQueryBlock = 16;
+
+// Query rows per block for `keys` keys and `heads` heads.
+std::int64_t query_block_rows(std::int64_t keys, std::int64_t heads) {
+  return std::max(kMinQueryBlock, kAttentionBlockCells / std::max<std::int64_t>(heads * keys, 1));
+}
+
+// Causal attention of one sequence on its own packed rows: q (len, heads, D)
+// are the queries at positions offset..offset+len-1, k and v (offset + len,
+// kv_heads, D) the keys they may see (a shared parent's first). Returns
+// (len, heads * D). Long sequences run in blocks of query rows, each over
+// the keys up to its own last row only: the masked half of the square is
+// never computed, and each block's scores fit in the cache.
+at::Tensor causal_attention_of_sequence(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                        std::int64_t offset, AttentionLayout& layout, const AttentionSpec& spec) {
+  const std::int64_t len = q.size(0), heads = q.size(1), D = q.size(2);
+  const std::int64_t keys = offset + len;
+  const std::int64_t rows = query_block_rows(keys, heads);
+  if (rows >= len) {
+    auto o = compat::masked_attention(heads_of(q), heads_of(k), heads_of(v), layout.causal_mask(len, spec.window, offset),
+                                      spec.scale, spec.softcap);
+    return o[0].transpose(0, 1).reshape({len, heads * D});
+  }
+  std::vector<at::Tensor> outs;
+  outs.reserve(static_cast<std::size_t>((len + rows - 1) / rows));
+  for (std::int64_t i0 = 0; i0 < len; i0 += rows) {
+    const std::int64_t n = std::min(rows, len - i0);
+    const std::int64_t last = offset + i0 + n;  // keys [first, last) are visible to some query of the block
+    const std::int64_t first = spec.window > 0 ? std::max<std::int64_t>(0, offset + i0 - spec.window + 1) : 0;
+    auto o = compat::masked_attention(heads_of(q.narrow(0, i0, n)), heads_of(k.narrow(0, first, last - first)),
+                                      heads_of(v.narrow(0, first, last - first)),
+                                      layout.causal_mask(n, spec.window, offset + i0 - first), spec.scale, spec.softcap);
+    outs.push_back(o[0].transpose(0, 1).reshape({n, heads * D}));
+  }
+  return at::cat(outs, 0);
+}
+
 }  // namespace
+
+double causal_attention_cells(std::int64_t len, std::int64_t offset, std::int64_t heads, std::int64_t window) {
+  const std::int64_t rows = query_block_rows(offset + len, heads);
+  if (rows >= len) return static_cast<double>(len) * static_cast<double>(offset + len);
+  double cells = 0;
+  for (std::int64_t i0 = 0; i0 < len; i0 += rows) {
+    const std::int64_t n = std::min(rows, len - i0);
+    const std::int64_t first = window > 0 ? std::max<std::int64_t>(0, offset + i0 - window + 1) : 0;
+    cells += static_cast<double>(n) * static_cast<double>(offset + i0 + n - first);
+  }
+  return cells;
+}
 
 at::Tensor causal_self_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                  AttentionLayout& layout, const AttentionSpec& spec) {
   const auto T = q.size(0), heads = q.size(1), D = q.size(2), kv_heads = k.size(1);
-  if (!torch::GradMode::is_enabled() && !layout.shared() && spec.softcap <= 0 &&
-      compat::varlen_attention_supported(q)) {
-    // Inference on CUDA (LibTorch >= 2.5): padding-free flash attention on
-    // the packed rows, no grid and no mask. The kernel cannot soft-cap.
-    auto out = compat::varlen_attention(q, k, v, layout.cu_seqlens_int32(), layout.max_len, spec.scale, spec.window);
+  if (spec.softcap <= 0 && compat::varlen_attention_supported(q)) {
+    // CUDA (LibTorch >= 2.5): padding-free flash attention on the packed
+    // rows, no grid and no mask, forward and backward. The kernel cannot
+    // soft-cap. With shared prefixes the keys of each sequence are gathered
+    // (its parent's rows, then its own) and the causal diagonal aligns the
+    // queries to the end of their keys.
+    at::Tensor out;
+    if (!layout.shared()) {
+      out = compat::varlen_attention(q, k, v, layout.cu_seqlens_int32(), layout.max_len, spec.scale, spec.window);
+    } else {
+      layout.build_key_segments(q.device());
+      out = compat::varlen_attention(q, k.index_select(0, layout.key_rows), v.index_select(0, layout.key_rows),
+                                     layout.cu_seqlens_int32(), layout.key_cu_seqlens32, layout.max_len,
+                                     layout.max_key_len, spec.scale, spec.window);
+    }
     return out.reshape({T, heads * D}).to(q.scalar_type());
   }
   if (!q.is_cuda() || layout.shared()) {
@@ -232,19 +318,14 @@ at::Tensor causal_self_attention(const at::Tensor& q, const at::Tensor& k, const
     std::vector<at::Tensor> outs;
     outs.reserve(layout.lengths.size());
     for (std::size_t b = 0; b < layout.lengths.size(); ++b) {
-      const std::int64_t len = layout.lengths[b];
       const std::int64_t parent = layout.parent(b);
-      at::Tensor o;
       if (parent < 0) {
-        o = compat::masked_attention(heads_of(qs[b]), heads_of(ks[b]), heads_of(vs[b]),
-                                     layout.causal_mask(len, spec.window), spec.scale, spec.softcap);
+        outs.push_back(causal_attention_of_sequence(qs[b], ks[b], vs[b], 0, layout, spec));
       } else {
         const auto p = static_cast<std::size_t>(parent);
-        o = compat::masked_attention(heads_of(qs[b]), heads_of(at::cat({ks[p], ks[b]}, 0)),
-                                     heads_of(at::cat({vs[p], vs[b]}, 0)),
-                                     layout.causal_mask(len, spec.window, layout.lengths[p]), spec.scale, spec.softcap);
+        outs.push_back(causal_attention_of_sequence(qs[b], at::cat({ks[p], ks[b]}, 0), at::cat({vs[p], vs[b]}, 0),
+                                                    layout.lengths[p], layout, spec));
       }
-      outs.push_back(o[0].transpose(0, 1).reshape({len, heads * D}));
     }
     return outs.size() == 1 ? outs[0] : at::cat(outs, 0);
   }

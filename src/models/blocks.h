@@ -119,10 +119,16 @@ struct AttentionLayout {
   // (len, offset, window) -> (1, 1, len, offset + len)
   std::map<std::tuple<std::int64_t, std::int64_t, std::int64_t>, at::Tensor> causal_masks;
   at::Tensor cu_seqlens32;                   // (B+1) int32, made on first use
+  // With shared prefixes, for one varlen call: the packed rows of every
+  // sequence's keys (its parent's rows, then its own), their (B+1) int32
+  // offsets and the longest; made on first use.
+  at::Tensor key_rows, key_cu_seqlens32;
+  std::int64_t max_key_len = 0;
 
   static AttentionLayout of(const PackedBatch& batch);
 
   const at::Tensor& cu_seqlens_int32();
+  void build_key_segments(const c10::Device& device);
   bool shared() const { return !parents.empty(); }
   std::int64_t parent(std::size_t b) const { return parents.empty() ? -1 : parents[b]; }
 
@@ -157,6 +163,12 @@ struct AttentionSpec {
 // training). The result is the same computation on every path.
 at::Tensor causal_self_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                  AttentionLayout& layout, const AttentionSpec& spec);
+
+// The query x key cells the CPU path computes for one sequence of `len`
+// queries continuing `offset` shared keys, with `heads` query heads: one
+// len x (offset + len) rectangle when its scores fit one block, else the
+// blocks of query rows, each over the keys up to its own last row.
+double causal_attention_cells(std::int64_t len, std::int64_t offset, std::int64_t heads, std::int64_t window = 0);
 
 // Attention for a few query rows only (inference on CPU): q (R, heads, D) are
 // the queries of packed rows `row_list` (of sequences `segments`), over k and

@@ -596,6 +596,7 @@ ArchitectureEntry deberta_v2_architecture() {
   entry.default_head.kind = HeadKind::kLinear;
   entry.default_head.name = "classifier";
   entry.default_head.bias = true;
+  entry.causal = false;
   entry.lm_head = "lm_predictions";
   entry.backbone = "deberta";
   // transformers ignores a stored position_embeddings table (old checkpoints

@@ -39,6 +39,10 @@ struct ArchitectureEntry {
   // need (e.g. "rotary_emb.inv_freq", saved by older transformers).
   std::vector<std::string> ignorable = {"rotary_emb.inv_freq"};
   Pooling default_pooling = Pooling::kRightmostNonPad;
+  // Whether the family's attention is causal (RewardModel::causal() of the
+  // models it builds), known before a model exists: only causal models can
+  // share a prefix between sequences.
+  bool causal = true;
 };
 
 // The entry for a config, or openrm::Error listing the supported ones.

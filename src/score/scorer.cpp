@@ -9,7 +9,9 @@
 #include <cmath>
 #include <limits>
 
+#include "compat/torch_compat.h"
 #include "data/parallel.h"
+#include "models/blocks.h"
 #include "logging.h"
 #include "openrm/error.h"
 #include "openrm/io/file.h"
@@ -78,7 +80,7 @@ void ScoreOptions::validate() const {
   }
   with_context("score options", [&] {
     const c10::Device dev = score_device_from_name(device);
-    score_dtype_from_name(dtype, dev);
+    if (dtype != "auto") score_dtype_from_name(dtype, dev);  // auto is always valid (and would probe)
   });
 }
 
@@ -88,7 +90,16 @@ c10::Device score_device_from_name(const std::string& name) {
 }
 
 c10::ScalarType score_dtype_from_name(const std::string& name, const c10::Device& device) {
-  if (name == "auto") return device.is_cuda() ? at::kBFloat16 : at::kFloat;
+  if (name == "auto") {
+    if (device.is_cuda()) return at::kBFloat16;
+    // CPU: bf16 only where this processor multiplies it faster (AVX512-BF16,
+    // AMX); a short probe on the current threads says (docs/scoring.md).
+    const CpuMatmulProbe& probe = cpu_matmul_probe();
+    const auto chosen = probe.bf16_faster() ? at::kBFloat16 : at::kFloat;
+    log().info("dtype auto on CPU: {} (measured {}; {:.2f} s)", chosen == at::kBFloat16 ? "bf16" : "fp32",
+               probe.summary(), probe.seconds);
+    return chosen;
+  }
   if (name == "fp32" || name == "float32") return at::kFloat;
   if (name == "bf16" || name == "bfloat16") return at::kBFloat16;
   if (name == "fp16" || name == "float16") {
@@ -283,7 +294,16 @@ std::vector<float> Scorer::run(const std::vector<const std::vector<TokenId>*>& s
 
   std::vector<ScoreUnit> units;
   std::vector<std::int64_t> pooled;  // with shared prefixes: each sequence's pooled position
-  if (options_.share_prefixes && !cuda && model_->causal()) {
+  // On CUDA only where one varlen flash call takes the shared keys; the
+  // per-sequence fallback would cost more than the prefix saves.
+  bool share = options_.share_prefixes && model_->causal();
+  if (share && cuda) {
+    const auto& c = model_->config();
+    const std::int64_t head_dim = c.head_dim > 0 ? c.head_dim : c.hidden_size / std::max<std::int64_t>(c.num_attention_heads, 1);
+    share = compat::varlen_attention_supported(
+        at::empty({1, 1, head_dim}, at::TensorOptions().dtype(model_->dtype()).device(model_->device())));
+  }
+  if (share) {
     pooled.assign(n, 0);
     for (const auto i : order) {
       pooled[i] = pooled_position(sequences[i]->data(), static_cast<std::int64_t>(sequences[i]->size()),
@@ -303,6 +323,9 @@ std::vector<float> Scorer::run(const std::vector<const std::vector<TokenId>*>& s
   // computes.
   std::stable_sort(units.begin(), units.end(), [](const ScoreUnit& a, const ScoreUnit& b) { return a.cost > b.cost; });
 
+  // Attention work as the CPU path computes it (models/blocks.h); windows
+  // are not counted, so windowed layers are counted whole.
+  const std::int64_t heads = std::max<std::int64_t>(model_->config().num_attention_heads, 1);
   torch::NoGradGuard no_grad;
   // One call in the model at a time: each uses every thread it was given.
   std::lock_guard<std::mutex> model_lock(*model_mutex_);
@@ -336,13 +359,11 @@ std::vector<float> Scorer::run(const std::vector<const std::vector<TokenId>*>& s
       if (next > first && over) break;
       shared = shared || unit.prefix > 0;
       computed += unit.cost;
-      const auto p = static_cast<double>(unit.prefix);
-      cells += p * p;
+      if (unit.prefix > 0) cells += causal_attention_cells(unit.prefix, 0, heads);
       for (const auto i : unit.members) {
         const auto len = static_cast<std::int64_t>(sequences[i]->size());
-        const auto own = static_cast<double>(len - unit.prefix);
         real_tokens += len;
-        cells += own * (own + p);
+        cells += causal_attention_cells(len - unit.prefix, unit.prefix, heads);
         batch_index.push_back(i);
       }
       ++next;

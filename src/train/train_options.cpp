@@ -47,6 +47,7 @@ void visit_fields(TrainOptions& o, Visitor&& v) {
   v("center_rewards_coefficient", o.center_rewards_coefficient);
   v("use_margin", o.use_margin);
   v("gradient_checkpointing", o.gradient_checkpointing);
+  v("prefix_sharing", o.prefix_sharing);
   v("lora_rank", o.lora_rank);
   v("lora_alpha", o.lora_alpha);
   v("lora_dropout", o.lora_dropout);

@@ -34,6 +34,7 @@
 #include "openrm/models/lora.h"
 #include "openrm/train/distributed.h"
 #include "models/blocks.h"
+#include "models/registry.h"
 #include "train/checkpoint.h"
 #include "train/distributed.h"
 #include "train/memory_report.h"
@@ -464,14 +465,46 @@ TrainResult train_with(const TrainOptions& options, const Json& options_json, de
   // end to end. With more pairs than one length bucket holds (batching's
   // bucket_items), the number of batches depends on the seed, so each epoch
   // is placed by its own count.
+  // Prefix sharing (causal models): each pair's common prompt runs once.
+  // Its batches attend per sequence on every device, so the budget counts
+  // the tokens computed, the shared ones once, and no padding.
+  // Data where no pair shares a prompt of 16 tokens (shared_prefix_lengths'
+  // minimum) keeps the unshared batching (sequences x longest) exactly.
+  bool share = options.prefix_sharing && find_architecture(init_model_config(options)).causal;
+  std::vector<std::int64_t> shared;
+  if (share) {
+    shared = shared_prefix_lengths(train.pairs);
+    std::int64_t sharing = 0, saved = 0, total = 0;
+    for (std::size_t i = 0; i < shared.size(); ++i) {
+      sharing += shared[i] > 0 ? 1 : 0;
+      saved += shared[i];
+      total += static_cast<std::int64_t>(train.pairs[i].chosen.size() + train.pairs[i].rejected.size());
+    }
+    share = sharing > 0;
+    if (share) {
+      log().info("prefix sharing: {} of {} pairs share a prompt of >= 16 tokens; {} of {} tokens ({:.1f}%) are "
+                 "computed once instead of twice; --max-tokens counts token rows computed "
+                 "(--no-prefix-sharing: off)",
+                 sharing, train.pairs.size(), saved, total,
+                 100.0 * static_cast<double>(saved) / std::max<double>(static_cast<double>(total), 1.0));
+    } else {
+      shared.clear();
+    }
+  }
+  const auto pair_cost = [&](std::int64_t i) {
+    const auto& pair = train.pairs[static_cast<std::size_t>(i)];
+    return static_cast<std::int64_t>(pair.chosen.size() + pair.rejected.size()) -
+           (share ? shared[static_cast<std::size_t>(i)] : 0);
+  };
   BatchingOptions batching;
   batching.max_tokens = options.max_tokens;
+  batching.count_padding = !share;
   batching.shuffle = options.shuffle;
   batching.sort_by_length = options.shuffle;  // no shuffle: file order (docs/training.md)
   const auto batches_of_epoch = [&](std::int64_t epoch) {
     BatchingOptions b = batching;
     b.seed = options.seed + static_cast<std::uint64_t>(epoch);
-    return make_pair_batches(train.pairs, b);
+    return make_pair_batches(train.pairs, b, shared);
   };
   std::vector<std::int64_t> epoch_start{0};  // epoch e's micro-batches: [epoch_start[e], epoch_start[e + 1])
   const auto add_epoch = [&] {
@@ -575,6 +608,8 @@ TrainResult train_with(const TrainOptions& options, const Json& options_json, de
   }
   set_pair_token_types(model, *setup.tokenizer, setup.chat_format);
   model.set_gradient_checkpointing(options.gradient_checkpointing);
+  if (share && !model.causal()) throw Error("internal: prefix sharing planned for a model that is not causal");
+  const PoolingRule pooling_rule{model.pooling(), model.config().pad_token_id, model.config().eos_token_ids};
   model.train();
   ParamGroups groups = split_decay_groups(model, options.weight_decay);
   log().info("parameters: {}", groups.summary());
@@ -637,6 +672,7 @@ TrainResult train_with(const TrainOptions& options, const Json& options_json, de
   // bits, so openrm-eval on the folder gives exactly these numbers.
   EvalOptions eval_options;
   eval_options.keep_rewards = false;
+  eval_options.share_prefixes = options.prefix_sharing;
   // Data parallel: each rank scores every world-th pair; the rewards are
   // summed into one table, from which every rank computes the metrics.
   // `rewards`: the final evaluation also gives each pair's rewards (for the
@@ -718,26 +754,31 @@ TrainResult train_with(const TrainOptions& options, const Json& options_json, de
       // Data parallel: this rank's share of the micro-batch (whole pairs,
       // balanced by tokens); the loss keeps the whole step's weights, so
       // the summed gradients are one process's.
-      std::vector<std::int64_t> share;
+      std::vector<std::int64_t> mine;
       if (comm) {
         const auto& all = micro_batch(m);
         std::vector<std::int64_t> tokens;
-        for (auto i : all) {
-          const auto& pair = train.pairs[static_cast<std::size_t>(i)];
-          tokens.push_back(static_cast<std::int64_t>(pair.chosen.size() + pair.rejected.size()));
-        }
-        share = detail::rank_share(all, tokens, rank, world);
-        if (share.empty()) continue;
+        for (auto i : all) tokens.push_back(pair_cost(i));
+        mine = detail::rank_share(all, tokens, rank, world);
+        if (mine.empty()) continue;
         if (m == m_end - 1) reducer->arm();
       }
-      const auto& indices = comm ? share : micro_batch(m);
-      PackedBatch packed = pack_pairs(train.pairs, indices).to(model.device());
+      const auto& indices = comm ? mine : micro_batch(m);
       std::vector<float> margins;
       for (auto i : indices) margins.push_back(static_cast<float>(train.pairs[static_cast<std::size_t>(i)].margin));
-      at::Tensor rewards;
+      at::Tensor rewards;  // (2P, 1): chosen_0, rejected_0, ...
+      std::int64_t batch_tokens = 0;
       {
         compat::CudaAutocastGuard autocast(cuda && options.dtype == "bf16", at::kBFloat16);
-        rewards = model.forward(packed);  // (2P, 1): chosen_0, rejected_0, ...
+        if (share) {
+          const SharedPairBatch b = pack_shared_pairs(train.pairs, indices, shared, pooling_rule);
+          rewards = model.forward_rows(b.packed, b.rows);
+          batch_tokens = b.tokens;
+        } else {
+          const PackedBatch packed = pack_pairs(train.pairs, indices).to(model.device());
+          rewards = model.forward(packed);
+          batch_tokens = packed.num_tokens();
+        }
       }
       const PairLoss pl = compute_pair_loss(rewards.reshape({-1}).to(at::kFloat),
                                             torch::tensor(margins).to(model.device()), loss_options);
@@ -750,7 +791,7 @@ TrainResult train_with(const TrainOptions& options, const Json& options_json, de
       (pl.loss * weight).backward();
       loss += value * weight;
       accuracy += pl.accuracy.item<double>() * weight;
-      step_tokens += packed.num_tokens();
+      step_tokens += batch_tokens;
     }
     if (comm) {
       at::Tensor stats = torch::tensor({loss, accuracy, static_cast<double>(step_tokens), finite ? 0.0 : 1.0},

@@ -45,6 +45,9 @@ struct EvalOptions {
   // sequences sorted by length). A sequence over the budget on its own is a
   // batch of one.
   std::int64_t max_tokens = 16384;
+  // The Scorer's prefix sharing (ScoreOptions::share_prefixes): on CPU the
+  // prompt both sides of a pair begin with is computed once.
+  bool share_prefixes = true;
   // Equal-width bins of the calibration table (and the ECE).
   int calibration_bins = 10;
   // Keep every pair's rewards in EvalResult::rewards (off: metrics only).

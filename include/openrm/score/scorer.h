@@ -69,11 +69,12 @@ struct ScoreOptions {
   std::string tokenizer;
   // Overrides the folder's pooling rule.
   std::optional<Pooling> pooling;
-  // On CPU, sequences that begin with at least min_shared_prefix identical
-  // token ids are scored as one shared prefix and their own continuations
+  // Sequences that begin with at least min_shared_prefix identical token ids
+  // are scored as one shared prefix and their own continuations
   // (PackedBatch::parents): the prefix is computed once. The rewards are
-  // those of scoring each sequence alone. Ignored on CUDA, whose flash path
-  // has no shared-prefix form here.
+  // those of scoring each sequence alone. On CPU always; on CUDA where the
+  // model runs in fp16/bf16 and LibTorch (>= 2.5) has the varlen flash
+  // kernel, which takes the shared keys in the same call.
   bool share_prefixes = true;
   std::int64_t min_shared_prefix = 16;
   // A model with several outputs (num_labels > 1, e.g. a multi-objective
@@ -101,8 +102,10 @@ struct ScoreStats {
   // Token rows the model computed: `tokens` less the shared prefixes that
   // were computed once for several sequences.
   std::int64_t computed_tokens = 0;
-  // Attention work in query x key cells: over the computed runs of tokens,
-  // queries x (shared prefix + own tokens); len^2 per unshared sequence.
+  // Attention work in query x key cells, as the CPU path computes them:
+  // per run of tokens, queries x (shared prefix + own tokens), or for a long
+  // run its blocks of queries, each over the keys up to its last row
+  // (docs/models.md); sliding windows not subtracted.
   double attention_cells = 0.0;
   std::int64_t batches = 0;    // forward passes
   double seconds = 0.0;        // time in the forward passes (synchronised)
@@ -275,7 +278,9 @@ ScoreFileResult score_file(Scorer& scorer, const std::string& input,
                            const ScoreFileOptions& options = {});
 
 // Parses ScoreOptions::dtype for a device: "fp32"/"float32", "bf16"/"bfloat16",
-// "fp16"/"float16", "auto". Throws openrm::Error listing the names.
+// "fp16"/"float16", "auto" (CUDA: bf16; CPU: bf16 where cpu_matmul_probe()
+// finds it faster than fp32 on the current threads, else fp32, logged).
+// Throws openrm::Error listing the names.
 c10::ScalarType score_dtype_from_name(const std::string& name, const c10::Device& device);
 // Parses "cpu", "cuda", "cuda:N"; throws openrm::Error when CUDA is asked for
 // and none is available, or the device index does not exist.

@@ -58,6 +58,9 @@ struct TrainOptions {
   double center_rewards_coefficient = 0.0;  // TRL's reward centering
   bool use_margin = true;           // subtract the data's per-pair margin in the loss
   bool gradient_checkpointing = false;  // recompute layer activations in backward (saves memory)
+  // Run the prompt a pair's two sides share once (docs/training.md); the
+  // budget then counts real tokens, the shared ones once. Causal models only.
+  bool prefix_sharing = true;
 
   // ---- LoRA (docs/training.md): rank 0 trains every weight
   std::int64_t lora_rank = 0;       // adapters of this rank on the target layers; the base frozen
