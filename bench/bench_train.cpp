@@ -10,6 +10,11 @@
 //
 // --lora R: LoRA adapters of rank R (alpha 2R) on every attention and MLP
 // projection, the base frozen, the head trained (openrm-train --lora-rank).
+// Last, unless --no-prefix-sharing: the pairs of the warm-up and timed
+// micro-batches trained with and without prefix sharing (the pair's common
+// prompt once), each re-batched under the same budget of rows computed, on
+// fresh models of the same seed, alternating for --sharing-rounds rounds;
+// both rates in real tokens/s and the gain.
 // --world-size N: data parallel on c10d Gloo, as openrm-train under
 // torchrun: the run first benchmarks 1 process with N x --threads threads,
 // then N processes (ranks on loopback) with --threads each, on the same
