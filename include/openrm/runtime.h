@@ -41,7 +41,7 @@ struct CpuMatmulProbe {
 CpuMatmulProbe probe_cpu_matmul(std::int64_t m = 256, std::int64_t k = 1024, std::int64_t n = 1024);
 
 // The probe for the current thread count, run once per process and count
-// (about 0.1 to 0.5 s).
+// (under a second: where bf16 is slow, one run of it decides).
 const CpuMatmulProbe& cpu_matmul_probe();
 
 }  // namespace openrm
