@@ -370,6 +370,26 @@ int compare_world_sizes(int argc, char** argv, const BenchOptions& o) {
 
 }  // namespace
 
+// The model a run trains: random-init of `shape` from the seed, pooling the
+// last token (what the trainer does without a pad id), with --lora R:
+// rank-R adapters (alpha 2R) on every projection; `adapted` gets their
+// count, `base_params` the parameters before them.
+std::shared_ptr<openrm::RewardModel> make_train_model(const Shape& shape, const BenchOptions& o,
+                                                      std::size_t* adapted = nullptr,
+                                                      std::int64_t* base_params = nullptr) {
+  auto model = make_model(shape, std::max<std::int64_t>(4096, o.max_length), o.seed);
+  model->set_pooling(openrm::Pooling::kLastToken);
+  if (base_params) *base_params = parameter_count(*model);
+  if (o.lora > 0) {
+    openrm::LoraOptions lora;
+    lora.rank = o.lora;
+    lora.alpha = 2.0 * static_cast<double>(o.lora);
+    const auto layers = openrm::apply_lora(*model, lora, o.seed);
+    if (adapted) *adapted = layers.size();
+  }
+  return model;
+}
+
 // Prefix sharing against openrm's packed path on the same pairs: those of
 // the warm-up and timed micro-batches, re-batched by each path under the same
 // budget of token rows computed (no padding counted: both attend per
@@ -404,14 +424,7 @@ Json compare_prefix_sharing(const BenchOptions& o, const Shape& shape, const std
     sharing += shared[i] > 0;
   }
   for (auto& path : paths) {
-    path.model = make_model(shape, std::max<std::int64_t>(4096, o.max_length), o.seed);
-    path.model->set_pooling(openrm::Pooling::kLastToken);
-    if (o.lora > 0) {
-      openrm::LoraOptions lora;
-      lora.rank = o.lora;
-      lora.alpha = 2.0 * static_cast<double>(o.lora);
-      openrm::apply_lora(*path.model, lora, o.seed);
-    }
+    path.model = make_train_model(shape, o);
     path.stepper = std::make_unique<Stepper>(path.model, o);
     double loss = 0;
     path.stepper->step(pairs, path.batches[0], &loss, path.shared);  // warm-up
@@ -504,20 +517,16 @@ int main(int argc, char** argv) {
 
     // The model.
     const Shape shape = make_shape(o);
-    auto model = make_model(shape, std::max<std::int64_t>(4096, o.max_length), o.seed);
-    model->set_pooling(openrm::Pooling::kLastToken);  // what the trainer does without a pad id
-    const std::int64_t params_total = parameter_count(*model);
+    std::size_t adapted = 0;
+    std::int64_t params_total = 0;
+    auto model = make_train_model(shape, o, &adapted, &params_total);
     if (o.lora > 0) {
-      openrm::LoraOptions lora;
-      lora.rank = o.lora;
-      lora.alpha = 2.0 * static_cast<double>(o.lora);
-      const auto layers = openrm::apply_lora(*model, lora, o.seed);
       std::int64_t trainable = 0;
       for (const auto& p : model->parameters()) {
         if (p.requires_grad()) trainable += p.numel();
       }
       std::printf("LoRA: rank %lld on %zu layers, %lld trainable parameters of %lld\n", static_cast<long long>(o.lora),
-                  layers.size(), static_cast<long long>(trainable), static_cast<long long>(params_total));
+                  adapted, static_cast<long long>(trainable), static_cast<long long>(params_total));
     }
     Stepper stepper(model, o, comm.get());
 
